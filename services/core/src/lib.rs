@@ -1,0 +1,15 @@
+//! Ordercast's vocabulary: identifiers, orders and their state machines,
+//! event envelopes, audiences and JWT claims.
+//!
+//! Nothing here performs I/O; every other crate speaks in these types.
+
+pub mod audience;
+pub mod auth;
+pub mod event;
+pub mod ids;
+pub mod order;
+pub mod request;
+
+pub use audience::{Audience, Role, Viewer};
+pub use event::{Envelope, EventType};
+pub use ids::{ChainId, ItemId, OrderId, RequestId, RestaurantId, Seq, SessionId, WaiterId};
