@@ -1,1 +1,17 @@
+//! Redis Streams, the fast path (DESIGN §4).
+//!
+//! One stream per restaurant, entry id `<seq>-0`, so publishing is
+//! idempotent: Redis itself refuses a duplicate or stale entry. Losing Redis
+//! data costs latency, never events; PostgreSQL has them all.
 
+mod keys;
+mod metrics;
+mod publisher;
+mod sequencer;
+mod streams;
+
+pub use keys::{Keys, SHARDS, Shard};
+pub use metrics::BusMetrics;
+pub use publisher::{Publisher, Reservation};
+pub use sequencer::Sequencer;
+pub use streams::{PublishOutcome, RedisSettings, Streams};

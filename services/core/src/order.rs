@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audience::{Audience, Role};
 use crate::ids::{ItemId, OrderId, RestaurantId, SessionId, WaiterId};
 
 /// Where an order came from.
@@ -173,6 +174,21 @@ pub struct Order {
 }
 
 impl Order {
+    /// Who sees this order's events: every role; customers only of its
+    /// table session; waiters only if it is theirs (or nobody's).
+    pub fn audience(&self) -> Audience {
+        Audience {
+            roles: vec![Role::Owner, Role::Kitchen, Role::Waiter, Role::Customer],
+            session_id: self.session_id.clone(),
+            waiter_id: self.waiter_id.clone(),
+        }
+    }
+
+    /// The item `id`, if the order has it.
+    pub fn item_mut(&mut self, id: ItemId) -> Option<&mut OrderItem> {
+        self.items.iter_mut().find(|i| i.id == id)
+    }
+
     /// The total of the items still live (not cancelled).
     pub fn compute_total(items: &[OrderItem]) -> i64 {
         items

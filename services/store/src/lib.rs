@@ -1,1 +1,109 @@
+//! PostgreSQL, the durable record (DESIGN §2–3).
+//!
+//! Every command runs in one transaction that writes the domain rows, takes
+//! the restaurant's next `seq` and appends the event row. Commands return a
+//! [`Pending`] write: the caller sees the sequenced events *before* the
+//! commit (so a publisher can keep commit order) and then commits.
 
+mod error;
+mod events;
+mod idempotency;
+mod orders;
+mod outbox;
+mod pending;
+mod requests;
+mod restaurants;
+mod retention;
+mod rows;
+mod sessions;
+
+pub use events::MAX_EVENTS_PER_READ;
+pub use orders::SNAPSHOT_LIMIT;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+pub use error::StoreError;
+pub use idempotency::{IdempotencyKey, Outcome, Replay};
+pub use orders::{NewItem, NewOrder, OrderFilter, OrdersSnapshot};
+pub use outbox::OutboxBatch;
+pub use pending::{Created, Pending};
+pub use requests::NewRequest;
+pub use restaurants::{NewRestaurant, Restaurant};
+pub use sessions::Transfer;
+
+/// The embedded migrations of `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// How to reach PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct DbSettings {
+    /// Connection options (parsed from `ORDERCAST_DATABASE_URL`).
+    pub connect: PgConnectOptions,
+    /// Pool size. Default 16.
+    pub max_connections: u32,
+    /// How long a command waits for a free connection before failing with
+    /// "unavailable". Default 2 s.
+    pub acquire_timeout: Duration,
+}
+
+impl DbSettings {
+    /// Settings for `url` with the defaults above.
+    pub fn from_url(url: &str) -> Result<DbSettings, sqlx::Error> {
+        Ok(DbSettings {
+            connect: url.parse()?,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(2),
+        })
+    }
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// A pool that connects on first use, so a service can start (and report
+    /// not-ready) while PostgreSQL is still down.
+    pub fn connect_lazy(settings: &DbSettings) -> Store {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(settings.connect.clone().application_name("ordercast"));
+        Store { pool }
+    }
+
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool) -> Store {
+        Store { pool }
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    /// Checks that PostgreSQL answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,170 @@
+//! The fast path: XADD each committed event right after its commit, in
+//! commit order, without making the client wait for Redis.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ordercast_core::{Envelope, RestaurantId, Seq};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::{BusMetrics, PublishOutcome, Sequencer, Streams};
+
+/// Events waiting for XADD; beyond this they are left to the outbox sweeper.
+const QUEUE_CAPACITY: usize = 65_536;
+/// Most events sent in one pipeline.
+const BATCH: usize = 256;
+
+struct Queued {
+    envelope: Envelope,
+    committed_at: Instant,
+}
+
+struct Shared {
+    // std Mutex: held only for in-memory bookkeeping, never across .await.
+    sequencer: Mutex<Sequencer>,
+    queue: mpsc::Sender<Queued>,
+    metrics: BusMetrics,
+}
+
+/// Hands committed events to a background XADD task, in commit order.
+#[derive(Clone)]
+pub struct Publisher {
+    shared: Arc<Shared>,
+}
+
+/// Places in the publish order, taken before COMMIT. Release it with the
+/// committed events; dropping it means the write did not (knowingly) commit.
+#[must_use = "release the reservation after commit, or drop it on rollback"]
+pub struct Reservation {
+    publisher: Publisher,
+    keys: Vec<(RestaurantId, Seq)>,
+}
+
+impl Publisher {
+    /// Starts the XADD task. It reports every event that is settled in Redis
+    /// (added, or already there) on `receipts`, so the caller can mark it
+    /// published; the task ends when every `Publisher` clone is dropped.
+    pub fn start(
+        streams: Streams,
+        metrics: BusMetrics,
+        receipts: mpsc::Sender<Vec<(RestaurantId, Seq)>>,
+    ) -> (Publisher, JoinHandle<()>) {
+        let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let task = tokio::spawn(run(rx, streams, metrics.clone(), receipts));
+        let shared = Shared {
+            sequencer: Mutex::new(Sequencer::new()),
+            queue,
+            metrics,
+        };
+        let publisher = Publisher {
+            shared: Arc::new(shared),
+        };
+        (publisher, task)
+    }
+
+    /// Reserves the places of `events`; call while the write's transaction
+    /// is still open.
+    pub fn reserve(&self, events: &[Envelope]) -> Reservation {
+        let keys: Vec<_> = events.iter().map(|e| (e.restaurant_id, e.seq)).collect();
+        self.lock().reserve(keys.iter().copied());
+        Reservation {
+            publisher: self.clone(),
+            keys,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sequencer> {
+        // A panic while holding this lock leaves consistent-enough state:
+        // at worst some events wait for the sweeper.
+        self.shared
+            .sequencer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn settle(&self, update: impl FnOnce(&mut Sequencer, &mut Vec<Envelope>)) {
+        let mut ready = Vec::new();
+        let mut sequencer = self.lock();
+        update(&mut sequencer, &mut ready);
+        // Enqueue under the lock so the queue keeps the sequencer's order.
+        let committed_at = Instant::now();
+        for envelope in ready {
+            let queued = Queued {
+                envelope,
+                committed_at,
+            };
+            if self.shared.queue.try_send(queued).is_err() {
+                self.shared.metrics.dropped.inc();
+            }
+        }
+    }
+}
+
+impl Reservation {
+    /// The write committed: publish its events (after any earlier ones).
+    pub fn release(mut self, committed: Vec<Envelope>) {
+        self.keys.clear();
+        self.publisher.settle(|s, out| s.commit(committed, out));
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.keys.is_empty() {
+            let keys = std::mem::take(&mut self.keys);
+            self.publisher.settle(|s, out| s.abort(&keys, out));
+        }
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Queued>,
+    streams: Streams,
+    metrics: BusMetrics,
+    receipts: mpsc::Sender<Vec<(RestaurantId, Seq)>>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut healthy = true;
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut settled = Vec::with_capacity(batch.len());
+        match streams.publish(batch.iter().map(|q| &q.envelope)).await {
+            Ok(outcomes) => {
+                for (queued, outcome) in batch.iter().zip(outcomes) {
+                    let e = &queued.envelope;
+                    match outcome {
+                        PublishOutcome::Added => {
+                            metrics.publish_latency.observe(queued.committed_at.elapsed().as_secs_f64());
+                            metrics.published.with_label_values(&[BusMetrics::type_label(&e.kind)]).inc();
+                        }
+                        PublishOutcome::AlreadyThere => {}
+                        PublishOutcome::Failed(err) => {
+                            metrics.redis_errors.with_label_values(&["xadd"]).inc();
+                            metrics.dropped.inc();
+                            tracing::warn!(restaurant = %e.restaurant_id, seq = %e.seq, error = %err, "XADD refused; the outbox sweeper will retry");
+                            continue;
+                        }
+                    }
+                    settled.push((e.restaurant_id, e.seq));
+                }
+                if !healthy {
+                    tracing::info!("Redis is back; publishing on the fast path again");
+                    healthy = true;
+                }
+            }
+            Err(err) => {
+                metrics.redis_errors.with_label_values(&["xadd"]).inc();
+                metrics.dropped.inc_by(batch.len() as u64);
+                if healthy {
+                    tracing::warn!(error = %err, "Redis unreachable; events wait for the outbox sweeper");
+                    healthy = false;
+                }
+            }
+        }
+        batch.clear();
+        if !settled.is_empty() {
+            // Full means the marker is behind; the sweeper will mark these.
+            let _ = receipts.try_send(settled);
+        }
+    }
+}

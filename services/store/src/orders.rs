@@ -1,0 +1,377 @@
+//! Orders: create, read (consistent snapshots), status and item changes.
+
+use ordercast_core::event::EventDraft;
+use ordercast_core::order::{Channel, ItemStatus, Order, OrderItem, OrderStatus};
+use ordercast_core::{Envelope, EventType, ItemId, OrderId, RestaurantId, Seq, SessionId, WaiterId};
+use sqlx::PgConnection;
+
+use crate::events::append;
+use crate::idempotency::{self, IdempotencyKey, Outcome};
+use crate::rows::{ItemRow, ORDER_COLUMNS, OrderRow};
+use crate::{Pending, Store, StoreError};
+
+/// Most orders one snapshot returns.
+pub const SNAPSHOT_LIMIT: i64 = 1_000;
+
+/// An order to create (validated by the caller).
+#[derive(Clone, Debug)]
+pub struct NewOrder {
+    pub table: Option<String>,
+    pub session_id: Option<SessionId>,
+    pub waiter_id: Option<WaiterId>,
+    pub channel: Channel,
+    pub notes: Option<String>,
+    pub items: Vec<NewItem>,
+}
+
+/// One line of a new order.
+#[derive(Clone, Debug)]
+pub struct NewItem {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price_cents: i64,
+    pub station: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// Which orders a snapshot holds.
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    /// Only orders still in progress (not paid, cancelled or rejected).
+    pub open_only: bool,
+    /// Only this table session's orders (customers).
+    pub session_id: Option<SessionId>,
+    /// Only orders of this waiter or of no waiter (waiters).
+    pub waiter_id: Option<WaiterId>,
+}
+
+/// Orders as of exactly one point in the restaurant's sequence.
+#[derive(Clone, Debug)]
+pub struct OrdersSnapshot {
+    /// The last event the list reflects: stream from here for no gap and no
+    /// duplicate.
+    pub seq: Seq,
+    pub orders: Vec<Order>,
+    /// More orders matched than [`SNAPSHOT_LIMIT`]; the oldest were left out.
+    pub truncated: bool,
+}
+
+fn order_event(order: &Order, kind: EventType) -> EventDraft {
+    EventDraft::new(
+        kind,
+        order.audience(),
+        serde_json::to_value(order).expect("orders serialize"),
+    )
+}
+
+impl Store {
+    /// Creates an order and its `order.created` event.
+    pub async fn create_order(
+        &self,
+        restaurant: RestaurantId,
+        new: NewOrder,
+        key: Option<IdempotencyKey>,
+        trace: Option<&str>,
+    ) -> Result<Outcome<Order>, StoreError> {
+        let mut tx = self.begin().await?;
+        if let Some(key) = &key
+            && !idempotency::claim(&mut tx, key).await?
+        {
+            drop(tx);
+            return Ok(Outcome::Replayed(self.replay(key).await?));
+        }
+        let order = build_order(restaurant, new);
+        insert_order(&mut tx, &order).await?;
+        let events = append(
+            &mut tx,
+            restaurant,
+            trace,
+            vec![order_event(&order, EventType::OrderCreated)],
+        )
+        .await?;
+        Ok(Outcome::Fresh(Pending::new(tx, order, events, key)))
+    }
+
+    /// One order with its items.
+    pub async fn order(&self, restaurant: RestaurantId, id: OrderId) -> Result<Order, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_order(&mut conn, restaurant, id, false).await
+    }
+
+    /// The restaurant's orders and the seq they reflect, read in one
+    /// REPEATABLE READ snapshot.
+    pub async fn orders_snapshot(
+        &self,
+        restaurant: RestaurantId,
+        filter: &OrderFilter,
+    ) -> Result<OrdersSnapshot, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM restaurants WHERE id = $1")
+            .bind(restaurant.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let seq = seq.ok_or(StoreError::NotFound("restaurant"))?;
+        let mut rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders
+             WHERE restaurant_id = $1
+               AND (NOT $2 OR status NOT IN ('paid', 'cancelled', 'rejected'))
+               AND ($3::text IS NULL OR session_id = $3)
+               AND ($4::text IS NULL OR waiter_id IS NULL OR waiter_id = $4)
+             ORDER BY created_at DESC, id DESC LIMIT $5"
+        )))
+        .bind(restaurant.as_uuid())
+        .bind(filter.open_only)
+        .bind(filter.session_id.as_ref().map(SessionId::as_str))
+        .bind(filter.waiter_id.as_ref().map(WaiterId::as_str))
+        .bind(SNAPSHOT_LIMIT + 1)
+        .fetch_all(&mut *tx)
+        .await?;
+        let truncated = rows.len() as i64 > SNAPSHOT_LIMIT;
+        rows.truncate(SNAPSHOT_LIMIT as usize);
+        rows.reverse();
+        let orders = with_items(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(OrdersSnapshot {
+            seq: Seq::from_i64(seq),
+            orders,
+            truncated,
+        })
+    }
+
+    /// Moves an order to `to`. `if_match` is the version the caller last saw.
+    pub async fn set_order_status(
+        &self,
+        restaurant: RestaurantId,
+        id: OrderId,
+        to: OrderStatus,
+        reason: Option<String>,
+        if_match: Option<i32>,
+        trace: Option<&str>,
+    ) -> Result<Pending<Order>, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut order = load_order(&mut tx, restaurant, id, true).await?;
+        if let Some(expected) = if_match
+            && expected != order.version
+        {
+            return Err(StoreError::VersionMismatch {
+                version: order.version,
+                current: serde_json::to_value(&order).expect("orders serialize"),
+            });
+        }
+        if !order.status.can_become(to) {
+            let message = format!("an order that is {} cannot become {to}", order.status);
+            return Err(StoreError::illegal(message, &order));
+        }
+        let previous = order.status;
+        order.status = to;
+        if matches!(to, OrderStatus::Cancelled | OrderStatus::Rejected) {
+            order.reason = reason;
+        }
+        save_order(&mut tx, &mut order).await?;
+        let mut draft = order_event(&order, EventType::OrderStatusChanged);
+        draft.previous_status = Some(previous.to_string());
+        let events = append(&mut tx, restaurant, trace, vec![draft]).await?;
+        Ok(Pending::new(tx, order, events, None))
+    }
+
+    /// Moves one item to `to`. When every live item is then ready, the order
+    /// becomes `ready` in the same transaction: two events, in that order.
+    pub async fn set_item_status(
+        &self,
+        restaurant: RestaurantId,
+        order_id: OrderId,
+        item_id: ItemId,
+        to: ItemStatus,
+        trace: Option<&str>,
+    ) -> Result<Pending<Order>, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut order = load_order(&mut tx, restaurant, order_id, true).await?;
+        let order_allows = match to {
+            ItemStatus::Served => order.status.in_kitchen() || matches!(order.status, OrderStatus::Ready | OrderStatus::Served),
+            _ => order.status.in_kitchen(),
+        };
+        let snapshot = order.clone();
+        let item = order.item_mut(item_id).ok_or(StoreError::NotFound("item"))?;
+        if !order_allows || !item.status.can_become(to) {
+            let message = format!(
+                "an item that is {} cannot become {to} while its order is {}",
+                item.status, snapshot.status
+            );
+            return Err(StoreError::illegal(message, &snapshot));
+        }
+        let previous = item.status;
+        item.status = to;
+        update_item(&mut tx, order_id, item).await?;
+        order.total_cents = Order::compute_total(&order.items);
+        save_order(&mut tx, &mut order).await?;
+        let mut item_event = order_event(&order, EventType::OrderItemStatusChanged);
+        item_event.previous_status = Some(previous.to_string());
+        item_event.item_id = Some(item_id);
+        let mut drafts = vec![item_event];
+        if order.status.in_kitchen() && order.all_live_items_ready() {
+            let before = order.status;
+            order.status = OrderStatus::Ready;
+            save_order(&mut tx, &mut order).await?;
+            let mut ready = order_event(&order, EventType::OrderStatusChanged);
+            ready.previous_status = Some(before.to_string());
+            drafts.push(ready);
+        }
+        let events: Vec<Envelope> = append(&mut tx, restaurant, trace, drafts).await?;
+        Ok(Pending::new(tx, order, events, None))
+    }
+}
+
+fn build_order(restaurant: RestaurantId, new: NewOrder) -> Order {
+    let now = Envelope::now();
+    let items: Vec<OrderItem> = new
+        .items
+        .into_iter()
+        .map(|i| OrderItem {
+            id: ItemId::new(),
+            sku: i.sku,
+            name: i.name,
+            quantity: i.quantity,
+            unit_price_cents: i.unit_price_cents,
+            station: i.station,
+            notes: i.notes,
+            status: ItemStatus::Queued,
+        })
+        .collect();
+    Order {
+        id: OrderId::new(),
+        restaurant_id: restaurant,
+        status: OrderStatus::New,
+        version: 1,
+        table: new.table,
+        session_id: new.session_id,
+        waiter_id: new.waiter_id,
+        channel: new.channel,
+        notes: new.notes,
+        reason: None,
+        total_cents: Order::compute_total(&items),
+        items,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Inserts the order and all its items in one statement.
+async fn insert_order(conn: &mut PgConnection, order: &Order) -> Result<(), StoreError> {
+    let col = |f: fn(&OrderItem) -> Option<&str>| order.items.iter().map(f).collect::<Vec<_>>();
+    let ids: Vec<uuid::Uuid> = order.items.iter().map(|i| i.id.as_uuid()).collect();
+    let quantities: Vec<i32> = order.items.iter().map(|i| i.quantity).collect();
+    let prices: Vec<i64> = order.items.iter().map(|i| i.unit_price_cents).collect();
+    sqlx::query(
+        "WITH o AS (
+             INSERT INTO orders (id, restaurant_id, status, version, table_label, session_id,
+                                 waiter_id, channel, notes, total_cents, created_at, updated_at)
+             VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $10)
+         )
+         INSERT INTO order_items (order_id, id, position, sku, name, quantity, unit_price_cents,
+                                  station, notes, status)
+         SELECT $1, i.id, i.ord - 1, i.sku, i.name, i.quantity, i.price, i.station, i.notes, 'queued'
+         FROM unnest($11::uuid[], $12::text[], $13::text[], $14::int[], $15::bigint[], $16::text[], $17::text[])
+              WITH ORDINALITY AS i(id, sku, name, quantity, price, station, notes, ord)",
+    )
+    .bind(order.id.as_uuid())
+    .bind(order.restaurant_id.as_uuid())
+    .bind(order.status.as_str())
+    .bind(&order.table)
+    .bind(order.session_id.as_ref().map(SessionId::as_str))
+    .bind(order.waiter_id.as_ref().map(WaiterId::as_str))
+    .bind(order.channel.as_str())
+    .bind(&order.notes)
+    .bind(order.total_cents)
+    .bind(order.created_at)
+    .bind(&ids)
+    .bind(col(|i| Some(i.sku.as_str())))
+    .bind(col(|i| Some(i.name.as_str())))
+    .bind(&quantities)
+    .bind(&prices)
+    .bind(col(|i| i.station.as_deref()))
+    .bind(col(|i| i.notes.as_deref()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes the order's status, reason and total, bumping its version.
+async fn save_order(conn: &mut PgConnection, order: &mut Order) -> Result<(), StoreError> {
+    order.version += 1;
+    order.updated_at = Envelope::now();
+    sqlx::query(
+        "UPDATE orders SET status = $2, reason = $3, total_cents = $4, version = $5, updated_at = $6
+         WHERE id = $1",
+    )
+    .bind(order.id.as_uuid())
+    .bind(order.status.as_str())
+    .bind(&order.reason)
+    .bind(order.total_cents)
+    .bind(order.version)
+    .bind(order.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn update_item(conn: &mut PgConnection, order: OrderId, item: &OrderItem) -> Result<(), StoreError> {
+    sqlx::query("UPDATE order_items SET status = $3 WHERE order_id = $1 AND id = $2")
+        .bind(order.as_uuid())
+        .bind(item.id.as_uuid())
+        .bind(item.status.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn load_order(
+    conn: &mut PgConnection,
+    restaurant: RestaurantId,
+    id: OrderId,
+    for_update: bool,
+) -> Result<Order, StoreError> {
+    let lock = if for_update { "FOR UPDATE" } else { "" };
+    let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE restaurant_id = $1 AND id = $2 {lock}"
+    )))
+    .bind(restaurant.as_uuid())
+    .bind(id.as_uuid())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let row = row.ok_or(StoreError::NotFound("order"))?;
+    let mut orders = with_items(conn, vec![row]).await?;
+    Ok(orders.pop().expect("one row in, one order out"))
+}
+
+/// Attaches items to order rows, keeping the rows' order.
+pub(crate) async fn with_items(
+    conn: &mut PgConnection,
+    rows: Vec<OrderRow>,
+) -> Result<Vec<Order>, StoreError> {
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+    let items: Vec<ItemRow> = sqlx::query_as(
+        "SELECT order_id, id, sku, name, quantity, unit_price_cents, station, notes, status
+         FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    let mut by_order: std::collections::HashMap<uuid::Uuid, Vec<OrderItem>> =
+        std::collections::HashMap::with_capacity(rows.len());
+    for item in items {
+        by_order
+            .entry(item.order_id)
+            .or_default()
+            .push(item.into_item()?);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let items = by_order.remove(&row.id).unwrap_or_default();
+            row.into_order(items)
+        })
+        .collect()
+}

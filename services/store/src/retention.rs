@@ -1,0 +1,42 @@
+//! Retention: events and idempotency keys are kept for a bounded time.
+
+use chrono::{DateTime, Utc};
+
+use crate::{Store, StoreError};
+
+impl Store {
+    /// Deletes at most `batch` events created before `cutoff`; returns how
+    /// many went. Call until it returns less than `batch`.
+    pub async fn delete_events_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM events WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM events WHERE created_at < $1 LIMIT $2))",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Deletes at most `batch` idempotency keys created before `cutoff`.
+    pub async fn delete_idempotency_keys_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2))",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+}
