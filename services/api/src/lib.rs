@@ -1,1 +1,175 @@
+//! The api role: HTTP commands and queries over the store, the fast-path
+//! publisher, the outbox sweeper, the published-marker, invalidation
+//! coalescing and retention.
 
+pub mod auth;
+pub mod coalesce;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod outbox;
+pub mod retention;
+mod routes;
+pub mod state;
+pub mod trace;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::Response;
+use ordercast_bus::{BusMetrics, Publisher, Streams};
+use ordercast_core::auth::TokenVerifier;
+use ordercast_store::Store;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use routes::{
+    MAX_INVALIDATION_RESOURCES, MAX_ITEMS, MAX_QUANTITY, MAX_TRANSFER_SESSIONS,
+    MAX_UNIT_PRICE_CENTS,
+};
+pub use state::{AppState, Writer};
+
+use crate::auth::ChainDirectory;
+use crate::coalesce::Coalescer;
+use crate::error::PostgresFailure;
+use crate::metrics::ApiMetrics;
+use crate::outbox::OutboxSettings;
+use crate::retention::RetentionSettings;
+
+/// Largest accepted request body, in bytes (64 KiB).
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+/// How long [`ApiService::stop`] waits for each background task.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Background-task tuning of the api role.
+#[derive(Clone, Debug, Default)]
+pub struct ApiSettings {
+    pub outbox: OutboxSettings,
+    pub retention: RetentionSettings,
+}
+
+/// A running api role: its routes and its background tasks.
+pub struct ApiService {
+    state: AppState,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    publisher_task: JoinHandle<()>,
+    marker_task: JoinHandle<()>,
+}
+
+impl ApiService {
+    /// Starts the publisher, marker, sweeper, coalescer and retention tasks.
+    pub fn start(
+        store: Store,
+        streams: Streams,
+        verifier: TokenVerifier,
+        registry: &prometheus::Registry,
+        bus_metrics: BusMetrics,
+        settings: ApiSettings,
+    ) -> prometheus::Result<ApiService> {
+        let metrics = ApiMetrics::new(registry)?;
+        let shutdown = CancellationToken::new();
+        let (receipts_tx, receipts_rx) = mpsc::channel(1_024);
+        let (publisher, publisher_task) =
+            Publisher::start(streams.clone(), bus_metrics.clone(), receipts_tx);
+        let marker_task = tokio::spawn(outbox::mark_published(
+            store.clone(),
+            metrics.clone(),
+            receipts_rx,
+        ));
+        let writer = Writer {
+            store: store.clone(),
+            publisher,
+        };
+        let (invalidations, coalescer_task) =
+            Coalescer::start(writer.clone(), metrics.clone(), shutdown.clone());
+        let sweeper = tokio::spawn(outbox::sweep(
+            store.clone(),
+            streams,
+            metrics.clone(),
+            bus_metrics,
+            settings.outbox,
+            shutdown.clone(),
+        ));
+        let retention = tokio::spawn(retention::run(
+            store.clone(),
+            metrics.clone(),
+            settings.retention,
+            shutdown.clone(),
+        ));
+        let state = AppState {
+            store,
+            writer,
+            verifier: Arc::new(verifier),
+            chains: Arc::new(ChainDirectory::default()),
+            metrics,
+            invalidations,
+        };
+        Ok(ApiService {
+            state,
+            shutdown,
+            tasks: vec![coalescer_task, sweeper, retention],
+            publisher_task,
+            marker_task,
+        })
+    }
+
+    /// The api's routes (including `GET /openapi.json`), with the body
+    /// limit applied. Unknown routes fall through to the caller's fallback.
+    pub fn router(&self) -> Router {
+        let (routes, _) = routes::all();
+        routes
+            .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+            .layer(axum::middleware::map_response_with_state(
+                self.state.clone(),
+                count_postgres_failures,
+            ))
+            .with_state(self.state.clone())
+    }
+
+    /// The OpenAPI document of the routes.
+    pub fn openapi() -> utoipa::openapi::OpenApi {
+        routes::all().1
+    }
+
+    /// The shared state (tests and the edge reuse the store and verifier).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops the background tasks: pending invalidations are flushed, queued
+    /// events published and their receipts recorded. Call after the HTTP
+    /// server has stopped (its routes hold publisher handles).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            wait(task, "api task").await;
+        }
+        // The last publisher handle goes with the state; the publisher then
+        // drains its queue and the marker records the last receipts.
+        drop(self.state);
+        wait(self.publisher_task, "publisher").await;
+        wait(self.marker_task, "published-marker").await;
+    }
+}
+
+async fn wait(task: JoinHandle<()>, name: &str) {
+    if tokio::time::timeout(STOP_GRACE, task).await.is_err() {
+        tracing::warn!(task = name, "did not stop within the grace period");
+    }
+}
+
+async fn count_postgres_failures(State(state): State<AppState>, response: Response) -> Response {
+    if let Some(PostgresFailure(kind)) = response.extensions().get::<PostgresFailure>() {
+        state
+            .metrics
+            .postgres_errors
+            .with_label_values(&[kind])
+            .inc();
+    }
+    response
+}

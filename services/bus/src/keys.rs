@@ -105,6 +105,9 @@ mod tests {
             Keys::new("oc").stream(rid),
             "oc:{s12}:r:6f1c0d2e-0000-4000-8000-000000000001"
         );
-        assert_eq!(Keys::new("t1").receipts(Shard::of(rid)), "t1:{s12}:receipts");
+        assert_eq!(
+            Keys::new("t1").receipts(Shard::of(rid)),
+            "t1:{s12}:receipts"
+        );
     }
 }

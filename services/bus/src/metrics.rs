@@ -21,15 +21,27 @@ impl BusMetrics {
     pub fn new(registry: &Registry) -> prometheus::Result<BusMetrics> {
         let m = BusMetrics {
             published: IntCounterVec::new(
-                Opts::new("ordercast_events_published_total", "Events added to Redis streams, by type (custom types as x.*)."),
+                Opts::new(
+                    "ordercast_events_published_total",
+                    "Events added to Redis streams, by type (custom types as x.*).",
+                ),
                 &["type"],
             )?,
             publish_latency: Histogram::with_opts(
-                HistogramOpts::new("ordercast_publish_latency_seconds", "From commit to XADD acknowledged.")
-                    .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0]),
+                HistogramOpts::new(
+                    "ordercast_publish_latency_seconds",
+                    "From commit to XADD acknowledged.",
+                )
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    1.0, 5.0,
+                ]),
             )?,
             redis_errors: IntCounterVec::new(
-                Opts::new("ordercast_redis_errors_total", "Failed Redis operations, by operation."),
+                Opts::new(
+                    "ordercast_redis_errors_total",
+                    "Failed Redis operations, by operation.",
+                ),
                 &["op"],
             )?,
             dropped: IntCounter::new(

@@ -134,8 +134,13 @@ async fn run(
                     let e = &queued.envelope;
                     match outcome {
                         PublishOutcome::Added => {
-                            metrics.publish_latency.observe(queued.committed_at.elapsed().as_secs_f64());
-                            metrics.published.with_label_values(&[BusMetrics::type_label(&e.kind)]).inc();
+                            metrics
+                                .publish_latency
+                                .observe(queued.committed_at.elapsed().as_secs_f64());
+                            metrics
+                                .published
+                                .with_label_values(&[BusMetrics::type_label(&e.kind)])
+                                .inc();
                         }
                         PublishOutcome::AlreadyThere => {}
                         PublishOutcome::Failed(err) => {

@@ -99,7 +99,11 @@ mod tests {
     use ordercast_core::{Audience, EventType};
 
     fn event(r: RestaurantId, seq: u64) -> Envelope {
-        let draft = EventDraft::new(EventType::Notification, Audience::default(), serde_json::Value::Null);
+        let draft = EventDraft::new(
+            EventType::Notification,
+            Audience::default(),
+            serde_json::Value::Null,
+        );
         Envelope::seal(r, Seq(seq), Envelope::now(), None, draft)
     }
 

@@ -152,7 +152,9 @@ impl Principal {
                 return Err(AuthError::InvalidClaims("a waiter token needs waiter_id"));
             }
             Role::Customer if claims.session_id.is_none() => {
-                return Err(AuthError::InvalidClaims("a customer token needs session_id"));
+                return Err(AuthError::InvalidClaims(
+                    "a customer token needs session_id",
+                ));
             }
             _ => {}
         }
@@ -182,10 +184,13 @@ impl Principal {
         self.role == Role::Admin
             && match &self.scope {
                 Scope::All => true,
-                Scope::Ids(ids) => {
-                    self.chain_id == Some(chain) || ids.contains(&chain.as_uuid())
-                }
+                Scope::Ids(ids) => self.chain_id == Some(chain) || ids.contains(&chain.as_uuid()),
             }
+    }
+
+    /// An admin of every restaurant (`restaurants: ["*"]`).
+    pub fn is_platform_admin(&self) -> bool {
+        self.role == Role::Admin && self.scope == Scope::All
     }
 
     /// The chain an admin token is scoped to, if it names exactly one.

@@ -29,7 +29,10 @@ pub enum EventType {
 const BUILT_IN: [(EventType, &str); 8] = [
     (EventType::OrderCreated, "order.created"),
     (EventType::OrderStatusChanged, "order.status_changed"),
-    (EventType::OrderItemStatusChanged, "order.item_status_changed"),
+    (
+        EventType::OrderItemStatusChanged,
+        "order.item_status_changed",
+    ),
     (EventType::RequestCreated, "request.created"),
     (EventType::RequestStatusChanged, "request.status_changed"),
     (EventType::SessionTransferred, "session.transferred"),

@@ -164,7 +164,18 @@ label_id!(
 /// The same number is the Redis stream id (`<seq>-0`), the SSE `id:`, the
 /// WebSocket and long-poll cursor, and the PostgreSQL key.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(transparent)]
 pub struct Seq(pub u64);

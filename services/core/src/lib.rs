@@ -8,6 +8,7 @@ pub mod auth;
 pub mod event;
 pub mod ids;
 pub mod order;
+pub mod policy;
 pub mod request;
 
 pub use audience::{Audience, Role, Viewer};

@@ -1,1 +1,42 @@
-fn main(){}
+use clap::Parser;
+use ordercast::config::{Cli, Command};
+use ordercast::{App, telemetry, token};
+use ordercast_store::Store;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::Token(args) = &cli.command {
+        #[allow(clippy::print_stdout, reason = "the token is the command's output")]
+        {
+            println!("{}", token::mint(args)?);
+        }
+        return Ok(());
+    }
+    let _telemetry = telemetry::init(cli.log_format)?;
+    match cli.command {
+        Command::Migrate(db) => {
+            Store::connect_lazy(&db.settings()?).migrate().await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Api(args) => {
+            App::build(ordercast::config::serve_settings(&args)?)
+                .await?
+                .run(shutdown_signal())
+                .await?
+        }
+        Command::Token(_) => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -96,10 +96,11 @@ impl Store {
 
     /// The restaurant's last seq (0 before its first event).
     pub async fn head(&self, restaurant: RestaurantId) -> Result<Seq, StoreError> {
-        let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM restaurants WHERE id = $1")
-            .bind(restaurant.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?;
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM restaurants WHERE id = $1")
+                .bind(restaurant.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
         last.map(Seq::from_i64)
             .ok_or(StoreError::NotFound("restaurant"))
     }

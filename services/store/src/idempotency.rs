@@ -49,7 +49,8 @@ pub(crate) async fn claim(
 impl Store {
     /// The stored answer for a key that [`claim`] found taken.
     pub(crate) async fn replay(&self, key: &IdempotencyKey) -> Result<Replay, StoreError> {
-        let row: Option<(Vec<u8>, Option<i16>, Option<Json<serde_json::Value>>)> = sqlx::query_as(
+        type Row = (Vec<u8>, Option<i16>, Option<Json<serde_json::Value>>);
+        let row: Option<Row> = sqlx::query_as(
             "SELECT request_hash, response_status, response_body FROM idempotency_keys
              WHERE restaurant_id = $1 AND key = $2",
         )

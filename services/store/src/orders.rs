@@ -2,7 +2,9 @@
 
 use ordercast_core::event::EventDraft;
 use ordercast_core::order::{Channel, ItemStatus, Order, OrderItem, OrderStatus};
-use ordercast_core::{Envelope, EventType, ItemId, OrderId, RestaurantId, Seq, SessionId, WaiterId};
+use ordercast_core::{
+    Envelope, EventType, ItemId, OrderId, RestaurantId, Seq, SessionId, WaiterId,
+};
 use sqlx::PgConnection;
 
 use crate::events::append;
@@ -191,11 +193,16 @@ impl Store {
         let mut tx = self.begin().await?;
         let mut order = load_order(&mut tx, restaurant, order_id, true).await?;
         let order_allows = match to {
-            ItemStatus::Served => order.status.in_kitchen() || matches!(order.status, OrderStatus::Ready | OrderStatus::Served),
+            ItemStatus::Served => {
+                order.status.in_kitchen()
+                    || matches!(order.status, OrderStatus::Ready | OrderStatus::Served)
+            }
             _ => order.status.in_kitchen(),
         };
         let snapshot = order.clone();
-        let item = order.item_mut(item_id).ok_or(StoreError::NotFound("item"))?;
+        let item = order
+            .item_mut(item_id)
+            .ok_or(StoreError::NotFound("item"))?;
         if !order_allows || !item.status.can_become(to) {
             let message = format!(
                 "an item that is {} cannot become {to} while its order is {}",
@@ -318,7 +325,11 @@ async fn save_order(conn: &mut PgConnection, order: &mut Order) -> Result<(), St
     Ok(())
 }
 
-async fn update_item(conn: &mut PgConnection, order: OrderId, item: &OrderItem) -> Result<(), StoreError> {
+async fn update_item(
+    conn: &mut PgConnection,
+    order: OrderId,
+    item: &OrderItem,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE order_items SET status = $3 WHERE order_id = $1 AND id = $2")
         .bind(order.as_uuid())
         .bind(item.id.as_uuid())

@@ -79,7 +79,10 @@ impl Store {
     }
 
     /// Records that these events are in Redis (the fast path's receipts).
-    pub async fn mark_published(&self, published: &[(RestaurantId, Seq)]) -> Result<u64, StoreError> {
+    pub async fn mark_published(
+        &self,
+        published: &[(RestaurantId, Seq)],
+    ) -> Result<u64, StoreError> {
         let mut conn = self.pool.acquire().await?;
         mark(&mut conn, published).await
     }

@@ -2,7 +2,9 @@
 
 use ordercast_core::event::EventDraft;
 use ordercast_core::request::{RequestKind, RequestStatus, WaiterRequest};
-use ordercast_core::{Audience, Envelope, EventType, RequestId, RestaurantId, Role, SessionId, WaiterId};
+use ordercast_core::{
+    Audience, Envelope, EventType, RequestId, RestaurantId, Role, SessionId, WaiterId,
+};
 
 use crate::events::append;
 use crate::rows::{REQUEST_COLUMNS, RequestRow};
@@ -24,7 +26,11 @@ fn request_event(request: &WaiterRequest, kind: EventType) -> EventDraft {
         session_id: request.session_id.clone(),
         waiter_id: request.waiter_id.clone(),
     };
-    EventDraft::new(kind, audience, serde_json::to_value(request).expect("requests serialize"))
+    EventDraft::new(
+        kind,
+        audience,
+        serde_json::to_value(request).expect("requests serialize"),
+    )
 }
 
 impl Store {
@@ -39,15 +45,17 @@ impl Store {
         let mut tx = self.begin().await?;
         let waiter: Option<String> = match &new.session_id {
             None => None,
-            Some(session) => sqlx::query_scalar(
-                "SELECT waiter_id FROM orders
+            Some(session) => {
+                sqlx::query_scalar(
+                    "SELECT waiter_id FROM orders
                  WHERE restaurant_id = $1 AND session_id = $2 AND waiter_id IS NOT NULL
                  ORDER BY created_at DESC LIMIT 1",
-            )
-            .bind(restaurant.as_uuid())
-            .bind(session.as_str())
-            .fetch_optional(&mut *tx)
-            .await?,
+                )
+                .bind(restaurant.as_uuid())
+                .bind(session.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+            }
         };
         let now = Envelope::now();
         let request = WaiterRequest {
@@ -126,13 +134,15 @@ impl Store {
         request.status = to;
         request.version += 1;
         request.updated_at = Envelope::now();
-        sqlx::query("UPDATE waiter_requests SET status = $2, version = $3, updated_at = $4 WHERE id = $1")
-            .bind(id.as_uuid())
-            .bind(to.as_str())
-            .bind(request.version)
-            .bind(request.updated_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE waiter_requests SET status = $2, version = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id.as_uuid())
+        .bind(to.as_str())
+        .bind(request.version)
+        .bind(request.updated_at)
+        .execute(&mut *tx)
+        .await?;
         let mut draft = request_event(&request, EventType::RequestStatusChanged);
         draft.previous_status = Some(previous.to_string());
         let events = append(&mut tx, restaurant, trace, vec![draft]).await?;

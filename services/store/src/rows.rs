@@ -143,12 +143,12 @@ pub(crate) const EVENT_COLUMNS: &str =
 
 impl EventRow {
     pub(crate) fn into_envelope(self) -> Result<Envelope, StoreError> {
-        let kind: EventType = self
-            .kind
-            .parse()
-            .map_err(|e: ordercast_core::event::InvalidEventType| {
-                StoreError::Database(sqlx::Error::Decode(e.into()))
-            })?;
+        let kind: EventType =
+            self.kind
+                .parse()
+                .map_err(|e: ordercast_core::event::InvalidEventType| {
+                    StoreError::Database(sqlx::Error::Decode(e.into()))
+                })?;
         Ok(Envelope {
             restaurant_id: self.restaurant_id.into(),
             seq: Seq::from_i64(self.seq),

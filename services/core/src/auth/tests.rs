@@ -33,7 +33,9 @@ fn hs_token(claims: &Claims) -> String {
 
 #[test]
 fn a_signed_token_becomes_a_principal() {
-    let p = hs_verifier().verify(&hs_token(&claims(Role::Kitchen))).unwrap();
+    let p = hs_verifier()
+        .verify(&hs_token(&claims(Role::Kitchen)))
+        .unwrap();
     assert_eq!(p.role, Role::Kitchen);
     assert_eq!(p.access(R1.parse().unwrap()), Access::Granted);
     assert_eq!(p.access(R2.parse().unwrap()), Access::Denied);
@@ -66,14 +68,18 @@ fn alg_none_is_refused() {
 fn algorithm_confusion_is_refused() {
     // The attacker signs HS256 using the (public) RSA key as the secret.
     let verifier = TokenVerifier::public_pem(RSA_PUBLIC, None, "ordercast").unwrap();
-    let forged = TokenIssuer::hs256(RSA_PUBLIC).unwrap().mint(&claims(Role::Owner));
+    let forged = TokenIssuer::hs256(RSA_PUBLIC)
+        .unwrap()
+        .mint(&claims(Role::Owner));
     assert_eq!(verifier.verify(&forged), Err(AuthError::BadSignature));
 }
 
 #[test]
 fn rs256_and_es256_tokens_verify_with_their_public_keys() {
     for (private, public) in [(RSA_PRIVATE, RSA_PUBLIC), (EC_PRIVATE, EC_PUBLIC)] {
-        let token = TokenIssuer::private_pem(private).unwrap().mint(&claims(Role::Owner));
+        let token = TokenIssuer::private_pem(private)
+            .unwrap()
+            .mint(&claims(Role::Owner));
         let verifier = TokenVerifier::public_pem(public, None, "ordercast").unwrap();
         assert_eq!(verifier.verify(&token).unwrap().role, Role::Owner);
     }

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Local PostgreSQL and Redis on loopback, for `make run` and `make test`.
+# Source it, then call the functions. Everything started here is stopped by
+# `services_stop` (the callers install it as an EXIT trap).
+set -euo pipefail
+
+_sudo() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Installs redis-server and PostgreSQL when missing (Debian/Ubuntu).
+services_install() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  [ -n "$(pg_bindir)" ] || missing+=(postgresql)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
+    _sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    _sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # Debian starts packaged services on install; ours run on their own ports,
+  # so the packaged ones are left alone.
+}
+
+# The newest installed PostgreSQL's bin directory (Debian keeps it off PATH).
+pg_bindir() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -n "$d" ] && [ -x "$d/pg_ctl" ]; then echo "$d"; return; fi
+  if command -v pg_ctl >/dev/null 2>&1; then dirname "$(readlink -f "$(command -v pg_ctl)")"; fi
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  local port
+  while :; do
+    port=$(( (RANDOM << 1 | RANDOM & 1) % 30000 + 20000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+}
+
+# PostgreSQL refuses to run as root; run its tools as the `postgres` user then.
+_as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# postgres_start DIR PORT [fast]  — initialises DIR if needed and starts the
+# server on 127.0.0.1:PORT. "fast" turns off fsync (tests only).
+postgres_start() {
+  local dir=$1 port=$2 mode=${3:-durable} bin
+  bin=$(pg_bindir)
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; chmod 700 "$dir"; fi
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    _as_pg "$bin/initdb" -D "$dir" -U postgres --auth=trust --encoding=UTF8 --no-locale >/dev/null
+  fi
+  local opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400"
+  if [ "$mode" = fast ]; then
+    opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  fi
+  _as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null
+  PG_STARTED_DIRS="${PG_STARTED_DIRS:-} $dir"
+}
+
+postgres_stop() {
+  local dir=$1
+  [ -f "$dir/postmaster.pid" ] || return 0
+  _as_pg "$(pg_bindir)/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# createdb_if_missing PORT NAME
+createdb_if_missing() {
+  local port=$1 name=$2 bin
+  bin=$(pg_bindir)
+  if ! "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$name'" | grep -q 1; then
+    "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres "$name"
+  fi
+}
+
+# redis_start DIR PORT  — a throw-away Redis (no persistence) on 127.0.0.1:PORT.
+redis_start() {
+  local dir=$1 port=$2
+  mkdir -p "$dir"
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+    --daemonize yes --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+  local i
+  for i in $(seq 100); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  REDIS_STARTED_DIRS="${REDIS_STARTED_DIRS:-} $dir"
+}
+
+redis_stop() {
+  local dir=$1 pid
+  [ -f "$dir/redis.pid" ] || return 0
+  pid=$(cat "$dir/redis.pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  rm -f "$dir/redis.pid"
+}
+
+services_stop() {
+  local d
+  for d in ${PG_STARTED_DIRS:-}; do postgres_stop "$d"; done
+  for d in ${REDIS_STARTED_DIRS:-}; do redis_stop "$d"; done
+  PG_STARTED_DIRS=""; REDIS_STARTED_DIRS=""
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make test`: throw-away PostgreSQL + Redis on free loopback ports, then
+# fmt check, clippy and every test. Stops what it started, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+
+services_install
+work=$(mktemp -d /tmp/ordercast-test.XXXXXX)
+chmod 755 "$work"
+cleanup() { services_stop; rm -rf "$work"; }
+trap cleanup EXIT
+
+pg_port=$(free_port)
+redis_port=$(free_port)
+echo "==> PostgreSQL on 127.0.0.1:$pg_port, Redis on 127.0.0.1:$redis_port"
+postgres_start "$work/pg" "$pg_port" fast
+redis_start "$work/redis" "$redis_port"
+
+export ORDERCAST_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+export ORDERCAST_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+export ORDERCAST_TEST_PG_BIN="$(pg_bindir)"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+  cargo test --workspace --locked --no-fail-fast "$@"
+fi

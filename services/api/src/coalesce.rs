@@ -1,0 +1,218 @@
+//! Coalesces cache-invalidation hints per restaurant into one
+//! `cache.invalidate` event per priority window.
+//!
+//! Hints live in this process until their window closes (at most 5 s); on
+//! shutdown every pending batch is flushed. A crash loses at most one
+//! window of hints; they are refetch hints, and screens also refetch on
+//! reconnect.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use ordercast_core::event::EventDraft;
+use ordercast_core::{Audience, EventType, RestaurantId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::metrics::ApiMetrics;
+use crate::state::Writer;
+
+/// Hints waiting to be merged; beyond this, submitters get 503.
+const QUEUE_CAPACITY: usize = 10_000;
+/// Resources one event carries at most; a fuller batch is flushed at once.
+const MAX_BATCH_RESOURCES: usize = 500;
+/// Flush attempts before a batch is given up (PostgreSQL down that long).
+const MAX_ATTEMPTS: u32 = 30;
+
+/// How soon screens must hear of an invalidation.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Within 5 s.
+    Low,
+    /// Within 1 s.
+    Medium,
+    /// Within 200 ms.
+    High,
+}
+
+impl Priority {
+    /// The coalescing window.
+    pub fn window(self) -> Duration {
+        match self {
+            Priority::High => Duration::from_millis(200),
+            Priority::Medium => Duration::from_secs(1),
+            Priority::Low => Duration::from_secs(5),
+        }
+    }
+}
+
+struct Hint {
+    restaurant: RestaurantId,
+    resources: Vec<String>,
+    priority: Priority,
+    audience: Audience,
+    trace: Option<String>,
+}
+
+struct Batch {
+    audience: Audience,
+    resources: BTreeSet<String>,
+    priority: Priority,
+    trace: Option<String>,
+    due: Instant,
+    attempts: u32,
+}
+
+/// The handle routes submit hints through.
+#[derive(Clone)]
+pub struct Coalescer {
+    tx: mpsc::Sender<Hint>,
+}
+
+impl Coalescer {
+    /// Starts the coalescing task; it flushes everything and ends when
+    /// `shutdown` is cancelled.
+    pub fn start(
+        writer: Writer,
+        metrics: ApiMetrics,
+        shutdown: CancellationToken,
+    ) -> (Coalescer, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let task = tokio::spawn(run(rx, writer, metrics, shutdown));
+        (Coalescer { tx }, task)
+    }
+
+    /// Queues a hint; returns the window within which it will be published.
+    pub async fn submit(
+        &self,
+        restaurant: RestaurantId,
+        resources: Vec<String>,
+        priority: Priority,
+        audience: Audience,
+        trace: Option<String>,
+    ) -> Result<Duration, ApiError> {
+        let hint = Hint {
+            restaurant,
+            resources,
+            priority,
+            audience,
+            trace,
+        };
+        self.tx.try_send(hint).map_err(|_| ApiError::Unavailable)?;
+        Ok(priority.window())
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Hint>,
+    writer: Writer,
+    metrics: ApiMetrics,
+    shutdown: CancellationToken,
+) {
+    let mut pending: HashMap<RestaurantId, Vec<Batch>> = HashMap::new();
+    loop {
+        let next_due = pending.values().flatten().map(|b| b.due).min();
+        tokio::select! {
+            hint = rx.recv() => match hint {
+                Some(hint) => {
+                    metrics.invalidations.with_label_values(&["accepted"]).inc();
+                    merge(&mut pending, hint);
+                }
+                None => break,
+            },
+            _ = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                flush(&mut pending, Instant::now(), &writer, &metrics).await;
+            }
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    // Whatever arrived before the stop is still published.
+    while let Ok(hint) = rx.try_recv() {
+        merge(&mut pending, hint);
+    }
+    let far = Instant::now() + Duration::from_secs(3600);
+    flush(&mut pending, far, &writer, &metrics).await;
+}
+
+fn merge(pending: &mut HashMap<RestaurantId, Vec<Batch>>, hint: Hint) {
+    let due = Instant::now() + hint.priority.window();
+    let batches = pending.entry(hint.restaurant).or_default();
+    match batches.iter_mut().find(|b| b.audience == hint.audience) {
+        Some(batch) => {
+            batch.resources.extend(hint.resources);
+            batch.priority = batch.priority.max(hint.priority);
+            batch.due = batch.due.min(due);
+            if batch.trace.is_none() {
+                batch.trace = hint.trace;
+            }
+            if batch.resources.len() >= MAX_BATCH_RESOURCES {
+                batch.due = Instant::now();
+            }
+        }
+        None => batches.push(Batch {
+            audience: hint.audience,
+            resources: hint.resources.into_iter().collect(),
+            priority: hint.priority,
+            trace: hint.trace,
+            due,
+            attempts: 0,
+        }),
+    }
+}
+
+/// Publishes every batch due by `now`; failed ones are retried a second later.
+async fn flush(
+    pending: &mut HashMap<RestaurantId, Vec<Batch>>,
+    now: Instant,
+    writer: &Writer,
+    metrics: &ApiMetrics,
+) {
+    let restaurants: Vec<RestaurantId> = pending.keys().copied().collect();
+    for restaurant in restaurants {
+        let batches = pending.remove(&restaurant).unwrap_or_default();
+        let mut kept = Vec::new();
+        for mut batch in batches {
+            if batch.due > now {
+                kept.push(batch);
+                continue;
+            }
+            match publish(writer, restaurant, &batch).await {
+                Ok(()) => metrics
+                    .invalidations
+                    .with_label_values(&["published"])
+                    .inc(),
+                Err(e) if batch.attempts + 1 < MAX_ATTEMPTS => {
+                    tracing::warn!(%restaurant, error = %e, "cache.invalidate not published yet; retrying");
+                    batch.attempts += 1;
+                    batch.due = Instant::now() + Duration::from_secs(1);
+                    kept.push(batch);
+                }
+                Err(e) => tracing::error!(%restaurant, error = %e, "cache.invalidate given up"),
+            }
+        }
+        if !kept.is_empty() {
+            pending.insert(restaurant, kept);
+        }
+    }
+}
+
+async fn publish(writer: &Writer, restaurant: RestaurantId, batch: &Batch) -> Result<(), ApiError> {
+    let data = serde_json::json!({
+        "resources": batch.resources,
+        "priority": batch.priority,
+    });
+    let draft = EventDraft::new(EventType::CacheInvalidate, batch.audience.clone(), data);
+    let pending = writer
+        .store
+        .publish_event(restaurant, draft, batch.trace.as_deref())
+        .await?;
+    writer.commit(pending).await?;
+    Ok(())
+}

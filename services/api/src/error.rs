@@ -1,0 +1,228 @@
+//! Errors as `application/problem+json` (RFC 9457) with a stable `type`.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ordercast_core::auth::AuthError;
+use ordercast_store::StoreError;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Base of every problem `type` URI; the slug after it is the stable part.
+pub const PROBLEM_BASE: &str = "https://ordercast.dev/problems/";
+
+/// Marks a response caused by a PostgreSQL failure (`unavailable` or
+/// `other`), for the metrics layer.
+#[derive(Clone, Copy, Debug)]
+pub struct PostgresFailure(pub &'static str);
+
+/// One invalid field of a request.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `items[3].quantity`.
+    pub field: String,
+    pub message: String,
+}
+
+/// A problem+json body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `https://ordercast.dev/problems/<slug>`; match on this.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// Invalid fields (`validation-failed`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// The resource as it is now (`illegal-transition`, `version-mismatch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub current: Option<Value>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("the request body exceeds {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("some fields are invalid")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("no such route")]
+    NoRoute,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the service is shutting down or overloaded")]
+    Unavailable,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            ApiError::InvalidJson(_) => (S::BAD_REQUEST, "invalid-json", "Malformed JSON"),
+            ApiError::InvalidBody(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "invalid-body",
+                "Request body does not match the schema",
+            ),
+            ApiError::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::PayloadTooLarge(_) => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            ApiError::Validation(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                "Validation failed",
+            ),
+            ApiError::InvalidParameter(_) => {
+                (S::BAD_REQUEST, "invalid-parameter", "Invalid parameter")
+            }
+            ApiError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::NotFound(_) | ApiError::Store(StoreError::NotFound(_)) => {
+                (S::NOT_FOUND, "not-found", "Not found")
+            }
+            ApiError::NoRoute => (S::NOT_FOUND, "no-route", "No such route"),
+            ApiError::Store(StoreError::AlreadyExists(_)) => {
+                (S::CONFLICT, "already-exists", "Already exists")
+            }
+            ApiError::Store(StoreError::IllegalTransition { .. }) => {
+                (S::CONFLICT, "illegal-transition", "Illegal transition")
+            }
+            ApiError::Store(StoreError::VersionMismatch { .. }) => {
+                (S::CONFLICT, "version-mismatch", "Version mismatch")
+            }
+            ApiError::Store(StoreError::IdempotencyMismatch) => (
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+            ),
+            ApiError::Store(StoreError::Unavailable(_)) | ApiError::Unavailable => {
+                (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+            }
+            ApiError::Store(StoreError::Database(_)) => {
+                (S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+            }
+        }
+    }
+
+    /// The problem body.
+    pub fn problem(self) -> Problem {
+        let (status, slug, title) = self.parts();
+        let detail = match &self {
+            // Never leak database details; they are logged instead.
+            ApiError::Store(StoreError::Database(_)) => {
+                "an internal error occurred; it has been logged".into()
+            }
+            other => other.to_string(),
+        };
+        let (errors, current) = match self {
+            ApiError::Validation(errors) => (errors, None),
+            ApiError::Store(StoreError::IllegalTransition { current, .. })
+            | ApiError::Store(StoreError::VersionMismatch { current, .. }) => {
+                (vec![], Some(current))
+            }
+            _ => (vec![], None),
+        };
+        Problem {
+            kind: format!("{PROBLEM_BASE}{slug}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+            current,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _, _) = self.parts();
+        match &self {
+            ApiError::Store(StoreError::Database(e)) => {
+                tracing::error!(error = ?e, "database error")
+            }
+            ApiError::Store(StoreError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "database unavailable")
+            }
+            _ => {}
+        }
+        let postgres = match &self {
+            ApiError::Store(StoreError::Database(_)) => Some(PostgresFailure("other")),
+            ApiError::Store(StoreError::Unavailable(_)) => Some(PostgresFailure("unavailable")),
+            _ => None,
+        };
+        let unauthorized = matches!(self, ApiError::Unauthorized(_));
+        let unavailable = status == StatusCode::SERVICE_UNAVAILABLE;
+        let body = serde_json::to_vec(&self.problem()).expect("problems serialize");
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if unauthorized {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if unavailable {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(failure) = postgres {
+            response.extensions_mut().insert(failure);
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => ApiError::InvalidBody(e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => ApiError::InvalidJson(e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge(crate::BODY_LIMIT_BYTES)
+            }
+            other => ApiError::InvalidJson(other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::InvalidParameter(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::InvalidParameter(rejection.body_text())
+    }
+}
+
+/// The fallback for unknown routes.
+pub async fn no_route() -> ApiError {
+    ApiError::NoRoute
+}

@@ -1,0 +1,83 @@
+//! Extractors whose rejections are problem+json.
+
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::HeaderMap;
+
+use crate::error::ApiError;
+
+/// A JSON body (limit [`crate::BODY_LIMIT_BYTES`], unknown fields refused by
+/// the body types themselves).
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Body<T>(pub T);
+
+/// Path parameters.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Query parameters.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// Longest accepted `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
+
+/// The `Idempotency-Key` header: 1–255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    if key.is_empty()
+        || key.len() > IDEMPOTENCY_KEY_MAX_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ApiError::InvalidParameter(format!(
+            "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters"
+        )));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// `If-Match: "<version>"` (quotes optional; weak tags are refused).
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let unquoted = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    unquoted.parse().map(Some).map_err(|_| {
+        ApiError::InvalidParameter("If-Match must be the order's version, e.g. \"3\"".into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(name: &'static str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn if_match_takes_quoted_or_bare_versions() {
+        assert_eq!(if_match(&headers("if-match", "\"3\"")).unwrap(), Some(3));
+        assert_eq!(if_match(&headers("if-match", "7")).unwrap(), Some(7));
+        assert!(if_match(&headers("if-match", "W/\"3\"")).is_err());
+        assert_eq!(if_match(&HeaderMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded() {
+        assert!(idempotency_key(&headers("idempotency-key", "abc-123")).is_ok());
+        assert!(idempotency_key(&headers("idempotency-key", &"k".repeat(256))).is_err());
+        assert!(idempotency_key(&headers("idempotency-key", "has space")).is_err());
+    }
+}

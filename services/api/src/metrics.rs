@@ -1,0 +1,75 @@
+//! Metrics of the api role.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Api-side metrics, registered once per process.
+#[derive(Clone)]
+pub struct ApiMetrics {
+    /// `ordercast_outbox_backlog`: events not yet known to be in Redis.
+    pub outbox_backlog: IntGauge,
+    /// `ordercast_outbox_republished_total`: events the sweeper had to add.
+    pub outbox_republished: IntCounter,
+    /// `ordercast_postgres_errors_total{kind}`: `unavailable` or `other`.
+    pub postgres_errors: IntCounterVec,
+    /// `ordercast_retention_deleted_total{table}`.
+    pub retention_deleted: IntCounterVec,
+    /// `ordercast_invalidations_total{stage}`: `accepted` hints and
+    /// `published` coalesced events.
+    pub invalidations: IntCounterVec,
+}
+
+impl ApiMetrics {
+    /// Creates and registers the metrics.
+    pub fn new(registry: &Registry) -> prometheus::Result<ApiMetrics> {
+        let m = ApiMetrics {
+            outbox_backlog: IntGauge::new(
+                "ordercast_outbox_backlog",
+                "Committed events not yet known to be in Redis.",
+            )?,
+            outbox_republished: IntCounter::new(
+                "ordercast_outbox_republished_total",
+                "Events the outbox sweeper added to Redis.",
+            )?,
+            postgres_errors: IntCounterVec::new(
+                Opts::new(
+                    "ordercast_postgres_errors_total",
+                    "PostgreSQL failures, by kind.",
+                ),
+                &["kind"],
+            )?,
+            retention_deleted: IntCounterVec::new(
+                Opts::new(
+                    "ordercast_retention_deleted_total",
+                    "Rows deleted by retention, by table.",
+                ),
+                &["table"],
+            )?,
+            invalidations: IntCounterVec::new(
+                Opts::new(
+                    "ordercast_invalidations_total",
+                    "Cache invalidation hints accepted and coalesced events published.",
+                ),
+                &["stage"],
+            )?,
+        };
+        registry.register(Box::new(m.outbox_backlog.clone()))?;
+        registry.register(Box::new(m.outbox_republished.clone()))?;
+        registry.register(Box::new(m.postgres_errors.clone()))?;
+        registry.register(Box::new(m.retention_deleted.clone()))?;
+        registry.register(Box::new(m.invalidations.clone()))?;
+        Ok(m)
+    }
+
+    /// Counts a store failure.
+    pub fn count_store_error(&self, error: &ordercast_store::StoreError) {
+        use ordercast_store::StoreError::*;
+        match error {
+            Unavailable(_) => self
+                .postgres_errors
+                .with_label_values(&["unavailable"])
+                .inc(),
+            Database(_) => self.postgres_errors.with_label_values(&["other"]).inc(),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The outbox sweeper and the published-marker.
+//!
+//! The fast path XADDs right after commit; the marker records those
+//! receipts in PostgreSQL in batches. Whatever is still unpublished a second
+//! after its commit (a crash between commit and XADD, Redis down, a full
+//! queue) is republished by the sweeper of any api replica.
+
+use std::time::Duration;
+
+use ordercast_bus::{BusMetrics, PublishOutcome, Streams};
+use ordercast_core::{RestaurantId, Seq};
+use ordercast_store::{Store, StoreError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::ApiMetrics;
+
+/// Sweeper tuning.
+#[derive(Clone, Debug)]
+pub struct OutboxSettings {
+    /// How often to look for unpublished events. Default 500 ms.
+    pub interval: Duration,
+    /// How old an unpublished event must be before the sweeper takes it
+    /// (the fast path's grace period). Default 1 s.
+    pub min_age: Duration,
+    /// Events claimed per transaction. Default 500.
+    pub batch: i64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            interval: Duration::from_millis(500),
+            min_age: Duration::from_secs(1),
+            batch: 500,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SweepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Runs the sweeper until `shutdown`.
+pub async fn sweep(
+    store: Store,
+    streams: Streams,
+    metrics: ApiMetrics,
+    bus_metrics: BusMetrics,
+    settings: OutboxSettings,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(settings.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match sweep_once(&store, &streams, &metrics, &bus_metrics, &settings).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(republished = n, "outbox sweeper settled unpublished events");
+                }
+                failing = false;
+            }
+            Err(e) => {
+                if let SweepError::Store(e) = &e {
+                    metrics.count_store_error(e);
+                } else {
+                    bus_metrics.redis_errors.with_label_values(&["xadd"]).inc();
+                }
+                if !failing {
+                    tracing::warn!(error = %e, "outbox sweep failed; retrying every tick");
+                }
+                failing = true;
+            }
+        }
+        match store.outbox_backlog().await {
+            Ok(n) => metrics.outbox_backlog.set(n),
+            Err(e) => metrics.count_store_error(&e),
+        }
+    }
+}
+
+/// Publishes everything old enough and still unpublished; returns how many
+/// events were settled.
+async fn sweep_once(
+    store: &Store,
+    streams: &Streams,
+    metrics: &ApiMetrics,
+    bus_metrics: &BusMetrics,
+    settings: &OutboxSettings,
+) -> Result<usize, SweepError> {
+    let mut total = 0;
+    loop {
+        let batch = store
+            .claim_unpublished(settings.min_age, settings.batch)
+            .await?;
+        let claimed = batch.events().len();
+        if claimed == 0 {
+            return Ok(total);
+        }
+        let outcomes = streams.publish(batch.events()).await?;
+        let mut settled = Vec::with_capacity(claimed);
+        for (event, outcome) in batch.events().iter().zip(outcomes) {
+            match outcome {
+                PublishOutcome::Added => {
+                    metrics.outbox_republished.inc();
+                    bus_metrics
+                        .published
+                        .with_label_values(&[BusMetrics::type_label(&event.kind)])
+                        .inc();
+                }
+                PublishOutcome::AlreadyThere => {}
+                PublishOutcome::Failed(_) => continue,
+            }
+            settled.push((event.restaurant_id, event.seq));
+        }
+        let done = settled.len();
+        batch.finish(&settled).await?;
+        total += done;
+        if (claimed as i64) < settings.batch || done < claimed {
+            return Ok(total);
+        }
+    }
+}
+
+/// Records the fast path's receipts (events known to be in Redis) until the
+/// publisher stops.
+pub async fn mark_published(
+    store: Store,
+    metrics: ApiMetrics,
+    mut receipts: mpsc::Receiver<Vec<(RestaurantId, Seq)>>,
+) {
+    let mut buffer = Vec::new();
+    while receipts.recv_many(&mut buffer, 64).await > 0 {
+        let keys: Vec<_> = buffer.drain(..).flatten().collect();
+        for chunk in keys.chunks(5_000) {
+            // On failure the sweeper will find these and settle them itself.
+            if let Err(e) = store.mark_published(chunk).await {
+                metrics.count_store_error(&e);
+                tracing::debug!(error = %e, "could not record published events");
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Deletes events and idempotency keys past their retention, in batches.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ordercast_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::ApiMetrics;
+
+/// How long idempotency keys are honoured.
+pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Rows deleted per statement, so no delete holds locks for long.
+const BATCH: i64 = 5_000;
+
+/// Retention tuning.
+#[derive(Clone, Debug)]
+pub struct RetentionSettings {
+    /// Events older than this many days are deleted
+    /// (`ORDERCAST_RETENTION_DAYS`, default 7).
+    pub days: u32,
+    /// How often the job runs. Default 1 h (first run a minute after start).
+    pub interval: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            days: 7,
+            interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Runs the job every `interval` until `shutdown`.
+pub async fn run(
+    store: Store,
+    metrics: ApiMetrics,
+    settings: RetentionSettings,
+    shutdown: CancellationToken,
+) {
+    let start = tokio::time::Instant::now() + Duration::from_secs(60).min(settings.interval);
+    let mut tick = tokio::time::interval_at(start, settings.interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(e) = run_once(&store, &metrics, &settings, &shutdown).await {
+            metrics.count_store_error(&e);
+            tracing::warn!(error = %e, "retention run failed; will retry");
+        }
+    }
+}
+
+/// One pass: deletes in batches until nothing old is left.
+pub async fn run_once(
+    store: &Store,
+    metrics: &ApiMetrics,
+    settings: &RetentionSettings,
+    shutdown: &CancellationToken,
+) -> Result<(), ordercast_store::StoreError> {
+    let events_cutoff = Utc::now() - chrono::Duration::days(i64::from(settings.days));
+    let keys_cutoff =
+        Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).expect("a day fits");
+    loop {
+        let n = store.delete_events_before(events_cutoff, BATCH).await?;
+        metrics
+            .retention_deleted
+            .with_label_values(&["events"])
+            .inc_by(n);
+        if n < BATCH as u64 || shutdown.is_cancelled() {
+            break;
+        }
+    }
+    loop {
+        let n = store
+            .delete_idempotency_keys_before(keys_cutoff, BATCH)
+            .await?;
+        metrics
+            .retention_deleted
+            .with_label_values(&["idempotency_keys"])
+            .inc_by(n);
+        if n < BATCH as u64 || shutdown.is_cancelled() {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,390 @@
+//! Orders: create, list (snapshot), read, status and item changes.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ordercast_core::auth::Principal;
+use ordercast_core::order::{Channel, ItemStatus, Order, OrderStatus};
+use ordercast_core::policy::Action;
+use ordercast_core::{ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId};
+use ordercast_store::{IdempotencyKey, NewItem, NewOrder, OrderFilter, Outcome};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, ApiQuery, Body, idempotency_key, if_match};
+use crate::trace::traceparent;
+use crate::validate::Checks;
+
+/// Most items in one order.
+pub const MAX_ITEMS: usize = 100;
+/// Most units of one item.
+pub const MAX_QUANTITY: i64 = 999;
+/// Highest unit price, in cents.
+pub const MAX_UNIT_PRICE_CENTS: i64 = 100_000_000;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_order, list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(set_order_status))
+        .routes(routes!(set_item_status))
+}
+
+/// A new order.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateOrder {
+    /// Table label, at most 32 characters.
+    table: Option<String>,
+    /// The customer's table session (forced to the token's own for customers).
+    session_id: Option<SessionId>,
+    /// The waiter in charge (forced to the token's own for waiters).
+    waiter_id: Option<WaiterId>,
+    channel: Channel,
+    /// 1 to 100 items.
+    items: Vec<CreateItem>,
+    /// At most 500 characters.
+    notes: Option<String>,
+}
+
+/// One line of a new order.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateItem {
+    /// At most 64 characters.
+    sku: String,
+    /// At most 120 characters.
+    name: String,
+    /// 1 to 999.
+    quantity: i64,
+    /// 0 to 100 000 000.
+    unit_price_cents: i64,
+    /// Kitchen station (grill, bar…), at most 32 characters.
+    station: Option<String>,
+    /// At most 200 characters.
+    notes: Option<String>,
+}
+
+impl CreateOrder {
+    fn validate(&self) -> Result<(), ApiError> {
+        let mut c = Checks::new();
+        c.opt_text("table", self.table.as_deref(), 32);
+        c.opt_text("notes", self.notes.as_deref(), 500);
+        c.count("items", self.items.len(), 1, MAX_ITEMS);
+        for (i, item) in self.items.iter().enumerate() {
+            c.text(format!("items[{i}].sku"), &item.sku, 64);
+            c.text(format!("items[{i}].name"), &item.name, 120);
+            c.range(
+                format!("items[{i}].quantity"),
+                item.quantity,
+                1,
+                MAX_QUANTITY,
+            );
+            c.range(
+                format!("items[{i}].unit_price_cents"),
+                item.unit_price_cents,
+                0,
+                MAX_UNIT_PRICE_CENTS,
+            );
+            c.opt_text(format!("items[{i}].station"), item.station.as_deref(), 32);
+            c.opt_text(format!("items[{i}].notes"), item.notes.as_deref(), 200);
+        }
+        c.finish()
+    }
+
+    /// Customers order for their own session; waiters for themselves.
+    fn bind_to(&mut self, principal: &Principal) -> Result<(), ApiError> {
+        match principal.role {
+            Role::Customer => {
+                if self.waiter_id.is_some()
+                    || (self.session_id.is_some() && self.session_id != principal.session_id)
+                {
+                    return Err(ApiError::Forbidden(
+                        "customers order only for their own session",
+                    ));
+                }
+                self.session_id = principal.session_id.clone();
+            }
+            Role::Waiter => {
+                if self.waiter_id.is_some() && self.waiter_id != principal.waiter_id {
+                    return Err(ApiError::Forbidden("waiters order only for themselves"));
+                }
+                self.waiter_id = principal.waiter_id.clone();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn into_new(self) -> NewOrder {
+        NewOrder {
+            table: self.table,
+            session_id: self.session_id,
+            waiter_id: self.waiter_id,
+            channel: self.channel,
+            notes: self.notes,
+            items: self
+                .items
+                .into_iter()
+                .map(|i| NewItem {
+                    sku: i.sku,
+                    name: i.name,
+                    // Bounded by validate().
+                    quantity: i.quantity as i32,
+                    unit_price_cents: i.unit_price_cents,
+                    station: i.station,
+                    notes: i.notes,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An order after a write, with the seq of the event the write produced.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct OrderWritten {
+    order: Order,
+    seq: Seq,
+}
+
+/// Create an order. With `Idempotency-Key`, a retry gets the first answer.
+#[utoipa::path(post, path = "/v1/restaurants/{rid}/orders", tag = "orders",
+    params(("rid" = String, Path, format = Uuid),
+           ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
+    request_body = CreateOrder,
+    responses((status = 201, body = OrderWritten), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+async fn create_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(rid): ApiPath<RestaurantId>,
+    headers: HeaderMap,
+    Body(mut body): Body<CreateOrder>,
+) -> Result<Response, ApiError> {
+    state.authorize(&caller, rid, Action::CreateOrder).await?;
+    body.validate()?;
+    body.bind_to(&caller.0)?;
+    let key = idempotency_key(&headers)?.map(|key| {
+        let mut hash = Sha256::new();
+        hash.update(format!("POST /v1/restaurants/{rid}/orders\n"));
+        hash.update(serde_json::to_vec(&body).expect("bodies serialize"));
+        IdempotencyKey {
+            restaurant: rid,
+            key,
+            request_hash: hash.finalize().to_vec(),
+        }
+    });
+    let trace = traceparent(&headers);
+    match state
+        .store
+        .create_order(rid, body.into_new(), key, trace.as_deref())
+        .await?
+    {
+        Outcome::Replayed(replay) => {
+            let status = StatusCode::from_u16(replay.status).unwrap_or(StatusCode::CREATED);
+            Ok((status, [("idempotent-replayed", "true")], Json(replay.body)).into_response())
+        }
+        Outcome::Fresh(mut pending) => {
+            let written = OrderWritten {
+                order: pending.value().clone(),
+                seq: pending.last_seq(),
+            };
+            let json = serde_json::to_value(&written).expect("orders serialize");
+            pending.remember_response(201, &json).await?;
+            state.writer.commit(pending).await?;
+            let location = format!("/v1/restaurants/{rid}/orders/{}", written.order.id);
+            Ok((
+                StatusCode::CREATED,
+                [(header::LOCATION, location)],
+                etag(&written.order),
+                Json(json),
+            )
+                .into_response())
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    /// `open` (default): orders not yet paid, cancelled or rejected; `all`.
+    state: Option<StateFilter>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum StateFilter {
+    Open,
+    All,
+}
+
+/// Orders and the seq they reflect, read in one consistent snapshot:
+/// stream from `seq` for no gap and no duplicate.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct OrdersPage {
+    seq: Seq,
+    orders: Vec<Order>,
+    /// More than 1 000 orders matched; only the newest are listed.
+    truncated: bool,
+}
+
+/// The restaurant's orders as one consistent snapshot (filtered to what the
+/// caller may see: customers their session, waiters theirs and unassigned).
+#[utoipa::path(get, path = "/v1/restaurants/{rid}/orders", tag = "orders",
+    params(("rid" = String, Path, format = Uuid), ListQuery),
+    responses((status = 200, body = OrdersPage), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+async fn list_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(rid): ApiPath<RestaurantId>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<OrdersPage>, ApiError> {
+    state.authorize(&caller, rid, Action::ReadOrders).await?;
+    let p = &caller.0;
+    let filter = OrderFilter {
+        open_only: !matches!(query.state, Some(StateFilter::All)),
+        session_id: (p.role == Role::Customer)
+            .then(|| p.session_id.clone())
+            .flatten(),
+        waiter_id: (p.role == Role::Waiter)
+            .then(|| p.waiter_id.clone())
+            .flatten(),
+    };
+    let snapshot = state.store.orders_snapshot(rid, &filter).await?;
+    Ok(Json(OrdersPage {
+        seq: snapshot.seq,
+        orders: snapshot.orders,
+        truncated: snapshot.truncated,
+    }))
+}
+
+/// Loads an order the caller may see; others are "not found".
+async fn visible_order(
+    state: &AppState,
+    caller: &Caller,
+    rid: RestaurantId,
+    oid: OrderId,
+) -> Result<Order, ApiError> {
+    let order = state.store.order(rid, oid).await?;
+    if caller.0.viewer().may_see(&order.audience()) {
+        Ok(order)
+    } else {
+        Err(ApiError::NotFound("order"))
+    }
+}
+
+fn etag(order: &Order) -> [(header::HeaderName, HeaderValue); 1] {
+    let value = HeaderValue::from_str(&format!("\"{}\"", order.version))
+        .expect("digits are a valid header");
+    [(header::ETAG, value)]
+}
+
+/// One order; its `ETag` is the version to send in `If-Match`.
+#[utoipa::path(get, path = "/v1/restaurants/{rid}/orders/{oid}", tag = "orders",
+    params(("rid" = String, Path, format = Uuid), ("oid" = String, Path, format = Uuid)),
+    responses((status = 200, body = Order), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((rid, oid)): ApiPath<(RestaurantId, OrderId)>,
+) -> Result<Response, ApiError> {
+    state.authorize(&caller, rid, Action::ReadOrders).await?;
+    let order = visible_order(&state, &caller, rid, oid).await?;
+    Ok((etag(&order), Json(order)).into_response())
+}
+
+/// A status change.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetOrderStatus {
+    status: OrderStatus,
+    /// Why (for `cancelled` and `rejected`), at most 200 characters.
+    reason: Option<String>,
+}
+
+/// Move an order along its life cycle. Illegal transitions and stale
+/// `If-Match` versions are 409 with the order as it is.
+#[utoipa::path(post, path = "/v1/restaurants/{rid}/orders/{oid}/status", tag = "orders",
+    params(("rid" = String, Path, format = Uuid), ("oid" = String, Path, format = Uuid),
+           ("If-Match" = Option<String>, Header, description = "the version last seen, e.g. \"3\"")),
+    request_body = SetOrderStatus,
+    responses((status = 200, body = OrderWritten), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+async fn set_order_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((rid, oid)): ApiPath<(RestaurantId, OrderId)>,
+    headers: HeaderMap,
+    Body(body): Body<SetOrderStatus>,
+) -> Result<Response, ApiError> {
+    state
+        .authorize(&caller, rid, Action::ChangeOrderStatus)
+        .await?;
+    let mut c = Checks::new();
+    c.opt_text("reason", body.reason.as_deref(), 200);
+    c.finish()?;
+    let expected = if_match(&headers)?;
+    if caller.0.role == Role::Customer {
+        // A customer may only cancel its own order (the state machine says when).
+        if body.status != OrderStatus::Cancelled {
+            return Err(ApiError::Forbidden(
+                "customers may only cancel their own orders",
+            ));
+        }
+        visible_order(&state, &caller, rid, oid).await?;
+    }
+    let trace = traceparent(&headers);
+    let pending = state
+        .store
+        .set_order_status(
+            rid,
+            oid,
+            body.status,
+            body.reason,
+            expected,
+            trace.as_deref(),
+        )
+        .await?;
+    let (order, seq) = state.writer.commit(pending).await?;
+    Ok((etag(&order), Json(OrderWritten { order, seq })).into_response())
+}
+
+/// An item status change.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetItemStatus {
+    status: ItemStatus,
+}
+
+/// Move one item along its life cycle; when every live item is ready the
+/// order becomes `ready` too (two events; `seq` is the last).
+#[utoipa::path(post, path = "/v1/restaurants/{rid}/orders/{oid}/items/{iid}/status", tag = "orders",
+    params(("rid" = String, Path, format = Uuid), ("oid" = String, Path, format = Uuid), ("iid" = String, Path, format = Uuid)),
+    request_body = SetItemStatus,
+    responses((status = 200, body = OrderWritten), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+async fn set_item_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((rid, oid, iid)): ApiPath<(RestaurantId, OrderId, ItemId)>,
+    headers: HeaderMap,
+    Body(body): Body<SetItemStatus>,
+) -> Result<Response, ApiError> {
+    state
+        .authorize(&caller, rid, Action::ChangeItemStatus)
+        .await?;
+    let trace = traceparent(&headers);
+    let pending = state
+        .store
+        .set_item_status(rid, oid, iid, body.status, trace.as_deref())
+        .await?;
+    let (order, seq) = state.writer.commit(pending).await?;
+    Ok((etag(&order), Json(OrderWritten { order, seq })).into_response())
+}

@@ -1,0 +1,197 @@
+//! Waiter requests and shift transfers.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use ordercast_core::policy::Action;
+use ordercast_core::request::{RequestKind, RequestStatus, WaiterRequest};
+use ordercast_core::{RequestId, RestaurantId, Role, Seq, SessionId, WaiterId};
+use ordercast_store::{NewRequest, Transfer};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, Body};
+use crate::trace::traceparent;
+use crate::validate::Checks;
+
+/// Most sessions one transfer may name.
+pub const MAX_TRANSFER_SESSIONS: usize = 100;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_request))
+        .routes(routes!(set_request_status))
+        .routes(routes!(transfer_sessions))
+}
+
+/// A request from a table.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateRequest {
+    kind: RequestKind,
+    /// Table label, 1–32 characters.
+    table: String,
+    /// Forced to the token's own session for customers.
+    session_id: Option<SessionId>,
+    /// At most 200 characters.
+    message: Option<String>,
+}
+
+/// A request after a write, with the seq of its event.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RequestWritten {
+    request: WaiterRequest,
+    seq: Seq,
+}
+
+/// Call the waiter, ask for the bill or water. The request goes to the
+/// waiter of the session's latest order, when there is one.
+#[utoipa::path(post, path = "/v1/restaurants/{rid}/requests", tag = "requests",
+    params(("rid" = String, Path, format = Uuid)),
+    request_body = CreateRequest,
+    responses((status = 201, body = RequestWritten), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+async fn create_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(rid): ApiPath<RestaurantId>,
+    headers: HeaderMap,
+    Body(mut body): Body<CreateRequest>,
+) -> Result<(StatusCode, Json<RequestWritten>), ApiError> {
+    state.authorize(&caller, rid, Action::CreateRequest).await?;
+    let mut c = Checks::new();
+    c.text("table", &body.table, 32);
+    c.opt_text("message", body.message.as_deref(), 200);
+    c.finish()?;
+    if caller.0.role == Role::Customer {
+        if body.session_id.is_some() && body.session_id != caller.0.session_id {
+            return Err(ApiError::Forbidden(
+                "customers ask only for their own session",
+            ));
+        }
+        body.session_id = caller.0.session_id.clone();
+    }
+    let new = NewRequest {
+        kind: body.kind,
+        table: body.table,
+        session_id: body.session_id,
+        message: body.message,
+    };
+    let trace = traceparent(&headers);
+    let pending = state
+        .store
+        .create_request(rid, new, trace.as_deref())
+        .await?;
+    let (request, seq) = state.writer.commit(pending).await?;
+    Ok((StatusCode::CREATED, Json(RequestWritten { request, seq })))
+}
+
+/// A request status change.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetRequestStatus {
+    status: RequestStatus,
+}
+
+/// Acknowledge, resolve or cancel a request (customers: cancel their own).
+#[utoipa::path(post, path = "/v1/restaurants/{rid}/requests/{id}/status", tag = "requests",
+    params(("rid" = String, Path, format = Uuid), ("id" = String, Path, format = Uuid)),
+    request_body = SetRequestStatus,
+    responses((status = 200, body = RequestWritten), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+async fn set_request_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((rid, id)): ApiPath<(RestaurantId, RequestId)>,
+    headers: HeaderMap,
+    Body(body): Body<SetRequestStatus>,
+) -> Result<Json<RequestWritten>, ApiError> {
+    state
+        .authorize(&caller, rid, Action::ChangeRequestStatus)
+        .await?;
+    if caller.0.role == Role::Customer {
+        let request = state.store.request(rid, id).await?;
+        if request.session_id.is_none() || request.session_id != caller.0.session_id {
+            return Err(ApiError::NotFound("request"));
+        }
+        if body.status != RequestStatus::Cancelled {
+            return Err(ApiError::Forbidden(
+                "customers may only cancel their own requests",
+            ));
+        }
+    }
+    let trace = traceparent(&headers);
+    let pending = state
+        .store
+        .set_request_status(rid, id, body.status, trace.as_deref())
+        .await?;
+    let (request, seq) = state.writer.commit(pending).await?;
+    Ok(Json(RequestWritten { request, seq }))
+}
+
+/// A shift change.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferBody {
+    /// Waiters may only hand over their own sessions.
+    from_waiter_id: WaiterId,
+    to_waiter_id: WaiterId,
+    /// Only these sessions (at most 100); all of the waiter's when absent.
+    session_ids: Option<Vec<SessionId>>,
+}
+
+/// What moved, with the seq of the `session.transferred` event.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TransferWritten {
+    transfer: Transfer,
+    seq: Seq,
+}
+
+/// Hand a waiter's open orders and requests to another waiter.
+#[utoipa::path(post, path = "/v1/restaurants/{rid}/sessions/transfer", tag = "requests",
+    params(("rid" = String, Path, format = Uuid)),
+    request_body = TransferBody,
+    responses((status = 200, body = TransferWritten), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+async fn transfer_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(rid): ApiPath<RestaurantId>,
+    headers: HeaderMap,
+    Body(body): Body<TransferBody>,
+) -> Result<Json<TransferWritten>, ApiError> {
+    state
+        .authorize(&caller, rid, Action::TransferSessions)
+        .await?;
+    if caller.0.role == Role::Waiter && caller.0.waiter_id.as_ref() != Some(&body.from_waiter_id) {
+        return Err(ApiError::Forbidden(
+            "waiters may only hand over their own sessions",
+        ));
+    }
+    let mut c = Checks::new();
+    c.check(
+        body.from_waiter_id != body.to_waiter_id,
+        "to_waiter_id",
+        "must differ from from_waiter_id",
+    );
+    if let Some(sessions) = &body.session_ids {
+        c.count("session_ids", sessions.len(), 1, MAX_TRANSFER_SESSIONS);
+    }
+    c.finish()?;
+    let trace = traceparent(&headers);
+    let pending = state
+        .store
+        .transfer_sessions(
+            rid,
+            body.from_waiter_id,
+            body.to_waiter_id,
+            body.session_ids,
+            trace.as_deref(),
+        )
+        .await?;
+    let (transfer, seq) = state.writer.commit(pending).await?;
+    Ok(Json(TransferWritten { transfer, seq }))
+}

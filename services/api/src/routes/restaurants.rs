@@ -1,0 +1,91 @@
+//! `POST /v1/restaurants`, `GET /v1/restaurants/{rid}`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use ordercast_core::policy::Action;
+use ordercast_core::{ChainId, RestaurantId, Role};
+use ordercast_store::{NewRestaurant, Restaurant};
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, Body};
+use crate::validate::Checks;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_restaurant))
+        .routes(routes!(get_restaurant))
+}
+
+/// A restaurant to create.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateRestaurant {
+    /// Defaults to a fresh UUIDv7.
+    id: Option<RestaurantId>,
+    /// 1–200 characters.
+    name: String,
+    /// Defaults to the admin token's chain.
+    chain_id: Option<ChainId>,
+    /// At most 64 characters.
+    region: Option<String>,
+}
+
+/// Create a restaurant (admin only; within the token's chain).
+#[utoipa::path(post, path = "/v1/restaurants", tag = "restaurants",
+    request_body = CreateRestaurant,
+    responses((status = 201, body = Restaurant), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+async fn create_restaurant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<CreateRestaurant>,
+) -> Result<(StatusCode, Json<Restaurant>), ApiError> {
+    let principal = &caller.0;
+    if principal.role != Role::Admin {
+        return Err(ApiError::Forbidden("only admins create restaurants"));
+    }
+    let chain_id = body.chain_id.or(principal.chain_id());
+    let permitted = match chain_id {
+        Some(chain) => principal.may_access_chain(chain),
+        // A restaurant outside any chain: platform admins only.
+        None => principal.is_platform_admin(),
+    };
+    if !permitted {
+        return Err(ApiError::Forbidden(
+            "this token may not create restaurants in that chain",
+        ));
+    }
+    let mut checks = Checks::new();
+    checks.text("name", &body.name, 200);
+    checks.opt_text("region", body.region.as_deref(), 64);
+    checks.finish()?;
+    let new = NewRestaurant {
+        id: body.id.unwrap_or_default(),
+        name: body.name,
+        chain_id,
+        region: body.region,
+    };
+    let restaurant = state.store.create_restaurant(new).await?;
+    Ok((StatusCode::CREATED, Json(restaurant)))
+}
+
+/// A restaurant, with the seq of its latest event.
+#[utoipa::path(get, path = "/v1/restaurants/{rid}", tag = "restaurants",
+    params(("rid" = String, Path, format = Uuid)),
+    responses((status = 200, body = Restaurant), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+async fn get_restaurant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(rid): ApiPath<RestaurantId>,
+) -> Result<Json<Restaurant>, ApiError> {
+    state
+        .authorize(&caller, rid, Action::ReadRestaurant)
+        .await?;
+    Ok(Json(state.store.restaurant(rid).await?))
+}

@@ -1,0 +1,80 @@
+//! W3C trace context: links the event a command produces to its request.
+
+use axum::http::{HeaderMap, Request};
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::TraceContextExt;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Reads the `traceparent` header, if any.
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The span of one HTTP request: method and route, never the query string
+/// (it may carry `access_token`). Its parent is the caller's `traceparent`.
+pub fn http_span<B>(request: &Request<B>) -> Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let span = tracing::info_span!("http", method = %request.method(), route = %route);
+    // The binary installs the W3C propagator when it enables OpenTelemetry.
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(request.headers())));
+    // Without an OpenTelemetry layer there is nothing to attach to.
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// The `traceparent` an event should carry: the current span's when
+/// OpenTelemetry is on, else the caller's own header passed through.
+pub fn traceparent(headers: &HeaderMap) -> Option<String> {
+    let context = Span::current().context();
+    let span = context.span();
+    let sc = span.span_context();
+    if sc.is_valid() {
+        return Some(format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        ));
+    }
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_traceparent(v))
+        .map(str::to_owned)
+}
+
+fn is_traceparent(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_well_formed_traceparents_pass_through() {
+        assert!(super::is_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!super::is_traceparent("00-short-00f067aa0ba902b7-01"));
+        assert!(!super::is_traceparent("garbage"));
+    }
+}

@@ -1,0 +1,100 @@
+//! The admin port: `/metrics`, `/healthz`, `/readyz`, `/debug/stats`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use ordercast_bus::Streams;
+use ordercast_store::Store;
+use prometheus::{Encoder, Registry, TextEncoder};
+use serde_json::json;
+
+/// What the probes look at.
+#[derive(Clone)]
+pub struct Health {
+    pub store: Store,
+    pub streams: Streams,
+    pub registry: Registry,
+    pub draining: Arc<AtomicBool>,
+    pub started: Instant,
+    pub role: &'static str,
+}
+
+impl Health {
+    /// Marks the process as shutting down: readiness fails from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    async fn dependencies(&self) -> (bool, bool) {
+        let (pg, redis) = tokio::join!(self.store.ping(), self.streams.ping());
+        (pg.is_ok(), redis.is_ok())
+    }
+}
+
+/// The admin router.
+pub fn router(health: Health) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/debug/stats", get(stats))
+        .with_state(health)
+}
+
+async fn metrics(State(health): State<Health>) -> impl IntoResponse {
+    let encoder = TextEncoder::new();
+    let mut body = Vec::new();
+    if let Err(e) = encoder.encode(&health.registry.gather(), &mut body) {
+        tracing::error!(error = %e, "cannot encode metrics");
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            Vec::new(),
+        );
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+}
+
+/// Ready when not draining and PostgreSQL answers. Redis is reported but
+/// not required: without it orders are still accepted and delivered late.
+async fn ready(State(health): State<Health>) -> impl IntoResponse {
+    let draining = health.draining.load(Ordering::SeqCst);
+    let (postgres, redis) = health.dependencies().await;
+    let ready = !draining && postgres;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "ready": ready,
+        "draining": draining,
+        "postgres": if postgres { "up" } else { "down" },
+        "redis": if redis { "up" } else { "down" },
+    });
+    (status, Json(body))
+}
+
+async fn stats(State(health): State<Health>) -> impl IntoResponse {
+    let (postgres, redis) = health.dependencies().await;
+    let backlog = health.store.outbox_backlog().await.ok();
+    Json(json!({
+        "role": health.role,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": health.started.elapsed().as_secs(),
+        "draining": health.draining.load(Ordering::SeqCst),
+        "postgres": if postgres { "up" } else { "down" },
+        "redis": if redis { "up" } else { "down" },
+        "outbox_backlog": backlog,
+    }))
+}

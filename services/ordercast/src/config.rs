@@ -1,0 +1,267 @@
+//! Command line and environment: every flag is also an `ORDERCAST_*`
+//! variable. Read once here; the rest of the program gets typed settings.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ordercast_bus::RedisSettings;
+use ordercast_core::auth::TokenVerifier;
+use ordercast_store::DbSettings;
+
+/// Ordercast: real-time order delivery for restaurant chains.
+#[derive(Debug, Parser)]
+#[command(name = "ordercast", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format: one JSON object per line, or human-readable.
+    #[arg(long, env = "ORDERCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the database migrations and exit.
+    Migrate(DbArgs),
+    /// Serve the api role (commands and queries).
+    Api(ServeArgs),
+    /// Print a signed JWT (for development and tests).
+    Token(TokenArgs),
+}
+
+/// A value that must never be printed (passwords, secrets).
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL, e.g. postgres://user:pass@127.0.0.1:5432/ordercast.
+    #[arg(long, env = "ORDERCAST_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Secret,
+    /// Connections in the pool.
+    #[arg(long, env = "ORDERCAST_DATABASE_POOL", default_value_t = 16)]
+    pub database_pool: u32,
+}
+
+impl DbArgs {
+    pub fn settings(&self) -> anyhow::Result<DbSettings> {
+        let mut settings = DbSettings::from_url(self.database_url.expose())
+            .context("ORDERCAST_DATABASE_URL is not a valid PostgreSQL URL")?;
+        settings.max_connections = self.database_pool.max(1);
+        Ok(settings)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RedisArgs {
+    /// Redis URL, e.g. redis://127.0.0.1:6379/0.
+    #[arg(long, env = "ORDERCAST_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Secret,
+    /// Prefix of every Redis key.
+    #[arg(long, env = "ORDERCAST_REDIS_PREFIX", default_value = "oc")]
+    pub redis_prefix: String,
+    /// Approximate length each restaurant stream is trimmed to.
+    #[arg(long, env = "ORDERCAST_STREAM_MAXLEN", default_value_t = 10_000)]
+    pub stream_maxlen: u64,
+    /// Command connections in the pool.
+    #[arg(long, env = "ORDERCAST_REDIS_POOL", default_value_t = 16)]
+    pub redis_pool: usize,
+}
+
+impl RedisArgs {
+    pub fn settings(&self) -> anyhow::Result<RedisSettings> {
+        let url = self.redis_url.expose();
+        anyhow::ensure!(
+            url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"),
+            "ORDERCAST_REDIS_URL must start with redis://, rediss:// or unix://"
+        );
+        anyhow::ensure!(
+            !self.redis_prefix.is_empty() && !self.redis_prefix.contains(['{', '}', ' ']),
+            "ORDERCAST_REDIS_PREFIX must be non-empty, without braces or spaces"
+        );
+        anyhow::ensure!(
+            self.stream_maxlen >= 100,
+            "ORDERCAST_STREAM_MAXLEN must be at least 100"
+        );
+        Ok(RedisSettings {
+            url: url.to_owned(),
+            prefix: self.redis_prefix.clone(),
+            stream_maxlen: self.stream_maxlen,
+            pool_size: self.redis_pool.max(1),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct JwtArgs {
+    /// HS256 shared secret (at least 32 bytes).
+    #[arg(long, env = "ORDERCAST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// PEM public key for RS256 / ES256 tokens (instead of a secret).
+    #[arg(long, env = "ORDERCAST_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Required `iss` claim, if set.
+    #[arg(long, env = "ORDERCAST_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "ORDERCAST_JWT_AUDIENCE", default_value = "ordercast")]
+    pub jwt_audience: String,
+}
+
+impl JwtArgs {
+    pub fn verifier(&self) -> anyhow::Result<TokenVerifier> {
+        match (&self.jwt_secret, &self.jwt_public_key_file) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "set either ORDERCAST_JWT_SECRET or ORDERCAST_JWT_PUBLIC_KEY_FILE, not both"
+            ),
+            (None, None) => anyhow::bail!(
+                "ORDERCAST_JWT_SECRET (HS256) or ORDERCAST_JWT_PUBLIC_KEY_FILE (RS256/ES256) is required"
+            ),
+            (Some(secret), None) => TokenVerifier::hs256(
+                secret.expose().as_bytes(),
+                self.jwt_issuer.as_deref(),
+                &self.jwt_audience,
+            )
+            .context("ORDERCAST_JWT_SECRET is invalid"),
+            (None, Some(path)) => {
+                let pem = std::fs::read(path).with_context(|| {
+                    format!(
+                        "cannot read ORDERCAST_JWT_PUBLIC_KEY_FILE {}",
+                        path.display()
+                    )
+                })?;
+                TokenVerifier::public_pem(&pem, self.jwt_issuer.as_deref(), &self.jwt_audience)
+                    .context("ORDERCAST_JWT_PUBLIC_KEY_FILE is invalid")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Public HTTP address.
+    #[arg(long, env = "ORDERCAST_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Admin HTTP address (/metrics, /healthz, /readyz, /debug/*).
+    #[arg(long, env = "ORDERCAST_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    /// Days events are kept in PostgreSQL.
+    #[arg(long, env = "ORDERCAST_RETENTION_DAYS", default_value_t = 7)]
+    pub retention_days: u32,
+    /// How long a graceful shutdown may take (e.g. 30s).
+    #[arg(long, env = "ORDERCAST_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// admin, owner, kitchen, waiter, customer or service.
+    #[arg(long)]
+    pub role: ordercast_core::Role,
+    /// Restaurant id (repeatable); `*` for a platform admin.
+    #[arg(long = "restaurant")]
+    pub restaurants: Vec<String>,
+    /// An admin's chain id.
+    #[arg(long)]
+    pub chain: Option<uuid::Uuid>,
+    /// A customer's table session.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// A waiter's id.
+    #[arg(long)]
+    pub waiter: Option<String>,
+    /// Subject (who the token is for).
+    #[arg(long, default_value = "dev")]
+    pub sub: String,
+    /// Lifetime, e.g. 12h, 30m.
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// HS256 secret to sign with.
+    #[arg(long, env = "ORDERCAST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// Or an RS256/ES256 PEM private key.
+    #[arg(long, env = "ORDERCAST_JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// `iss` claim to set.
+    #[arg(long, env = "ORDERCAST_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// `aud` claim to set.
+    #[arg(long, env = "ORDERCAST_JWT_AUDIENCE", default_value = "ordercast")]
+    pub jwt_audience: String,
+}
+
+/// Validated settings of a serving subcommand.
+pub fn serve_settings(args: &ServeArgs) -> anyhow::Result<crate::Settings> {
+    anyhow::ensure!(
+        args.retention_days >= 1,
+        "ORDERCAST_RETENTION_DAYS must be at least 1"
+    );
+    let mut api = ordercast_api::ApiSettings::default();
+    api.retention.days = args.retention_days;
+    Ok(crate::Settings {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        db: args.db.settings()?,
+        redis: args.redis.settings()?,
+        verifier: args.jwt.verifier()?,
+        api,
+        shutdown_grace: args.shutdown_grace,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret: Secret = "hunter2".parse().unwrap();
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+    }
+}

@@ -1,0 +1,57 @@
+//! Cross-cutting HTTP layers: request metrics and tracing spans.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{HistogramOpts, HistogramVec, Registry};
+use tower_http::trace::TraceLayer;
+
+/// `ordercast_http_request_duration_seconds{route,method,status}`.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    latency: HistogramVec,
+}
+
+impl HttpMetrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<HttpMetrics> {
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "ordercast_http_request_duration_seconds",
+                "HTTP request latency by route, method and status.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
+            &["route", "method", "status"],
+        )?;
+        registry.register(Box::new(latency.clone()))?;
+        Ok(HttpMetrics { latency })
+    }
+}
+
+async fn track(State(metrics): State<HttpMetrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().clone();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    metrics
+        .latency
+        .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Adds request metrics (labelled by matched route, never by raw path) and
+/// a tracing span per request (path only: the query may hold a token).
+pub fn instrument(router: Router, metrics: HttpMetrics) -> Router {
+    router
+        .route_layer(axum::middleware::from_fn_with_state(metrics, track))
+        .layer(TraceLayer::new_for_http().make_span_with(ordercast_api::trace::http_span))
+}

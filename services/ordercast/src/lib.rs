@@ -1,0 +1,11 @@
+//! The `ordercast` binary as a library, so tests start the real service
+//! in-process on port 0.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod telemetry;
+pub mod token;
+
+pub use app::{App, Settings};
