@@ -1,1 +1,87 @@
+//! Real servers for integration tests. `make test` starts one shared
+//! PostgreSQL and Redis and exports their URLs; each test gets its own
+//! database and key prefix. Tests that kill a server spawn their own.
 
+mod servers;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, Executor, PgConnection};
+
+pub use servers::{PostgresServer, RedisServer};
+
+/// A variable `make test` exports; a clear message when run otherwise.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through `make test`, which starts PostgreSQL and Redis")
+    })
+}
+
+/// The shared test Redis.
+pub fn redis_url() -> String {
+    env("ORDERCAST_TEST_REDIS_URL")
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("t{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A new, migrated database on the server behind `admin_url` (a URL of an
+/// existing database, usually `postgres`); returns its URL.
+pub async fn fresh_database_on(admin_url: &str) -> String {
+    let name = format!("oc_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the test PostgreSQL");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create test database");
+    let url = match admin_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("database URL without a path: {admin_url}"),
+    };
+    let mut conn = PgConnection::connect(&url)
+        .await
+        .expect("connect to the new database");
+    ordercast_store::MIGRATOR
+        .run(&mut conn)
+        .await
+        .expect("migrate the test database");
+    url
+}
+
+/// A new, migrated database on the shared test PostgreSQL.
+pub async fn fresh_database() -> String {
+    fresh_database_on(&env("ORDERCAST_TEST_DATABASE_URL")).await
+}
+
+/// Polls `check` until it yields a value or `timeout` passes, then panics
+/// naming `what`. This is how tests wait: on a condition, never a sleep.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}

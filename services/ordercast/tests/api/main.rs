@@ -1,0 +1,12 @@
+//! The api role against real PostgreSQL and Redis, over real HTTP.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod access;
+mod bad_input;
+mod events;
+mod idempotency;
+mod outages;
+mod transitions;
+mod write_path;

@@ -1,0 +1,142 @@
+use std::time::Duration;
+
+use ordercast_core::Role;
+use ordercast_testkit::{PostgresServer, RedisServer, eventually, fresh_database_on};
+use reqwest::StatusCode;
+
+use crate::common::{Backends, TestApp, seqs, simple_order};
+
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn with_redis_down_orders_are_accepted_and_the_sweeper_publishes_them_once_in_order() {
+    let mut redis = RedisServer::spawn().await;
+    let backends = Backends {
+        redis_url: redis.url(),
+        ..Backends::fresh().await
+    };
+    let app = TestApp::spawn_on(backends).await;
+    let rid = app.create_restaurant().await;
+
+    redis.stop();
+    for _ in 0..20 {
+        let (status, body) = app
+            .create_order(rid, &app.token(Role::Owner, rid), simple_order())
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let unpublished =
+        "SELECT count(*) FROM events WHERE restaurant_id = $1 AND published_at IS NULL";
+    assert_eq!(app.count(unpublished, rid).await, 20);
+    redis.start().await;
+
+    let stream = eventually(
+        "the sweeper to publish all 20",
+        Duration::from_secs(20),
+        || async {
+            let s = app.stream(rid).await;
+            (s.len() == 20).then_some(s)
+        },
+    )
+    .await;
+    let ids: Vec<String> = stream.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids, (1..=20).map(|s| format!("{s}-0")).collect::<Vec<_>>());
+    let stored = app.stored_events(rid).await;
+    assert_eq!(
+        stream.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+        stored
+    );
+    eventually(
+        "every event marked published",
+        Duration::from_secs(10),
+        || async { (app.count(unpublished, rid).await == 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        metric(&app, "ordercast_outbox_republished_total").await,
+        20.0,
+        "each added exactly once"
+    );
+    assert_eq!(seqs(&stored), (1..=20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn with_postgres_down_commands_get_503_problems_and_nothing_is_half_written() {
+    let mut postgres = PostgresServer::spawn().await;
+    let database_url = fresh_database_on(&postgres.admin_url()).await;
+    let backends = Backends {
+        database_url,
+        ..Backends::fresh().await
+    };
+    let app = TestApp::spawn_on(backends).await;
+    let rid = app.create_restaurant().await;
+    let token = app.token(Role::Owner, rid);
+    app.order(rid).await;
+
+    postgres.stop();
+    for _ in 0..3 {
+        let response = app
+            .client
+            .post(format!("{}/v1/restaurants/{rid}/orders", app.base))
+            .bearer_auth(&token)
+            .json(&simple_order())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        assert!(response.headers().contains_key("retry-after"));
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            problem["type"],
+            "https://ordercast.dev/problems/unavailable"
+        );
+    }
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    postgres.start();
+
+    let (status, body) = eventually(
+        "commands to work again",
+        Duration::from_secs(20),
+        || async {
+            let (status, body) = app.create_order(rid, &token, simple_order()).await;
+            (status == StatusCode::CREATED).then_some((status, body))
+        },
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["seq"], 2, "no seq was taken by the failed commands");
+    let orders = app
+        .count("SELECT count(*) FROM orders WHERE restaurant_id = $1", rid)
+        .await;
+    let events = app
+        .count("SELECT count(*) FROM events WHERE restaurant_id = $1", rid)
+        .await;
+    assert_eq!(
+        (orders, events),
+        (2, 2),
+        "every order has exactly its event"
+    );
+}
