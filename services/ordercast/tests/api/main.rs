@@ -8,5 +8,6 @@ mod bad_input;
 mod events;
 mod idempotency;
 mod outages;
+mod retention;
 mod transitions;
 mod write_path;
