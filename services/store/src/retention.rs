@@ -12,15 +12,13 @@ impl Store {
         cutoff: DateTime<Utc>,
         batch: i64,
     ) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
+        self.delete_batch(
             "DELETE FROM events WHERE ctid = ANY(ARRAY(
                  SELECT ctid FROM events WHERE created_at < $1 LIMIT $2))",
+            cutoff,
+            batch,
         )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        .await
     }
 
     /// Deletes at most `batch` idempotency keys created before `cutoff`.
@@ -29,14 +27,27 @@ impl Store {
         cutoff: DateTime<Utc>,
         batch: i64,
     ) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
+        self.delete_batch(
             "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
                  SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2))",
+            cutoff,
+            batch,
         )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        .await
+    }
+
+    /// One bounded delete, so no statement holds locks for long.
+    async fn delete_batch(
+        &self,
+        sql: &'static str,
+        cutoff: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sql)
+            .bind(cutoff)
+            .bind(batch)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 }
