@@ -76,7 +76,8 @@ cat <<MSG
     curl -s $api/v1/restaurants/$DEMO_RESTAURANT/orders -H "Authorization: Bearer \$KITCHEN"
 
   The durable record and the stream:
-    $psql -c 'SELECT seq, type, published_at FROM events ORDER BY seq'
+    $psql -c 'SELECT seq, type, created_at FROM events ORDER BY seq'
+    $psql -c 'SELECT count(*) AS not_yet_in_redis FROM outbox'
     redis-cli -p $REDIS_PORT XRANGE "\$(redis-cli -p $REDIS_PORT --scan --pattern 'oc:*:r:$DEMO_RESTAURANT')" - +
 
   API description: $api/openapi.json      Stop: Ctrl-C

@@ -5,6 +5,9 @@ mod report;
 
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "ordercast-loadtest", version, about)]
 struct Cli {

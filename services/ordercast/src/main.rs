@@ -3,6 +3,11 @@ use ordercast::config::{Cli, Command};
 use ordercast::{App, telemetry, token};
 use ordercast_store::Store;
 
+// mimalloc: measured less CPU and far less RSS than glibc malloc under load
+// (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -12,7 +12,7 @@ use crate::{Store, StoreError};
 pub const MAX_EVENTS_PER_READ: i64 = 10_000;
 
 /// Takes the next `drafts.len()` seqs of the restaurant and inserts the
-/// events, in one statement. The `UPDATE` locks the restaurant row until
+/// events and their outbox rows, in one statement. The `UPDATE` locks the restaurant row until
 /// the transaction ends: that lock is what makes seqs dense and ordered.
 pub(crate) async fn append(
     conn: &mut PgConnection,
@@ -42,6 +42,9 @@ pub(crate) async fn append(
              SELECT $1, s.last_seq - $2 + d.ord, d.type, d.audience, d.data, d.previous_status, d.item_id, $3, $4
              FROM s, unnest($5::text[], $6::jsonb[], $7::jsonb[], $8::text[], $9::uuid[])
                   WITH ORDINALITY AS d(type, audience, data, previous_status, item_id, ord)
+             RETURNING restaurant_id, seq, created_at
+         ), o AS (
+             INSERT INTO outbox (restaurant_id, seq, created_at) SELECT * FROM e
          )
          SELECT last_seq FROM s",
     )

@@ -40,9 +40,8 @@ async fn mark(
     let restaurants: Vec<Uuid> = published.iter().map(|(r, _)| r.as_uuid()).collect();
     let seqs: Vec<i64> = published.iter().map(|(_, s)| s.as_i64()).collect();
     let done = sqlx::query(
-        "UPDATE events e SET published_at = now()
-         FROM unnest($1::uuid[], $2::bigint[]) AS p(restaurant_id, seq)
-         WHERE e.restaurant_id = p.restaurant_id AND e.seq = p.seq AND e.published_at IS NULL",
+        "DELETE FROM outbox o USING unnest($1::uuid[], $2::bigint[]) AS p(restaurant_id, seq)
+         WHERE o.restaurant_id = p.restaurant_id AND o.seq = p.seq",
     )
     .bind(&restaurants)
     .bind(&seqs)
@@ -62,10 +61,12 @@ impl Store {
     ) -> Result<OutboxBatch, StoreError> {
         let mut tx = self.begin().await?;
         let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events
-             WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
-             ORDER BY restaurant_id, seq LIMIT $2
-             FOR UPDATE SKIP LOCKED"
+            "SELECT {EVENT_COLUMNS} FROM events WHERE (restaurant_id, seq) IN (
+                 SELECT restaurant_id, seq FROM outbox
+                 WHERE created_at < now() - make_interval(secs => $1)
+                 ORDER BY restaurant_id, seq LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             ORDER BY restaurant_id, seq"
         )))
         .bind(min_age.as_secs_f64())
         .bind(limit)
@@ -89,10 +90,8 @@ impl Store {
 
     /// How many events are not yet known to be in Redis.
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM events WHERE published_at IS NULL")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?)
     }
 }

@@ -21,6 +21,22 @@ impl Store {
         .await
     }
 
+    /// Deletes at most `batch` outbox rows created before `cutoff`: their
+    /// events are gone, so there is nothing left to publish.
+    pub async fn delete_outbox_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        self.delete_batch(
+            "DELETE FROM outbox WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM outbox WHERE created_at < $1 LIMIT $2))",
+            cutoff,
+            batch,
+        )
+        .await
+    }
+
     /// Deletes at most `batch` idempotency keys created before `cutoff`.
     pub async fn delete_idempotency_keys_before(
         &self,

@@ -38,8 +38,7 @@ async fn with_redis_down_orders_are_accepted_and_the_sweeper_publishes_them_once
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    let unpublished =
-        "SELECT count(*) FROM events WHERE restaurant_id = $1 AND published_at IS NULL";
+    let unpublished = "SELECT count(*) FROM outbox WHERE restaurant_id = $1";
     assert_eq!(app.count(unpublished, rid).await, 20);
     redis.start().await;
 

@@ -43,10 +43,16 @@ async fn a_created_order_is_recorded_and_streamed_with_the_same_envelope() {
         stream[0].1, stored[0],
         "the stream carries exactly the stored envelope"
     );
-    eventually("the event to be marked published", Duration::from_secs(10), || async {
-        let n = app.count("SELECT count(*) FROM events WHERE restaurant_id = $1 AND published_at IS NOT NULL", rid).await;
-        (n == 1).then_some(())
-    })
+    eventually(
+        "the event to leave the outbox",
+        Duration::from_secs(10),
+        || async {
+            let n = app
+                .count("SELECT count(*) FROM outbox WHERE restaurant_id = $1", rid)
+                .await;
+            (n == 0).then_some(())
+        },
+    )
     .await;
 }
 
