@@ -53,12 +53,6 @@ impl From<sqlx::Error> for StoreError {
                 let code = db.code().unwrap_or_default();
                 if is_unavailable_code(&code) {
                     StoreError::Unavailable(e)
-                } else if code == "23503"
-                    && db
-                        .constraint()
-                        .is_some_and(|c| c.ends_with("_restaurant_id_fkey"))
-                {
-                    StoreError::NotFound("restaurant")
                 } else {
                     StoreError::Database(e)
                 }
