@@ -48,6 +48,9 @@ mkdir -p target/bench
 echo "==> $RATE orders/s for $DURATION over $RESTAURANTS restaurants"
 target/release/ordercast-loadtest orders --api "http://127.0.0.1:$http_port" \
   --rate "$RATE" --duration "$DURATION" --restaurants "$RESTAURANTS" --json target/bench/orders.json
-echo "==> server side"
-curl -fs "http://127.0.0.1:$admin_port/metrics" | grep -E '^ordercast_(publish_latency_seconds_(sum|count)|outbox_backlog|events_published_total)' || true
+echo "==> server side (POST orders latency buckets, seconds: cumulative count)"
+metrics=$(curl -fs "http://127.0.0.1:$admin_port/metrics")
+echo "$metrics" | grep 'ordercast_http_request_duration_seconds_bucket{method="POST",route="/v1/restaurants/{rid}/orders",status="201"' \
+  | sed -E 's/.*le="([^"]+)"} ([0-9]+)/  le \1: \2/'
+echo "$metrics" | grep -E '^ordercast_(publish_latency_seconds_(sum|count)|outbox_backlog|events_published_total)' || true
 ps -o rss=,time= -p "$server_pid" | awk '{printf "ordercast api: RSS %.1f MiB, CPU time %s\n", $1/1024, $2}'
