@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use ordercast_store::Store;
+use ordercast_store::{Expiring, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::ApiMetrics;
@@ -63,26 +63,20 @@ pub async fn run_once(
     let events_cutoff = Utc::now() - chrono::Duration::days(i64::from(settings.days));
     let keys_cutoff =
         Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).expect("a day fits");
-    loop {
-        let n = store.delete_events_before(events_cutoff, BATCH).await?;
-        metrics
-            .retention_deleted
-            .with_label_values(&["events"])
-            .inc_by(n);
-        if n < BATCH as u64 || shutdown.is_cancelled() {
-            break;
-        }
-    }
-    loop {
-        let n = store
-            .delete_idempotency_keys_before(keys_cutoff, BATCH)
-            .await?;
-        metrics
-            .retention_deleted
-            .with_label_values(&["idempotency_keys"])
-            .inc_by(n);
-        if n < BATCH as u64 || shutdown.is_cancelled() {
-            break;
+    for what in Expiring::ALL {
+        let cutoff = match what {
+            Expiring::IdempotencyKeys => keys_cutoff,
+            Expiring::Events | Expiring::Outbox => events_cutoff,
+        };
+        loop {
+            let n = store.delete_expired(what, cutoff, BATCH).await?;
+            metrics
+                .retention_deleted
+                .with_label_values(&[what.table()])
+                .inc_by(n);
+            if n < BATCH as u64 || shutdown.is_cancelled() {
+                break;
+            }
         }
     }
     Ok(())

@@ -32,6 +32,7 @@ pub use outbox::OutboxBatch;
 pub use pending::{Created, Pending};
 pub use requests::NewRequest;
 pub use restaurants::{NewRestaurant, Restaurant};
+pub use retention::Expiring;
 pub use sessions::Transfer;
 
 /// The embedded migrations of `migrations/`.

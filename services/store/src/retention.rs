@@ -1,65 +1,67 @@
-//! Retention: events and idempotency keys are kept for a bounded time.
+//! Retention: events, their outbox rows and idempotency keys are kept for a
+//! bounded time.
 
 use chrono::{DateTime, Utc};
 
 use crate::{Store, StoreError};
 
+/// Rows that expire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiring {
+    /// Events (after `ORDERCAST_RETENTION_DAYS`).
+    Events,
+    /// Outbox rows whose events have expired: nothing is left to publish.
+    Outbox,
+    /// Idempotency keys (after 24 h).
+    IdempotencyKeys,
+}
+
+impl Expiring {
+    /// Every kind, in the order a retention pass deletes them.
+    pub const ALL: [Expiring; 3] = [
+        Expiring::Events,
+        Expiring::Outbox,
+        Expiring::IdempotencyKeys,
+    ];
+
+    /// The table, also the metric label.
+    pub fn table(self) -> &'static str {
+        match self {
+            Expiring::Events => "events",
+            Expiring::Outbox => "outbox",
+            Expiring::IdempotencyKeys => "idempotency_keys",
+        }
+    }
+
+    fn delete_sql(self) -> &'static str {
+        match self {
+            Expiring::Events => {
+                "DELETE FROM events WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM events WHERE created_at < $1 LIMIT $2))"
+            }
+            Expiring::Outbox => {
+                "DELETE FROM outbox WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM outbox WHERE created_at < $1 LIMIT $2))"
+            }
+            Expiring::IdempotencyKeys => {
+                "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2))"
+            }
+        }
+    }
+}
+
 impl Store {
-    /// Deletes at most `batch` events created before `cutoff`; returns how
-    /// many went. Call until it returns less than `batch`.
-    pub async fn delete_events_before(
+    /// Deletes at most `batch` rows of `what` created before `cutoff` and
+    /// returns how many went; call until it returns less than `batch`.
+    /// Bounded, so no statement holds locks for long.
+    pub async fn delete_expired(
         &self,
+        what: Expiring,
         cutoff: DateTime<Utc>,
         batch: i64,
     ) -> Result<u64, StoreError> {
-        self.delete_batch(
-            "DELETE FROM events WHERE ctid = ANY(ARRAY(
-                 SELECT ctid FROM events WHERE created_at < $1 LIMIT $2))",
-            cutoff,
-            batch,
-        )
-        .await
-    }
-
-    /// Deletes at most `batch` outbox rows created before `cutoff`: their
-    /// events are gone, so there is nothing left to publish.
-    pub async fn delete_outbox_before(
-        &self,
-        cutoff: DateTime<Utc>,
-        batch: i64,
-    ) -> Result<u64, StoreError> {
-        self.delete_batch(
-            "DELETE FROM outbox WHERE ctid = ANY(ARRAY(
-                 SELECT ctid FROM outbox WHERE created_at < $1 LIMIT $2))",
-            cutoff,
-            batch,
-        )
-        .await
-    }
-
-    /// Deletes at most `batch` idempotency keys created before `cutoff`.
-    pub async fn delete_idempotency_keys_before(
-        &self,
-        cutoff: DateTime<Utc>,
-        batch: i64,
-    ) -> Result<u64, StoreError> {
-        self.delete_batch(
-            "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
-                 SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2))",
-            cutoff,
-            batch,
-        )
-        .await
-    }
-
-    /// One bounded delete, so no statement holds locks for long.
-    async fn delete_batch(
-        &self,
-        sql: &'static str,
-        cutoff: DateTime<Utc>,
-        batch: i64,
-    ) -> Result<u64, StoreError> {
-        Ok(sqlx::query(sql)
+        Ok(sqlx::query(what.delete_sql())
             .bind(cutoff)
             .bind(batch)
             .execute(&self.pool)

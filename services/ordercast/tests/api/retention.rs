@@ -1,6 +1,9 @@
+use std::time::Duration;
+
 use ordercast_api::metrics::ApiMetrics;
 use ordercast_api::retention::{RetentionSettings, run_once};
 use ordercast_store::Store;
+use ordercast_testkit::eventually;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{TestApp, seqs};
@@ -13,6 +16,19 @@ async fn retention_deletes_only_events_older_than_the_window() {
         app.order(rid).await;
     }
     sqlx::query("UPDATE events SET created_at = now() - interval '8 days' WHERE restaurant_id = $1 AND seq <= 2")
+        .bind(rid.as_uuid())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    // An expired event that never reached Redis leaves an outbox row behind.
+    let outbox = "SELECT count(*) FROM outbox WHERE restaurant_id = $1";
+    eventually(
+        "the fast path to empty the outbox",
+        Duration::from_secs(10),
+        || async { (app.count(outbox, rid).await == 0).then_some(()) },
+    )
+    .await;
+    sqlx::query("INSERT INTO outbox (restaurant_id, seq, created_at) VALUES ($1, 1, now() - interval '8 days')")
         .bind(rid.as_uuid())
         .execute(&app.db)
         .await
