@@ -173,7 +173,8 @@ impl Store {
         if matches!(to, OrderStatus::Cancelled | OrderStatus::Rejected) {
             order.reason = reason;
         }
-        save_order(&mut tx, &mut order).await?;
+        touch(&mut order);
+        save_order(&mut tx, &order).await?;
         let mut draft = order_event(&order, EventType::OrderStatusChanged);
         draft.previous_status = Some(previous.to_string());
         let events = append(&mut tx, restaurant, trace, vec![draft]).await?;
@@ -199,34 +200,38 @@ impl Store {
             }
             _ => order.status.in_kitchen(),
         };
-        let snapshot = order.clone();
-        let item = order
-            .item_mut(item_id)
-            .ok_or(StoreError::NotFound("item"))?;
-        if !order_allows || !item.status.can_become(to) {
+        let current = order
+            .items
+            .iter()
+            .find(|i| i.id == item_id)
+            .ok_or(StoreError::NotFound("item"))?
+            .status;
+        if !order_allows || !current.can_become(to) {
             let message = format!(
-                "an item that is {} cannot become {to} while its order is {}",
-                item.status, snapshot.status
+                "an item that is {current} cannot become {to} while its order is {}",
+                order.status
             );
-            return Err(StoreError::illegal(message, &snapshot));
+            return Err(StoreError::illegal(message, &order));
         }
-        let previous = item.status;
+        let item = order.item_mut(item_id).expect("found above");
         item.status = to;
         update_item(&mut tx, order_id, item).await?;
         order.total_cents = Order::compute_total(&order.items);
-        save_order(&mut tx, &mut order).await?;
+        touch(&mut order);
         let mut item_event = order_event(&order, EventType::OrderItemStatusChanged);
-        item_event.previous_status = Some(previous.to_string());
+        item_event.previous_status = Some(current.to_string());
         item_event.item_id = Some(item_id);
         let mut drafts = vec![item_event];
         if order.status.in_kitchen() && order.all_live_items_ready() {
             let before = order.status;
             order.status = OrderStatus::Ready;
-            save_order(&mut tx, &mut order).await?;
+            touch(&mut order);
             let mut ready = order_event(&order, EventType::OrderStatusChanged);
             ready.previous_status = Some(before.to_string());
             drafts.push(ready);
         }
+        // One write of the final row; each event carries its own version.
+        save_order(&mut tx, &order).await?;
         let events: Vec<Envelope> = append(&mut tx, restaurant, trace, drafts).await?;
         Ok(Pending::new(tx, order, events, None))
     }
@@ -306,10 +311,14 @@ async fn insert_order(conn: &mut PgConnection, order: &Order) -> Result<(), Stor
     Ok(())
 }
 
-/// Writes the order's status, reason and total, bumping its version.
-async fn save_order(conn: &mut PgConnection, order: &mut Order) -> Result<(), StoreError> {
+/// Records a change in memory: a new version and update time.
+fn touch(order: &mut Order) {
     order.version += 1;
     order.updated_at = Envelope::now();
+}
+
+/// Writes the order's status, reason, total, version and update time.
+async fn save_order(conn: &mut PgConnection, order: &Order) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE orders SET status = $2, reason = $3, total_cents = $4, version = $5, updated_at = $6
          WHERE id = $1",
