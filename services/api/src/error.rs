@@ -69,6 +69,12 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("the service is shutting down or overloaded")]
     Unavailable,
+    #[error("{0}")]
+    InvalidCursor(String),
+    #[error(
+        "this process holds as many streaming connections as it may; try another or retry later"
+    )]
+    TooManyConnections,
 }
 
 impl ApiError {
@@ -118,6 +124,12 @@ impl ApiError {
                 S::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
                 "Idempotency key reused",
+            ),
+            ApiError::InvalidCursor(_) => (S::BAD_REQUEST, "invalid-cursor", "Invalid cursor"),
+            ApiError::TooManyConnections => (
+                S::SERVICE_UNAVAILABLE,
+                "too-many-connections",
+                "Too many connections",
             ),
             ApiError::Store(StoreError::Unavailable(_)) | ApiError::Unavailable => {
                 (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")

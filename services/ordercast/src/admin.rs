@@ -23,6 +23,8 @@ pub struct Health {
     pub draining: Arc<AtomicBool>,
     pub started: Instant,
     pub role: &'static str,
+    /// The edge role, when this process serves it.
+    pub edge: Option<ordercast_edge::EdgeService>,
 }
 
 impl Health {
@@ -96,5 +98,6 @@ async fn stats(State(health): State<Health>) -> impl IntoResponse {
         "postgres": if postgres { "up" } else { "down" },
         "redis": if redis { "up" } else { "down" },
         "outbox_backlog": backlog,
+        "edge": health.edge.as_ref().map(|e| e.stats()),
     }))
 }

@@ -11,22 +11,57 @@ use axum::Router;
 use ordercast_api::{ApiService, ApiSettings};
 use ordercast_bus::{BusMetrics, RedisSettings, Streams};
 use ordercast_core::auth::TokenVerifier;
+use ordercast_edge::{EdgeService, EdgeSettings};
 use ordercast_store::{DbSettings, Store};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Health};
 use crate::http::{HttpMetrics, instrument};
+use crate::server::{self, OnStall, ServerSettings};
+
+/// Which parts of Ordercast a process serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Commands and queries.
+    Api,
+    /// SSE, WebSocket and long-poll fan-out.
+    Edge,
+    /// Both on one port (the local default).
+    All,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Edge => "edge",
+            Role::All => "all",
+        }
+    }
+
+    fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    fn serves_edge(self) -> bool {
+        matches!(self, Role::Edge | Role::All)
+    }
+}
 
 /// Everything a serving process needs, already validated.
 pub struct Settings {
+    pub role: Role,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub db: DbSettings,
     pub redis: RedisSettings,
     pub verifier: TokenVerifier,
     pub api: ApiSettings,
+    pub edge: EdgeSettings,
+    pub server: ServerSettings,
     /// Longest a graceful shutdown may take.
     pub shutdown_grace: Duration,
 }
@@ -35,9 +70,11 @@ pub struct Settings {
 pub struct App {
     public: TcpListener,
     admin: TcpListener,
-    api: ApiService,
+    api: Option<ApiService>,
+    edge: Option<EdgeService>,
     router: Router,
     health: Health,
+    server: ServerSettings,
     grace: Duration,
 }
 
@@ -49,16 +86,38 @@ impl App {
         let streams = Streams::new(&settings.redis).context("invalid Redis settings")?;
         let bus_metrics = BusMetrics::new(&registry)?;
         let http_metrics = HttpMetrics::new(&registry)?;
-        let api = ApiService::start(
-            store.clone(),
-            streams.clone(),
-            settings.verifier,
-            &registry,
-            bus_metrics,
-            settings.api,
-        )?;
+        let role = settings.role;
+        let api = match role.serves_api() {
+            true => Some(ApiService::start(
+                store.clone(),
+                streams.clone(),
+                settings.verifier.clone(),
+                &registry,
+                bus_metrics,
+                settings.api,
+            )?),
+            false => None,
+        };
+        let edge = match role.serves_edge() {
+            true => Some(EdgeService::start(
+                store.clone(),
+                streams.clone(),
+                &settings.redis.url,
+                settings.verifier,
+                &registry,
+                settings.edge,
+            )?),
+            false => None,
+        };
+        let mut routes = Router::new();
+        if let Some(api) = &api {
+            routes = routes.merge(api.router());
+        }
+        if let Some(edge) = &edge {
+            routes = routes.merge(edge.router());
+        }
         let router = instrument(
-            api.router().fallback(ordercast_api::error::no_route),
+            routes.fallback(ordercast_api::error::no_route),
             http_metrics,
         );
         let public = TcpListener::bind(settings.listen)
@@ -73,14 +132,17 @@ impl App {
             registry,
             draining: Arc::new(AtomicBool::new(false)),
             started: Instant::now(),
-            role: "api",
+            role: role.as_str(),
+            edge: edge.clone(),
         };
         Ok(App {
             public,
             admin,
             api,
+            edge,
             router,
             health,
+            server: settings.server,
             grace: settings.shutdown_grace,
         })
     }
@@ -102,8 +164,9 @@ impl App {
     }
 
     /// Serves until `shutdown` completes, then drains: readiness fails, new
-    /// connections are refused, in-flight requests finish (within the grace
-    /// period), background tasks flush.
+    /// connections are refused, streaming clients are told to reconnect
+    /// (spread over the drain window), in-flight requests finish (within
+    /// the grace period), background tasks flush.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -111,11 +174,15 @@ impl App {
         let stop = CancellationToken::new();
         let admin_stop = CancellationToken::new();
         let health = self.health.clone();
+        let edge = self.edge.clone();
         tokio::spawn({
             let stop = stop.clone();
             async move {
                 shutdown.await;
                 health.start_draining();
+                if let Some(edge) = edge {
+                    edge.drain();
+                }
                 stop.cancel();
             }
         });
@@ -124,18 +191,34 @@ impl App {
                 .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
                 .into_future(),
         );
-        let public = axum::serve(self.public, self.router)
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
-        let served = tokio::spawn(public.into_future());
-        stop.cancelled().await;
+        let connections = TaskTracker::new();
+        let on_stall: OnStall = match &self.edge {
+            Some(edge) => {
+                let edge = edge.clone();
+                Arc::new(move || edge.write_stalled())
+            }
+            None => Arc::new(|| {}),
+        };
+        server::serve(
+            self.public,
+            self.router,
+            self.server,
+            stop.clone(),
+            connections.clone(),
+            on_stall,
+        )
+        .await;
         tracing::info!(grace = ?self.grace, "shutting down");
-        match tokio::time::timeout(self.grace, served).await {
-            Ok(result) => result
-                .context("public server task")?
-                .context("public server")?,
-            Err(_) => tracing::warn!("grace period over with requests still in flight"),
+        connections.close();
+        if tokio::time::timeout(self.grace, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over with requests still in flight");
         }
-        self.api.stop().await;
+        if let Some(api) = self.api {
+            api.stop().await;
+        }
         admin_stop.cancel();
         admin
             .await

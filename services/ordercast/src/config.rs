@@ -36,6 +36,10 @@ pub enum Command {
     Migrate(DbArgs),
     /// Serve the api role (commands and queries).
     Api(ServeArgs),
+    /// Serve the edge role (SSE, WebSocket and long-poll fan-out).
+    Edge(ServeArgs),
+    /// Serve both roles on one port (the local default).
+    All(ServeArgs),
     /// Print a signed JWT (for development and tests).
     Token(TokenArgs),
 }
@@ -190,6 +194,96 @@ pub struct ServeArgs {
     /// How long a graceful shutdown may take (e.g. 30s).
     #[arg(long, env = "ORDERCAST_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Longest wait for a request's headers (new or idle connections).
+    #[arg(long, env = "ORDERCAST_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+    /// A write to a client blocked this long closes the connection.
+    #[arg(long, env = "ORDERCAST_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+}
+
+/// Edge tuning and limits (ignored by `ordercast api`).
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// Recent events each watched restaurant keeps in memory.
+    #[arg(long, env = "ORDERCAST_RING_SIZE", default_value_t = 1_000)]
+    pub ring_size: usize,
+    /// SSE heartbeat comment interval.
+    #[arg(long, env = "ORDERCAST_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// The SSE `retry:` reconnect hint.
+    #[arg(long, env = "ORDERCAST_SSE_RETRY", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub sse_retry: Duration,
+    /// Streaming connections per process; beyond it, 503 + Retry-After.
+    #[arg(long, env = "ORDERCAST_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Restaurants one WebSocket may subscribe to.
+    #[arg(long, env = "ORDERCAST_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub max_subscriptions: usize,
+    /// Largest inbound WebSocket message in bytes (close 1009).
+    #[arg(long, env = "ORDERCAST_WS_MAX_MESSAGE", default_value_t = 16 * 1024)]
+    pub ws_max_message: usize,
+    /// Sustained inbound WebSocket messages per second; bursts may be twice
+    /// that (close 1008 beyond).
+    #[arg(long, env = "ORDERCAST_WS_RATE", default_value_t = 20)]
+    pub ws_rate: u32,
+    /// Server ping interval; peers silent for two intervals are cut.
+    #[arg(long, env = "ORDERCAST_WS_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ws_ping_interval: Duration,
+    /// How often hubs poll PostgreSQL while Redis is unreachable.
+    #[arg(long, env = "ORDERCAST_DEGRADED_POLL_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub degraded_poll_interval: Duration,
+    /// Reconnect hints on shutdown are spread over this window.
+    #[arg(long, env = "ORDERCAST_DRAIN_WINDOW", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub drain_window: Duration,
+}
+
+impl EdgeArgs {
+    fn settings(&self, write_timeout: Duration) -> anyhow::Result<ordercast_edge::EdgeSettings> {
+        anyhow::ensure!(
+            self.ring_size >= 1,
+            "ORDERCAST_RING_SIZE must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_connections >= 1,
+            "ORDERCAST_MAX_CONNECTIONS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_subscriptions >= 1,
+            "ORDERCAST_MAX_SUBSCRIPTIONS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.ws_max_message >= 256,
+            "ORDERCAST_WS_MAX_MESSAGE must be at least 256"
+        );
+        anyhow::ensure!(self.ws_rate >= 1, "ORDERCAST_WS_RATE must be at least 1");
+        for (name, value) in [
+            ("ORDERCAST_HEARTBEAT", self.heartbeat),
+            ("ORDERCAST_WS_PING_INTERVAL", self.ws_ping_interval),
+            (
+                "ORDERCAST_DEGRADED_POLL_INTERVAL",
+                self.degraded_poll_interval,
+            ),
+        ] {
+            anyhow::ensure!(!value.is_zero(), "{name} must be more than zero");
+        }
+        Ok(ordercast_edge::EdgeSettings {
+            ring_size: self.ring_size,
+            heartbeat: self.heartbeat,
+            sse_retry: self.sse_retry,
+            max_connections: self.max_connections,
+            max_subscriptions: self.max_subscriptions,
+            ws_max_message: self.ws_max_message,
+            ws_rate: self.ws_rate,
+            ws_ping_interval: self.ws_ping_interval,
+            write_timeout,
+            degraded_poll_interval: self.degraded_poll_interval,
+            drain_window: self.drain_window,
+            ..ordercast_edge::EdgeSettings::default()
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -230,20 +324,30 @@ pub struct TokenArgs {
 }
 
 /// Validated settings of a serving subcommand.
-pub fn serve_settings(args: &ServeArgs) -> anyhow::Result<crate::Settings> {
+pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Result<crate::Settings> {
     anyhow::ensure!(
         args.retention_days >= 1,
         "ORDERCAST_RETENTION_DAYS must be at least 1"
     );
     let mut api = ordercast_api::ApiSettings::default();
     api.retention.days = args.retention_days;
+    anyhow::ensure!(
+        !args.handshake_timeout.is_zero() && !args.write_timeout.is_zero(),
+        "ORDERCAST_HANDSHAKE_TIMEOUT and ORDERCAST_WRITE_TIMEOUT must be more than zero"
+    );
     Ok(crate::Settings {
+        role,
         listen: args.listen,
         admin_listen: args.admin_listen,
         db: args.db.settings()?,
         redis: args.redis.settings()?,
         verifier: args.jwt.verifier()?,
         api,
+        edge: args.edge.settings(args.write_timeout)?,
+        server: crate::server::ServerSettings {
+            handshake_timeout: args.handshake_timeout,
+            write_timeout: args.write_timeout,
+        },
         shutdown_grace: args.shutdown_grace,
     })
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod http;
+pub mod server;
 pub mod telemetry;
 pub mod token;
 

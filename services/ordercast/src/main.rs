@@ -1,5 +1,6 @@
 use clap::Parser;
-use ordercast::config::{Cli, Command};
+use ordercast::app::Role;
+use ordercast::config::{Cli, Command, ServeArgs, serve_settings};
 use ordercast::{App, telemetry, token};
 use ordercast_store::Store;
 
@@ -24,15 +25,19 @@ async fn main() -> anyhow::Result<()> {
             Store::connect_lazy(&db.settings()?).migrate().await?;
             tracing::info!("migrations applied");
         }
-        Command::Api(args) => {
-            App::build(ordercast::config::serve_settings(&args)?)
-                .await?
-                .run(shutdown_signal())
-                .await?
-        }
+        Command::Api(args) => serve(&args, Role::Api).await?,
+        Command::Edge(args) => serve(&args, Role::Edge).await?,
+        Command::All(args) => serve(&args, Role::All).await?,
         Command::Token(_) => unreachable!("handled above"),
     }
     Ok(())
+}
+
+async fn serve(args: &ServeArgs, role: Role) -> anyhow::Result<()> {
+    App::build(serve_settings(args, role)?)
+        .await?
+        .run(shutdown_signal())
+        .await
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C.

@@ -4,11 +4,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ordercast::app::Role as ServerRole;
+use ordercast::server::ServerSettings;
 use ordercast::{App, Settings};
 use ordercast_api::ApiSettings;
 use ordercast_bus::{Keys, RedisSettings};
 use ordercast_core::auth::{Claims, TokenIssuer, TokenVerifier};
 use ordercast_core::{RestaurantId, Role};
+use ordercast_edge::EdgeSettings;
 use ordercast_store::DbSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -44,6 +47,7 @@ pub struct TestApp {
     pub redis_url: String,
     pub keys: Keys,
     pub database_url: String,
+    backends_prefix: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -62,9 +66,20 @@ impl TestApp {
     }
 
     pub async fn spawn_on(backends: Backends) -> TestApp {
+        Self::spawn_with(backends, ServerRole::All, |_| {}).await
+    }
+
+    /// A process of the given role on `backends`, with `edit` applied to
+    /// its settings.
+    pub async fn spawn_with(
+        backends: Backends,
+        role: ServerRole,
+        edit: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let mut db = DbSettings::from_url(&backends.database_url).unwrap();
         db.acquire_timeout = Duration::from_secs(1);
-        let settings = Settings {
+        let mut settings = Settings {
+            role,
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             db,
@@ -76,8 +91,18 @@ impl TestApp {
             },
             verifier: TokenVerifier::hs256(SECRET.as_bytes(), None, "ordercast").unwrap(),
             api: quick_api_settings(),
+            edge: EdgeSettings {
+                degraded_poll_interval: Duration::from_millis(100),
+                drain_window: Duration::from_millis(500),
+                ..EdgeSettings::default()
+            },
+            server: ServerSettings {
+                handshake_timeout: Duration::from_secs(10),
+                write_timeout: Duration::from_secs(10),
+            },
             shutdown_grace: Duration::from_secs(5),
         };
+        edit(&mut settings);
         let app = App::build(settings).await.expect("build the app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let admin = format!("http://127.0.0.1:{}", app.admin_port());
@@ -91,7 +116,13 @@ impl TestApp {
             .connect(&backends.database_url)
             .await
             .unwrap();
+        let backends = Backends {
+            database_url: backends.database_url,
+            redis_url: backends.redis_url,
+            prefix: backends.prefix,
+        };
         TestApp {
+            backends_prefix: backends.prefix.clone(),
             base,
             admin,
             client: reqwest::Client::new(),
@@ -102,6 +133,31 @@ impl TestApp {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The backends this process uses, for starting more processes on them.
+    pub fn backends(&self) -> Backends {
+        Backends {
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            prefix: self.backends_prefix.clone(),
+        }
+    }
+
+    /// The metric's value (first series whose line starts with `name`).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
     }
 
     /// Graceful stop; returns once background tasks have flushed.

@@ -1,0 +1,448 @@
+//! Hubs: one per watched restaurant, holding its head seq, a ring of recent
+//! frames and a watch channel subscribers wait on.
+//!
+//! A hub's task is the only writer: it takes batches from its shard reader
+//! (or polls PostgreSQL in degraded mode), drops what is at or below the
+//! head, fills jumps from PostgreSQL, and only then moves the head. So the
+//! ring always holds consecutive seqs and subscribers see every event once,
+//! in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use ordercast_core::{RestaurantId, Seq};
+use ordercast_store::StoreError;
+use tokio::sync::{OnceCell, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::frame::Frame;
+use crate::{EdgeError, Shared};
+
+/// Batches a hub's inbox holds before its reader starts dropping (gaps
+/// are then filled from PostgreSQL).
+const INBOX_BATCHES: usize = 256;
+/// Most events read from PostgreSQL per query when filling or polling.
+const PG_BATCH: i64 = 1_000;
+
+/// Consecutive recent frames, oldest first.
+struct Ring {
+    frames: VecDeque<Arc<Frame>>,
+    capacity: usize,
+}
+
+impl Ring {
+    /// Frames `after+1 ..= head` (at most `max`), or `None` when the ring no
+    /// longer (or does not yet) hold `after+1`.
+    fn range(&self, after: Seq, head: Seq, max: usize) -> Option<Vec<Arc<Frame>>> {
+        if after >= head {
+            return Some(Vec::new());
+        }
+        let first = self.frames.front()?.seq;
+        if after.0 + 1 < first.0 {
+            return None;
+        }
+        let start = (after.0 + 1 - first.0) as usize;
+        let frames: Vec<_> = self
+            .frames
+            .iter()
+            .skip(start)
+            .take(max)
+            .take_while(|f| f.seq <= head)
+            .cloned()
+            .collect();
+        (!frames.is_empty()).then_some(frames)
+    }
+
+    fn push(&mut self, frame: Arc<Frame>) {
+        if self
+            .frames
+            .back()
+            .is_some_and(|last| last.seq.next() != frame.seq)
+        {
+            // A jump PostgreSQL could not fill (expired events): start over
+            // so the ring stays consecutive.
+            self.frames.clear();
+        }
+        if self.frames.len() == self.capacity {
+            self.frames.pop_front();
+        }
+        self.frames.push_back(frame);
+    }
+}
+
+/// One watched restaurant.
+pub(crate) struct Hub {
+    pub restaurant: RestaurantId,
+    ring: RwLock<Ring>,
+    head: watch::Sender<Seq>,
+    inbox: mpsc::Sender<Vec<Arc<Frame>>>,
+    inbox_rx: Mutex<Option<mpsc::Receiver<Vec<Arc<Frame>>>>>,
+    /// Set when the reader had to drop a batch: the task then polls once.
+    overflowed: AtomicBool,
+    stop: CancellationToken,
+    init: OnceCell<()>,
+}
+
+impl Hub {
+    fn new(restaurant: RestaurantId, ring_size: usize) -> Hub {
+        let (inbox, inbox_rx) = mpsc::channel(INBOX_BATCHES);
+        Hub {
+            restaurant,
+            ring: RwLock::new(Ring {
+                frames: VecDeque::with_capacity(ring_size.min(1_024)),
+                capacity: ring_size.max(1),
+            }),
+            head: watch::channel(Seq::ZERO).0,
+            inbox,
+            inbox_rx: Mutex::new(Some(inbox_rx)),
+            overflowed: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+            init: OnceCell::new(),
+        }
+    }
+
+    /// The last seq this hub has in order.
+    pub(crate) fn head(&self) -> Seq {
+        *self.head.borrow()
+    }
+
+    /// A receiver that wakes whenever the head moves.
+    pub(crate) fn watch_head(&self) -> watch::Receiver<Seq> {
+        self.head.subscribe()
+    }
+
+    /// Frames `after+1 ..= head` from the ring, if it holds them.
+    pub(crate) fn ring_range(&self, after: Seq, head: Seq, max: usize) -> Option<Vec<Arc<Frame>>> {
+        self.ring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .range(after, head, max)
+    }
+
+    /// Frames currently in the ring.
+    pub(crate) fn ring_len(&self) -> usize {
+        self.ring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .frames
+            .len()
+    }
+
+    /// Hands a batch read from Redis to the hub's task; never waits. A full
+    /// inbox drops the batch and makes the task poll PostgreSQL instead.
+    pub(crate) fn offer(&self, batch: Vec<Arc<Frame>>) {
+        if self.inbox.try_send(batch).is_err() {
+            self.overflowed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Reads the head from PostgreSQL, registers with the shard reader and
+    /// starts the task; done once, by the first subscriber.
+    async fn ready(self: &Arc<Self>, ctx: &Arc<Shared>) -> Result<(), EdgeError> {
+        self.init
+            .get_or_try_init(|| async {
+                let head = ctx.store.head(self.restaurant).await.map_err(|e| match e {
+                    StoreError::NotFound(_) => EdgeError::NotFound,
+                    other => EdgeError::Store(other),
+                })?;
+                self.head.send_replace(head);
+                let degraded = ctx.readers.watch(self.clone());
+                let inbox = self
+                    .inbox_rx
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .expect("initialized once");
+                tokio::spawn(run(self.clone(), inbox, ctx.clone(), degraded));
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Appends consecutive frames and wakes subscribers once.
+    fn push(&self, frames: Vec<Arc<Frame>>) {
+        let Some(last) = frames.last().map(|f| f.seq) else {
+            return;
+        };
+        {
+            let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
+            for frame in frames {
+                ring.push(frame);
+            }
+        }
+        self.head.send_replace(last);
+    }
+
+    /// Takes a batch in stream order: duplicates dropped, jumps filled.
+    async fn ingest(&self, batch: Vec<Arc<Frame>>, ctx: &Shared) {
+        let mut ready = Vec::with_capacity(batch.len());
+        let mut head = self.head();
+        for frame in batch {
+            if frame.seq <= head {
+                ctx.metrics.duplicates_dropped.inc();
+                continue;
+            }
+            if frame.seq != head.next() {
+                self.push(std::mem::take(&mut ready));
+                if !self.fill(Seq(frame.seq.0 - 1), ctx).await {
+                    return;
+                }
+                head = self.head();
+                if frame.seq <= head {
+                    continue;
+                }
+            }
+            head = frame.seq;
+            ready.push(frame);
+        }
+        self.push(ready);
+    }
+
+    /// Reads `head+1 ..= upto` from PostgreSQL, retrying until it answers or
+    /// the hub stops (false). Anything PostgreSQL no longer has is skipped.
+    async fn fill(&self, upto: Seq, ctx: &Shared) -> bool {
+        ctx.metrics.gap_fills.inc();
+        let mut backoff = Duration::from_millis(100);
+        while self.head() < upto {
+            let head = self.head();
+            let want = (upto.0 - head.0).min(PG_BATCH as u64) as i64;
+            match ctx.store.events_after(self.restaurant, head, want).await {
+                Ok(events) if events.is_empty() => {
+                    tracing::warn!(restaurant = %self.restaurant, from = %head, to = %upto,
+                        "events missing from PostgreSQL (expired?); skipping the gap");
+                    return true;
+                }
+                Ok(events) => {
+                    ctx.metrics.gap_filled_events.inc_by(events.len() as u64);
+                    self.push(
+                        events
+                            .iter()
+                            .map(|e| Arc::new(Frame::from_envelope(e)))
+                            .collect(),
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(restaurant = %self.restaurant, error = %e, "gap fill failed; retrying");
+                    if !self.pause(&mut backoff).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Reads whatever PostgreSQL has after the head.
+    async fn poll(&self, ctx: &Shared) {
+        loop {
+            match ctx
+                .store
+                .events_after(self.restaurant, self.head(), PG_BATCH)
+                .await
+            {
+                Ok(events) => {
+                    let full = events.len() as i64 == PG_BATCH;
+                    let frames = events
+                        .iter()
+                        .map(|e| Arc::new(Frame::from_envelope(e)))
+                        .collect();
+                    self.push(frames);
+                    if !full {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(restaurant = %self.restaurant, error = %e, "polling PostgreSQL failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sleeps `backoff` (doubling to 2 s) unless the hub stops first.
+    async fn pause(&self, backoff: &mut Duration) -> bool {
+        let wait = *backoff;
+        *backoff = (*backoff * 2).min(Duration::from_secs(2));
+        tokio::select! {
+            _ = self.stop.cancelled() => false,
+            _ = tokio::time::sleep(wait) => true,
+        }
+    }
+}
+
+/// The hub's task: ingest from the reader; poll PostgreSQL while the shard
+/// is degraded or after the inbox overflowed.
+async fn run(
+    hub: Arc<Hub>,
+    mut inbox: mpsc::Receiver<Vec<Arc<Frame>>>,
+    ctx: Arc<Shared>,
+    degraded: Arc<AtomicBool>,
+) {
+    let mut poll = tokio::time::interval(ctx.settings.degraded_poll_interval);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = hub.stop.cancelled() => return,
+            batch = inbox.recv() => match batch {
+                Some(batch) => hub.ingest(batch, &ctx).await,
+                None => return,
+            },
+            _ = poll.tick() => {
+                let overflowed = hub.overflowed.swap(false, Ordering::AcqRel);
+                if overflowed || degraded.load(Ordering::Acquire) {
+                    hub.poll(&ctx).await;
+                }
+            }
+        }
+    }
+}
+
+struct Entry {
+    hub: Arc<Hub>,
+    subscribers: usize,
+}
+
+/// Every hub of this process, by restaurant.
+#[derive(Default)]
+pub(crate) struct Hubs {
+    // std Mutex: never held across .await.
+    map: Mutex<HashMap<RestaurantId, Entry>>,
+}
+
+impl Hubs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RestaurantId, Entry>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Joins the restaurant's hub, creating and starting it for the first
+    /// subscriber.
+    pub(crate) async fn join(
+        ctx: &Arc<Shared>,
+        restaurant: RestaurantId,
+    ) -> Result<HubGuard, EdgeError> {
+        let hub = {
+            let mut map = ctx.hubs.lock();
+            let entry = map.entry(restaurant).or_insert_with(|| {
+                ctx.metrics.watched_restaurants.inc();
+                Entry {
+                    hub: Arc::new(Hub::new(restaurant, ctx.settings.ring_size)),
+                    subscribers: 0,
+                }
+            });
+            entry.subscribers += 1;
+            entry.hub.clone()
+        };
+        let guard = HubGuard {
+            hub,
+            ctx: ctx.clone(),
+        };
+        guard.hub.ready(ctx).await?;
+        Ok(guard)
+    }
+
+    /// Restaurants watched and frames held, for `/debug/stats`.
+    pub(crate) fn stats(&self) -> (usize, usize) {
+        let map = self.lock();
+        (map.len(), map.values().map(|e| e.hub.ring_len()).sum())
+    }
+
+    fn leave(&self, ctx: &Shared, restaurant: RestaurantId) {
+        let mut map = self.lock();
+        let Some(entry) = map.get_mut(&restaurant) else {
+            return;
+        };
+        entry.subscribers -= 1;
+        if entry.subscribers == 0 {
+            let entry = map.remove(&restaurant).expect("present");
+            drop(map);
+            entry.hub.stop.cancel();
+            ctx.readers.unwatch(restaurant);
+            ctx.metrics.watched_restaurants.dec();
+        }
+    }
+}
+
+/// A subscriber's membership of a hub; the last one to leave stops it.
+pub(crate) struct HubGuard {
+    hub: Arc<Hub>,
+    ctx: Arc<Shared>,
+}
+
+impl std::ops::Deref for HubGuard {
+    type Target = Hub;
+
+    fn deref(&self) -> &Hub {
+        &self.hub
+    }
+}
+
+impl Drop for HubGuard {
+    fn drop(&mut self) {
+        self.ctx.hubs.leave(&self.ctx, self.hub.restaurant);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ordercast_core::event::EventDraft;
+    use ordercast_core::{Audience, Envelope, EventType};
+
+    use super::*;
+
+    fn frame(seq: u64) -> Arc<Frame> {
+        let env = Envelope::seal(
+            RestaurantId::new(),
+            Seq(seq),
+            Envelope::now(),
+            None,
+            EventDraft::new(
+                EventType::Notification,
+                Audience::default(),
+                serde_json::json!({}),
+            ),
+        );
+        Arc::new(Frame::from_envelope(&env))
+    }
+
+    fn ring(seqs: impl IntoIterator<Item = u64>, capacity: usize) -> Ring {
+        let mut ring = Ring {
+            frames: VecDeque::new(),
+            capacity,
+        };
+        for s in seqs {
+            ring.push(frame(s));
+        }
+        ring
+    }
+
+    fn seqs(frames: Option<Vec<Arc<Frame>>>) -> Option<Vec<u64>> {
+        frames.map(|f| f.iter().map(|f| f.seq.0).collect())
+    }
+
+    #[test]
+    fn the_ring_serves_what_it_holds_and_nothing_older() {
+        let r = ring(1..=10, 5);
+        assert_eq!(
+            seqs(r.range(Seq(5), Seq(10), 100)),
+            Some(vec![6, 7, 8, 9, 10])
+        );
+        assert_eq!(seqs(r.range(Seq(7), Seq(10), 2)), Some(vec![8, 9]));
+        assert_eq!(seqs(r.range(Seq(7), Seq(9), 100)), Some(vec![8, 9]));
+        assert_eq!(
+            seqs(r.range(Seq(4), Seq(10), 100)),
+            None,
+            "6 is the oldest held"
+        );
+        assert_eq!(seqs(r.range(Seq(10), Seq(10), 100)), Some(vec![]));
+    }
+
+    #[test]
+    fn a_jump_restarts_the_ring_so_it_stays_consecutive() {
+        let r = ring([1, 2, 3, 7, 8], 10);
+        assert_eq!(seqs(r.range(Seq(6), Seq(8), 100)), Some(vec![7, 8]));
+        assert_eq!(seqs(r.range(Seq(2), Seq(8), 100)), None);
+    }
+}

@@ -1,0 +1,210 @@
+//! Edge metrics (DESIGN §9). No per-restaurant labels.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// A transport, as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Sse,
+    WebSocket,
+    LongPoll,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Sse => "sse",
+            Transport::WebSocket => "websocket",
+            Transport::LongPoll => "long_poll",
+        }
+    }
+}
+
+/// Where a catching-up subscriber's events came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Ring,
+    Redis,
+    Postgres,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Ring => "ring",
+            Source::Redis => "redis",
+            Source::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EdgeMetrics {
+    pub delivery_latency: HistogramVec,
+    pub deliveries: IntCounterVec,
+    pub connections: IntGaugeVec,
+    pub connects: IntCounterVec,
+    pub disconnects: IntCounterVec,
+    pub catchup_events: IntCounterVec,
+    pub gap_fills: IntCounter,
+    pub gap_filled_events: IntCounter,
+    pub duplicates_dropped: IntCounter,
+    pub slow_consumer_actions: IntCounterVec,
+    pub degraded_shards: IntGauge,
+    pub shard_readers: IntGauge,
+    pub watched_restaurants: IntGauge,
+    pub redis_errors: IntCounter,
+}
+
+impl EdgeMetrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<EdgeMetrics> {
+        let m = EdgeMetrics {
+            delivery_latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "ordercast_delivery_latency_seconds",
+                    "From the event's commit to the write on the client's socket, by transport.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0,
+                ]),
+                &["transport"],
+            )?,
+            deliveries: IntCounterVec::new(
+                Opts::new("ordercast_deliveries_total", "Events written to clients."),
+                &["transport"],
+            )?,
+            connections: IntGaugeVec::new(
+                Opts::new("ordercast_connections", "Open client connections."),
+                &["transport"],
+            )?,
+            connects: IntCounterVec::new(
+                Opts::new("ordercast_connects_total", "Client connections accepted."),
+                &["transport"],
+            )?,
+            disconnects: IntCounterVec::new(
+                Opts::new(
+                    "ordercast_disconnects_total",
+                    "Client connections ended, by reason.",
+                ),
+                &["transport", "reason"],
+            )?,
+            catchup_events: IntCounterVec::new(
+                Opts::new(
+                    "ordercast_catchup_events_total",
+                    "Events sent to catching-up subscribers, by where they were read.",
+                ),
+                &["source"],
+            )?,
+            gap_fills: IntCounter::new(
+                "ordercast_gap_fills_total",
+                "Jumps in a restaurant's stream filled from PostgreSQL.",
+            )?,
+            gap_filled_events: IntCounter::new(
+                "ordercast_gap_filled_events_total",
+                "Events read from PostgreSQL to fill stream gaps.",
+            )?,
+            duplicates_dropped: IntCounter::new(
+                "ordercast_duplicate_events_dropped_total",
+                "Stream entries at or below a hub's head, dropped.",
+            )?,
+            slow_consumer_actions: IntCounterVec::new(
+                Opts::new(
+                    "ordercast_slow_consumer_actions_total",
+                    "Subscribers that fell out of the ring (caught_up) or were cut (disconnected).",
+                ),
+                &["action"],
+            )?,
+            degraded_shards: IntGauge::new(
+                "ordercast_degraded_shards",
+                "Shards whose restaurants are polled from PostgreSQL because Redis is unreachable.",
+            )?,
+            shard_readers: IntGauge::new("ordercast_shard_readers", "Running shard readers.")?,
+            watched_restaurants: IntGauge::new(
+                "ordercast_watched_restaurants",
+                "Restaurants with at least one local subscriber.",
+            )?,
+            redis_errors: IntCounter::new(
+                "ordercast_edge_redis_errors_total",
+                "Failed Redis reads on the edge.",
+            )?,
+        };
+        registry.register(Box::new(m.delivery_latency.clone()))?;
+        registry.register(Box::new(m.deliveries.clone()))?;
+        registry.register(Box::new(m.connections.clone()))?;
+        registry.register(Box::new(m.connects.clone()))?;
+        registry.register(Box::new(m.disconnects.clone()))?;
+        registry.register(Box::new(m.catchup_events.clone()))?;
+        registry.register(Box::new(m.gap_fills.clone()))?;
+        registry.register(Box::new(m.gap_filled_events.clone()))?;
+        registry.register(Box::new(m.duplicates_dropped.clone()))?;
+        registry.register(Box::new(m.slow_consumer_actions.clone()))?;
+        registry.register(Box::new(m.degraded_shards.clone()))?;
+        registry.register(Box::new(m.shard_readers.clone()))?;
+        registry.register(Box::new(m.watched_restaurants.clone()))?;
+        registry.register(Box::new(m.redis_errors.clone()))?;
+        Ok(m)
+    }
+
+    /// Records frames written to a client.
+    pub fn delivered<'a>(
+        &self,
+        transport: Transport,
+        frames: impl IntoIterator<Item = &'a crate::Frame>,
+    ) {
+        let latency = self
+            .delivery_latency
+            .with_label_values(&[transport.as_str()]);
+        let mut n = 0;
+        for frame in frames {
+            latency.observe(frame.age_secs());
+            n += 1;
+        }
+        self.deliveries
+            .with_label_values(&[transport.as_str()])
+            .inc_by(n);
+    }
+}
+
+/// Counts a connection while it lives and its end by reason.
+pub struct ConnectionGuard {
+    metrics: EdgeMetrics,
+    transport: Transport,
+    reason: &'static str,
+}
+
+impl ConnectionGuard {
+    pub fn new(metrics: &EdgeMetrics, transport: Transport) -> ConnectionGuard {
+        metrics
+            .connects
+            .with_label_values(&[transport.as_str()])
+            .inc();
+        metrics
+            .connections
+            .with_label_values(&[transport.as_str()])
+            .inc();
+        ConnectionGuard {
+            metrics: metrics.clone(),
+            transport,
+            reason: "client_closed",
+        }
+    }
+
+    /// Why the connection ends (default `client_closed`).
+    pub fn set_reason(&mut self, reason: &'static str) {
+        self.reason = reason;
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let t = self.transport.as_str();
+        self.metrics.connections.with_label_values(&[t]).dec();
+        self.metrics
+            .disconnects
+            .with_label_values(&[t, self.reason])
+            .inc();
+    }
+}

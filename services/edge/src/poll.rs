@@ -1,0 +1,145 @@
+//! Long-poll: `GET /v1/restaurants/{rid}/events?since=&limit=&wait=`, the
+//! fallback where streaming is blocked. Answers at once when events follow
+//! `since`, otherwise waits up to `wait` seconds for one.
+
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use ordercast_api::error::ApiError;
+use ordercast_api::extract::ApiPath;
+use ordercast_core::RestaurantId;
+use serde::Deserialize;
+
+use crate::auth::Subscriber;
+use crate::metrics::{ConnectionGuard, Transport};
+use crate::subscription::Subscription;
+use crate::{EdgeState, parse_cursor};
+
+/// Default and largest `limit`.
+pub(crate) const DEFAULT_LIMIT: usize = 100;
+pub(crate) const MAX_LIMIT: usize = 1_000;
+/// Default `wait`, seconds.
+pub(crate) const DEFAULT_WAIT_SECS: f64 = 25.0;
+
+#[derive(Deserialize)]
+pub(crate) struct PollQuery {
+    since: Option<String>,
+    limit: Option<String>,
+    wait: Option<String>,
+}
+
+fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidParameter(format!(
+                    "limit must be an integer from 1 to {MAX_LIMIT}"
+                ))
+            }),
+    }
+}
+
+fn parse_wait(raw: Option<&str>, max: Duration) -> Result<Duration, ApiError> {
+    let secs = match raw {
+        None => DEFAULT_WAIT_SECS.min(max.as_secs_f64()),
+        Some(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|w| w.is_finite() && (0.0..=max.as_secs_f64()).contains(w))
+            .ok_or_else(|| {
+                ApiError::InvalidParameter(format!(
+                    "wait must be a number of seconds from 0 to {}",
+                    max.as_secs()
+                ))
+            })?,
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub(crate) async fn events(
+    State(state): State<EdgeState>,
+    subscriber: Subscriber,
+    ApiPath(rid): ApiPath<RestaurantId>,
+    Query(query): Query<PollQuery>,
+) -> Result<Response, ApiError> {
+    let since = query.since.as_deref().map(parse_cursor).transpose()?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let wait = parse_wait(query.wait.as_deref(), state.settings.max_poll_wait)?;
+    let _permit = state.admit()?;
+    subscriber.may_watch(&state, rid).await?;
+    let mut sub = Subscription::open(&state, rid, subscriber.0.viewer(), since).await?;
+    let mut guard = ConnectionGuard::new(&state.metrics, Transport::LongPoll);
+    guard.set_reason("answered");
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut frames = Vec::new();
+    while frames.is_empty() {
+        let batch = tokio::select! {
+            _ = state.drain.cancelled() => break,
+            _ = tokio::time::sleep_until(deadline) => break,
+            batch = sub.next() => batch.map_err(ApiError::from)?,
+        };
+        frames.extend(batch.frames);
+    }
+    // Whatever else is already there, up to the limit.
+    while frames.len() < limit {
+        match sub.ready().await.map_err(ApiError::from)? {
+            Some(batch) => frames.extend(batch.frames),
+            None => break,
+        }
+    }
+    let next = if frames.len() > limit {
+        frames.truncate(limit);
+        frames[limit - 1].seq
+    } else {
+        sub.cursor()
+    };
+    state
+        .metrics
+        .delivered(Transport::LongPoll, frames.iter().map(|f| &**f));
+    let mut body = Vec::with_capacity(frames.iter().map(|f| f.json.len() + 1).sum::<usize>() + 32);
+    body.extend_from_slice(b"{\"events\":[");
+    for (i, frame) in frames.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&frame.json);
+    }
+    body.extend_from_slice(format!("],\"next\":{next}}}").as_bytes());
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_waits_are_bounded() {
+        assert_eq!(parse_limit(None).unwrap(), DEFAULT_LIMIT);
+        assert_eq!(parse_limit(Some("1000")).unwrap(), 1000);
+        for bad in ["0", "1001", "-1", "x"] {
+            assert!(parse_limit(Some(bad)).is_err(), "{bad}");
+        }
+        let max = Duration::from_secs(30);
+        assert_eq!(
+            parse_wait(Some("0.5"), max).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(parse_wait(None, max).unwrap(), Duration::from_secs(25));
+        for bad in ["31", "-1", "NaN", "inf", "soon"] {
+            assert!(parse_wait(Some(bad), max).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! One subscriber's view of one restaurant: a cursor that only moves
+//! forward, fed from the hub's ring, else Redis `XRANGE`, else PostgreSQL.
+//! Every transport delivers through this, so every transport resumes the
+//! same way: no gap, no duplicate.
+
+use std::sync::Arc;
+
+use ordercast_core::{RestaurantId, Seq, Viewer};
+use redis::streams::StreamRangeReply;
+use tokio::sync::watch;
+
+use crate::frame::Frame;
+use crate::hub::{HubGuard, Hubs};
+use crate::metrics::Source;
+use crate::reader::parse_entry;
+use crate::{EdgeError, Shared};
+
+/// The events of one catch-up step that the subscriber may see (possibly
+/// none); the subscription's cursor has moved past all of the step.
+pub(crate) struct Batch {
+    pub frames: Vec<Arc<Frame>>,
+}
+
+pub(crate) struct Subscription {
+    ctx: Arc<Shared>,
+    hub: HubGuard,
+    viewer: Viewer,
+    cursor: Seq,
+    head: watch::Receiver<Seq>,
+    /// True while sending a backlog (counted as catch-up by source).
+    catching_up: bool,
+}
+
+impl Subscription {
+    /// Joins the restaurant's hub first, then places the cursor: `since`, or
+    /// the head when absent ("from now"). A cursor beyond the restaurant's
+    /// last event is refused.
+    pub(crate) async fn open(
+        ctx: &Arc<Shared>,
+        restaurant: RestaurantId,
+        viewer: Viewer,
+        since: Option<Seq>,
+    ) -> Result<Subscription, EdgeError> {
+        let hub = Hubs::join(ctx, restaurant).await?;
+        let mut head = hub.watch_head();
+        let now = *head.borrow_and_update();
+        let cursor = match since {
+            None => now,
+            Some(since) if since <= now => since,
+            // The hub may trail PostgreSQL by a few milliseconds.
+            Some(since) if since <= ctx.store.head(restaurant).await? => since,
+            Some(since) => return Err(EdgeError::CursorAhead(since)),
+        };
+        Ok(Subscription {
+            ctx: ctx.clone(),
+            hub,
+            viewer,
+            cursor,
+            head,
+            catching_up: cursor < now,
+        })
+    }
+
+    pub(crate) fn restaurant(&self) -> RestaurantId {
+        self.hub.restaurant
+    }
+
+    pub(crate) fn cursor(&self) -> Seq {
+        self.cursor
+    }
+
+    /// The hub's head as last seen.
+    pub(crate) fn head(&self) -> Seq {
+        *self.head.borrow()
+    }
+
+    /// Waits until something follows the cursor and returns the next batch
+    /// (empty when none of it is for this viewer). Cancel-safe: the cursor
+    /// moves only when a batch is returned.
+    pub(crate) async fn next(&mut self) -> Result<Batch, EdgeError> {
+        loop {
+            if let Some(batch) = self.ready().await? {
+                return Ok(batch);
+            }
+            if self.head.changed().await.is_err() {
+                return Err(EdgeError::Unavailable);
+            }
+        }
+    }
+
+    /// The next batch if the cursor is behind the head, without waiting.
+    pub(crate) async fn ready(&mut self) -> Result<Option<Batch>, EdgeError> {
+        let head = *self.head.borrow_and_update();
+        if self.cursor >= head {
+            self.catching_up = false;
+            return Ok(None);
+        }
+        let max = self.ctx.settings.batch_size;
+        let (frames, source) = match self.hub.ring_range(self.cursor, head, max) {
+            Some(frames) => (frames, Source::Ring),
+            None => {
+                if !self.catching_up {
+                    // Fell out of the ring while live: a slow consumer.
+                    self.ctx
+                        .metrics
+                        .slow_consumer_actions
+                        .with_label_values(&["caught_up"])
+                        .inc();
+                    self.catching_up = true;
+                }
+                match self.read_redis(max).await {
+                    Some(frames) => (frames, Source::Redis),
+                    None => (self.read_postgres(max).await?, Source::Postgres),
+                }
+            }
+        };
+        let last = match frames.last() {
+            Some(f) => f.seq,
+            None => {
+                tracing::warn!(restaurant = %self.restaurant(), cursor = %self.cursor, %head,
+                    "events missing everywhere (expired?); skipping to the head");
+                head
+            }
+        };
+        if self.catching_up {
+            self.ctx
+                .metrics
+                .catchup_events
+                .with_label_values(&[source.as_str()])
+                .inc_by(frames.len() as u64);
+        }
+        self.cursor = last;
+        if last >= head {
+            self.catching_up = false;
+        }
+        let frames = frames
+            .into_iter()
+            .filter(|f| self.viewer.may_see(&f.audience))
+            .collect();
+        Ok(Some(Batch { frames }))
+    }
+
+    /// `cursor+1 …` from the restaurant's stream, if the stream still holds
+    /// `cursor+1`; stops at the first hole.
+    async fn read_redis(&self, max: usize) -> Option<Vec<Arc<Frame>>> {
+        let restaurant = self.restaurant();
+        let key = self.ctx.streams.keys().stream(restaurant);
+        let mut conn = self.ctx.streams.pool().get().await.ok()?;
+        let start = format!("{}-0", self.cursor.0 + 1);
+        let reply: StreamRangeReply =
+            redis::AsyncCommands::xrange_count(&mut *conn, &key, &start, "+", max)
+                .await
+                .ok()?;
+        let mut expected = self.cursor.next();
+        let mut frames = Vec::with_capacity(reply.ids.len());
+        for entry in &reply.ids {
+            match parse_entry(restaurant, entry) {
+                Some(frame) if frame.seq == expected => {
+                    expected = expected.next();
+                    frames.push(Arc::new(frame));
+                }
+                _ => break,
+            }
+        }
+        (!frames.is_empty()).then_some(frames)
+    }
+
+    async fn read_postgres(&self, max: usize) -> Result<Vec<Arc<Frame>>, EdgeError> {
+        let events = self
+            .ctx
+            .store
+            .events_after(self.restaurant(), self.cursor, max as i64)
+            .await?;
+        Ok(events
+            .iter()
+            .map(|e| Arc::new(Frame::from_envelope(e)))
+            .collect())
+    }
+}

@@ -1,0 +1,518 @@
+//! WebSocket: `GET /v1/ws`, many restaurants per socket (DESIGN §6).
+//!
+//! The socket task owns the socket: it reads client messages, writes
+//! frames from a bounded queue (a write blocked past the write timeout cuts
+//! the client) and pings. Each subscription is its own task feeding that
+//! queue from its cursor, so a full queue only pauses this socket's
+//! subscriptions and never the hub.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use ordercast_api::error::ApiError;
+use ordercast_core::auth::Principal;
+use ordercast_core::{RestaurantId, Role, Seq};
+use ordercast_store::OrderFilter;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::auth::Subscriber;
+use crate::frame::Frame;
+use crate::metrics::{ConnectionGuard, Transport};
+use crate::subscription::Subscription;
+use crate::{EdgeError, EdgeState};
+
+/// The subprotocol the server selects when the client offers it.
+pub(crate) const PROTOCOL: &str = "ordercast.v1";
+
+pub(crate) async fn upgrade(
+    State(state): State<EdgeState>,
+    subscriber: Subscriber,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let permit = state.admit()?;
+    let max = state.settings.ws_max_message;
+    Ok(ws
+        .protocols([PROTOCOL])
+        .max_message_size(max)
+        .max_frame_size(max)
+        // Small buffers: thousands of mostly idle sockets per process.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| session(socket, state, Arc::new(subscriber.0), permit))
+        .into_response())
+}
+
+/// A client → server message.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Subscribe {
+        restaurant_id: RestaurantId,
+        #[serde(default)]
+        since: Option<Value>,
+    },
+    Unsubscribe {
+        restaurant_id: RestaurantId,
+    },
+    Sync {
+        restaurant_id: RestaurantId,
+    },
+    Ack {
+        restaurant_id: RestaurantId,
+        seq: Seq,
+    },
+    Ping,
+}
+
+/// What the socket task writes.
+enum Out {
+    /// An event of subscription `id`.
+    Event {
+        restaurant: RestaurantId,
+        id: u64,
+        frame: Arc<Frame>,
+    },
+    /// A control frame (`subscribed`, `snapshot`, `error`, …).
+    Control(Value),
+    /// Subscription `id` ended by itself (refused, or failed).
+    Ended { restaurant: RestaurantId, id: u64 },
+}
+
+fn error_frame(
+    code: &str,
+    message: impl std::fmt::Display,
+    restaurant: Option<RestaurantId>,
+) -> Value {
+    let mut frame = json!({"type": "error", "code": code, "message": message.to_string()});
+    if let Some(rid) = restaurant {
+        frame["restaurant_id"] = json!(rid);
+    }
+    frame
+}
+
+fn text(value: &Value) -> Message {
+    Message::Text(Utf8Bytes::from(value.to_string()))
+}
+
+fn close(code: u16, reason: impl Into<Utf8Bytes>) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// Inbound message rate: `rate` per second sustained, bursts of `2 × rate`.
+struct TokenBucket {
+    tokens: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32) -> TokenBucket {
+        let rate = f64::from(rate.max(1));
+        TokenBucket {
+            tokens: 2.0 * rate,
+            rate,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(2.0 * self.rate);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Session {
+    state: EdgeState,
+    principal: Arc<Principal>,
+    tx: mpsc::Sender<Out>,
+    subs: HashMap<RestaurantId, (u64, AbortHandle)>,
+    acked: HashMap<RestaurantId, Seq>,
+    next_id: u64,
+}
+
+/// Why the socket loop stopped, and what to tell the client.
+struct Ending {
+    reason: &'static str,
+    close: Option<Message>,
+}
+
+impl Ending {
+    fn quiet(reason: &'static str) -> Ending {
+        Ending {
+            reason,
+            close: None,
+        }
+    }
+
+    fn with(reason: &'static str, code: u16, text: impl Into<Utf8Bytes>) -> Ending {
+        Ending {
+            reason,
+            close: Some(close(code, text)),
+        }
+    }
+}
+
+async fn session(
+    socket: WebSocket,
+    state: EdgeState,
+    principal: Arc<Principal>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let mut guard = ConnectionGuard::new(&state.metrics, Transport::WebSocket);
+    let (mut sink, mut inbound) = socket.split();
+    let (tx, mut rx) = mpsc::channel(state.settings.ws_queue.max(1));
+    let mut session = Session {
+        state: state.clone(),
+        principal,
+        tx,
+        subs: HashMap::new(),
+        acked: HashMap::new(),
+        next_id: 0,
+    };
+    let settings = &state.settings;
+    let write_timeout = settings.write_timeout;
+    let ping_every = settings.ws_ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let mut bucket = TokenBucket::new(settings.ws_rate);
+    let ending = loop {
+        let message = tokio::select! {
+            biased;
+            _ = state.drain.cancelled() => {
+                let retry = state.drain_jitter().as_millis();
+                break Ending::with("draining", close_code::RESTART, format!("retry={retry}"));
+            }
+            out = rx.recv() => match out.expect("the session holds a sender") {
+                Out::Event { restaurant, id, frame } => {
+                    if session.subs.get(&restaurant).map(|s| s.0) != Some(id) {
+                        continue; // unsubscribed meanwhile
+                    }
+                    match Utf8Bytes::try_from(frame.ws.clone()) {
+                        Ok(text) => {
+                            state.metrics.delivered(Transport::WebSocket, [&*frame]);
+                            Message::Text(text)
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                Out::Control(value) => text(&value),
+                Out::Ended { restaurant, id } => {
+                    if session.subs.get(&restaurant).map(|s| s.0) == Some(id) {
+                        session.subs.remove(&restaurant);
+                    }
+                    continue;
+                }
+            },
+            inbound = inbound.next() => {
+                last_heard = Instant::now();
+                match inbound {
+                    None | Some(Ok(Message::Close(_))) => break Ending::quiet("client_closed"),
+                    Some(Err(e)) => break read_error(e),
+                    Some(Ok(Message::Text(t))) => {
+                        if !bucket.take() {
+                            break Ending::with("rate_limited", close_code::POLICY, "message rate limit exceeded");
+                        }
+                        match session.handle(t.as_str()) {
+                            Some(reply) => text(&reply),
+                            None => continue,
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        if !bucket.take() {
+                            break Ending::with("rate_limited", close_code::POLICY, "message rate limit exceeded");
+                        }
+                        text(&error_frame("invalid_message", "binary frames are not supported; send JSON text", None))
+                    }
+                    Some(Ok(_)) => continue, // ping / pong: already answered
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > 2 * ping_every {
+                    break Ending::with("ping_timeout", close_code::AWAY, "no answer to pings");
+                }
+                Message::Ping(bytes::Bytes::new())
+            }
+        };
+        match tokio::time::timeout(write_timeout, sink.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break Ending::quiet("client_closed"),
+            Err(_) => {
+                state
+                    .metrics
+                    .slow_consumer_actions
+                    .with_label_values(&["disconnected"])
+                    .inc();
+                break Ending::quiet("slow_consumer");
+            }
+        }
+    };
+    for (_, (_, task)) in session.subs.drain() {
+        task.abort();
+    }
+    guard.set_reason(ending.reason);
+    if let Some(close) = ending.close {
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+    }
+}
+
+/// A failed read: an oversized message closes with 1009, anything else
+/// just ends the session.
+fn read_error(e: axum::Error) -> Ending {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+    let too_big = e
+        .into_inner()
+        .downcast::<WsError>()
+        .is_ok_and(|e| matches!(*e, WsError::Capacity(CapacityError::MessageTooLong { .. })));
+    if too_big {
+        Ending::with("message_too_large", close_code::SIZE, "message too large")
+    } else {
+        Ending::quiet("protocol_error")
+    }
+}
+
+impl Session {
+    /// Handles one client message; returns an immediate reply, if any.
+    fn handle(&mut self, text: &str) -> Option<Value> {
+        let message: ClientMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => return Some(error_frame("invalid_message", e, None)),
+        };
+        match message {
+            ClientMessage::Ping => Some(json!({"type": "pong"})),
+            ClientMessage::Subscribe {
+                restaurant_id,
+                since,
+            } => {
+                let since = match since {
+                    None | Some(Value::Null) => None,
+                    Some(v) => match v.as_u64() {
+                        Some(n) => Some(Seq(n)),
+                        None => {
+                            return Some(error_frame(
+                                "invalid_cursor",
+                                format!("since must be a non-negative integer, not {v}"),
+                                Some(restaurant_id),
+                            ));
+                        }
+                    },
+                };
+                self.start(restaurant_id, since, false)
+            }
+            ClientMessage::Sync { restaurant_id } => self.start(restaurant_id, None, true),
+            ClientMessage::Unsubscribe { restaurant_id } => {
+                match self.subs.remove(&restaurant_id) {
+                    Some((_, task)) => {
+                        task.abort();
+                        Some(json!({"type": "unsubscribed", "restaurant_id": restaurant_id}))
+                    }
+                    None => Some(error_frame(
+                        "not_subscribed",
+                        "not subscribed to that restaurant",
+                        Some(restaurant_id),
+                    )),
+                }
+            }
+            ClientMessage::Ack { restaurant_id, seq } => {
+                if !self.subs.contains_key(&restaurant_id) {
+                    return Some(error_frame(
+                        "not_subscribed",
+                        "not subscribed to that restaurant",
+                        Some(restaurant_id),
+                    ));
+                }
+                let acked = self.acked.entry(restaurant_id).or_default();
+                *acked = (*acked).max(seq);
+                None
+            }
+        }
+    }
+
+    /// Starts (or restarts) a subscription task.
+    fn start(&mut self, restaurant: RestaurantId, since: Option<Seq>, sync: bool) -> Option<Value> {
+        let limit = self.state.settings.max_subscriptions;
+        if !self.subs.contains_key(&restaurant) && self.subs.len() >= limit {
+            return Some(error_frame(
+                "too_many_subscriptions",
+                format!("at most {limit} subscriptions per connection"),
+                Some(restaurant),
+            ));
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let task = tokio::spawn(subscription(
+            self.state.clone(),
+            self.principal.clone(),
+            restaurant,
+            since,
+            sync,
+            id,
+            self.tx.clone(),
+        ));
+        if let Some((_, old)) = self.subs.insert(restaurant, (id, task.abort_handle())) {
+            old.abort();
+        }
+        None
+    }
+}
+
+fn edge_error_code(e: &EdgeError) -> &'static str {
+    match e {
+        EdgeError::NotFound => "not_found",
+        EdgeError::CursorAhead(_) => "invalid_cursor",
+        EdgeError::Store(_) | EdgeError::Unavailable => "unavailable",
+    }
+}
+
+/// One subscription: authorize, optionally snapshot, then deliver from the
+/// cursor for as long as the socket lives.
+async fn subscription(
+    state: EdgeState,
+    principal: Arc<Principal>,
+    restaurant: RestaurantId,
+    since: Option<Seq>,
+    sync: bool,
+    id: u64,
+    tx: mpsc::Sender<Out>,
+) {
+    let refuse = |code: &str, message: String| {
+        let tx = tx.clone();
+        let frame = error_frame(code, message, Some(restaurant));
+        async move {
+            let _ = tx.send(Out::Control(frame)).await;
+            let _ = tx.send(Out::Ended { restaurant, id }).await;
+        }
+    };
+    let subscriber = Subscriber((*principal).clone());
+    if let Err(e) = subscriber.may_watch(&state, restaurant).await {
+        let code = match e {
+            ApiError::Store(_) | ApiError::Unavailable => "unavailable",
+            _ => "forbidden",
+        };
+        return refuse(code, e.to_string()).await;
+    }
+    let since = if sync {
+        match snapshot(&state, &principal, restaurant).await {
+            Ok((seq, frame)) => {
+                if tx.send(Out::Control(frame)).await.is_err() {
+                    return;
+                }
+                Some(seq)
+            }
+            Err(e) => return refuse(edge_error_code(&e), e.to_string()).await,
+        }
+    } else {
+        since
+    };
+    let mut sub = match Subscription::open(&state, restaurant, principal.viewer(), since).await {
+        Ok(sub) => sub,
+        Err(e) => return refuse(edge_error_code(&e), e.to_string()).await,
+    };
+    let subscribed = json!({"type": "subscribed", "restaurant_id": restaurant, "seq": sub.cursor(), "head": sub.head()});
+    if tx.send(Out::Control(subscribed)).await.is_err() {
+        return;
+    }
+    let mut syncing = sync;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let batch = if syncing {
+            match sub.ready().await {
+                Ok(Some(batch)) => Ok(batch),
+                Ok(None) => {
+                    syncing = false;
+                    let done = json!({"type": "sync_complete", "restaurant_id": restaurant, "seq": sub.cursor()});
+                    if tx.send(Out::Control(done)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            sub.next().await
+        };
+        match batch {
+            Ok(batch) => {
+                backoff = Duration::from_millis(200);
+                for frame in batch.frames {
+                    if tx
+                        .send(Out::Event {
+                            restaurant,
+                            id,
+                            frame,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                // The cursor is intact: retry quietly until the source answers.
+                tracing::warn!(%restaurant, error = %e, "subscription catch-up failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Open orders the principal may see and the seq they reflect.
+async fn snapshot(
+    state: &EdgeState,
+    principal: &Principal,
+    restaurant: RestaurantId,
+) -> Result<(Seq, Value), EdgeError> {
+    let filter = OrderFilter {
+        open_only: true,
+        session_id: (principal.role == Role::Customer)
+            .then(|| principal.session_id.clone())
+            .flatten(),
+        waiter_id: (principal.role == Role::Waiter)
+            .then(|| principal.waiter_id.clone())
+            .flatten(),
+    };
+    let snapshot = state
+        .store
+        .orders_snapshot(restaurant, &filter)
+        .await
+        .map_err(|e| match e {
+            ordercast_store::StoreError::NotFound(_) => EdgeError::NotFound,
+            other => EdgeError::Store(other),
+        })?;
+    let viewer = principal.viewer();
+    let orders: Vec<_> = snapshot
+        .orders
+        .into_iter()
+        .filter(|o| viewer.may_see(&o.audience()))
+        .collect();
+    let frame = json!({
+        "type": "snapshot",
+        "restaurant_id": restaurant,
+        "seq": snapshot.seq,
+        "orders": orders,
+        "truncated": snapshot.truncated,
+    });
+    Ok((snapshot.seq, frame))
+}

@@ -1,0 +1,97 @@
+//! The HTTP/1.1 server: an accept loop of our own instead of `axum::serve`,
+//! for what a streaming edge needs per connection: a write timeout (a client
+//! that stops reading is cut instead of pinning buffers), a header-read
+//! timeout (slow or idle handshakes), upgrades for WebSocket, and a drain
+//! that lets in-flight responses finish.
+
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Per-connection limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerSettings {
+    /// Longest wait for a request's headers, on a new or idle keep-alive
+    /// connection.
+    pub handshake_timeout: Duration,
+    /// A write that cannot progress this long closes the connection.
+    pub write_timeout: Duration,
+}
+
+/// Called when a connection is closed because its writes stalled.
+pub type OnStall = Arc<dyn Fn() + Send + Sync>;
+
+/// Accepts connections until `stop`, then lets each one finish its current
+/// response; every connection task is tracked by `tracker`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: ServerSettings,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    on_stall: OnStall,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // Out of file descriptors, usually: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut io = TimeoutStream::new(tcp);
+        io.set_write_timeout(Some(settings.write_timeout));
+        let io = TokioIo::new(Box::pin(io));
+        let service = TowerToHyperService::new(router.clone());
+        let stop = stop.clone();
+        let on_stall = on_stall.clone();
+        tracker.spawn(async move {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(settings.handshake_timeout)
+                .serve_connection(io, service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                if timed_out(&e) {
+                    on_stall();
+                }
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+fn timed_out(e: &hyper::Error) -> bool {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        source = s.source();
+    }
+    false
+}

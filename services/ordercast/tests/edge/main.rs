@@ -1,0 +1,8 @@
+//! The edge role against real PostgreSQL and Redis with real SSE,
+//! WebSocket and long-poll clients.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod clients;
+mod delivery;
