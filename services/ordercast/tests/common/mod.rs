@@ -222,6 +222,17 @@ impl TestApp {
         read(response).await
     }
 
+    /// A GET on the admin port.
+    pub async fn get_admin(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.admin))
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+
     pub async fn create_order(
         &self,
         rid: RestaurantId,
