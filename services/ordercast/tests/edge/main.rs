@@ -6,3 +6,5 @@ mod common;
 
 mod clients;
 mod delivery;
+mod isolation;
+mod outages;

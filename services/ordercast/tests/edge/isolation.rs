@@ -1,0 +1,132 @@
+use ordercast_core::Role;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::clients::{Resume, Sse, Ws, poll};
+use crate::common::{TestApp, simple_order};
+
+#[tokio::test]
+async fn a_token_for_one_restaurant_cannot_watch_another() {
+    let app = TestApp::spawn().await;
+    let a = app.create_restaurant().await;
+    let b = app.create_restaurant().await;
+    let token_a = app.token(Role::Owner, a);
+
+    let refused = Sse::open(&app.base, b, &token_a, Resume::default()).await;
+    let (status, problem) = refused.err().expect("refused");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(problem["type"], "https://ordercast.dev/problems/forbidden");
+    let (status, _) = poll(&app.base, b, &token_a, "wait=0").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = poll(&app.base, b, "not-a-token", "wait=0").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let mut ws = Ws::connect(&app.base, &token_a).await;
+    ws.send(json!({"type": "subscribe", "restaurant_id": b}))
+        .await;
+    ws.until("an error frame", |w| !w.of_type("error").is_empty())
+        .await;
+    let error = ws.of_type("error")[0].clone();
+    assert_eq!(error["code"], "forbidden");
+    assert_eq!(error["restaurant_id"], b.to_string());
+    // B's events never reach the socket, A's do.
+    app.order(b).await;
+    ws.send(json!({"type": "subscribe", "restaurant_id": a}))
+        .await;
+    ws.until("subscribed to A", |w| !w.of_type("subscribed").is_empty())
+        .await;
+    app.order(a).await;
+    ws.until("A's event", |w| !w.of_type("event").is_empty())
+        .await;
+    assert!(ws.seqs(b).is_empty());
+    assert_eq!(ws.seqs(a), vec![1]);
+}
+
+#[tokio::test]
+async fn a_customer_sees_only_its_own_table_session() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let owner = app.token(Role::Owner, rid);
+    let s1 = app.token_with(Role::Customer, rid, |c| {
+        c.session_id = Some("s1".parse().unwrap())
+    });
+    let mut customer = Sse::connect(&app.base, rid, &s1, Resume::default()).await;
+    let mut ws = Ws::connect(&app.base, &s1).await;
+    ws.send(json!({"type": "subscribe", "restaurant_id": rid}))
+        .await;
+    ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
+        .await;
+
+    let order = |session: &str| {
+        let mut body = simple_order();
+        body["session_id"] = json!(session);
+        body
+    };
+    let (_, theirs) = app.create_order(rid, &owner, order("s2")).await;
+    let (_, mine) = app.create_order(rid, &owner, order("s1")).await;
+    app.set_status(rid, theirs["order"]["id"].as_str().unwrap(), "accepted")
+        .await;
+    app.set_status(rid, mine["order"]["id"].as_str().unwrap(), "accepted")
+        .await;
+
+    customer.until_count(2).await;
+    assert_eq!(
+        customer.seqs(),
+        vec![2, 4],
+        "only session s1's events (seq 2 and 4)"
+    );
+    assert!(
+        customer
+            .events
+            .iter()
+            .all(|e| e.data["audience"]["session_id"] == "s1")
+    );
+    ws.until("two events", |w| w.seqs(rid).len() == 2).await;
+    assert_eq!(ws.seqs(rid), vec![2, 4]);
+    let (_, polled) = poll(&app.base, rid, &s1, "since=0&wait=0").await;
+    let seqs: Vec<_> = polled["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].clone())
+        .collect();
+    assert_eq!(seqs, vec![json!(2), json!(4)]);
+    assert_eq!(polled["next"], 4);
+}
+
+#[tokio::test]
+async fn a_waiter_never_sees_another_waiters_notification_nor_a_kitchen_staff_only_one() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let owner = app.token(Role::Owner, rid);
+    let w1 = app.token_with(Role::Waiter, rid, |c| {
+        c.waiter_id = Some("w1".parse().unwrap())
+    });
+    let w2 = app.token_with(Role::Waiter, rid, |c| {
+        c.waiter_id = Some("w2".parse().unwrap())
+    });
+    let kitchen = app.token(Role::Kitchen, rid);
+    let mut waiter1 = Sse::connect(&app.base, rid, &w1, Resume::default()).await;
+    let mut waiter2 = Sse::connect(&app.base, rid, &w2, Resume::default()).await;
+    let mut kds = Sse::connect(&app.base, rid, &kitchen, Resume::default()).await;
+    let notify = |audience: serde_json::Value| json!({"audience": audience, "urgency": "urgent", "title": "Table 4", "message": "needs you"});
+    let path = format!("/v1/restaurants/{rid}/notifications");
+    for audience in [
+        json!({"roles": ["waiter"], "waiter_id": "w2"}),
+        json!({"roles": ["kitchen"]}),
+        json!({"roles": ["waiter", "kitchen"]}),
+    ] {
+        let (status, body) = app.post(&path, &owner, notify(audience)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    waiter1.until_count(1).await;
+    waiter2.until_count(2).await;
+    kds.until_count(2).await;
+    assert_eq!(
+        waiter1.seqs(),
+        vec![3],
+        "w1: only the untargeted waiter notification"
+    );
+    assert_eq!(waiter2.seqs(), vec![1, 3]);
+    assert_eq!(kds.seqs(), vec![2, 3]);
+}

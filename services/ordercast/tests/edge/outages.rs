@@ -1,0 +1,125 @@
+use std::time::Duration;
+
+use ordercast::app::Role as ServerRole;
+use ordercast_core::Role;
+use ordercast_testkit::{RedisServer, eventually};
+
+use crate::clients::{Resume, Sse, Ws, assert_exactly};
+use crate::common::{Backends, TestApp};
+
+#[tokio::test]
+async fn with_redis_killed_clients_keep_receiving_from_postgres_and_stream_again_when_it_returns() {
+    let mut redis = RedisServer::spawn().await;
+    let backends = Backends {
+        redis_url: redis.url(),
+        ..Backends::fresh().await
+    };
+    let app = TestApp::spawn_on(backends).await;
+    let rid = app.create_restaurant().await;
+    let kitchen = app.token(Role::Kitchen, rid);
+    let mut sse = Sse::connect(&app.base, rid, &kitchen, Resume::default()).await;
+    let mut ws = Ws::connect(&app.base, &kitchen).await;
+    ws.send(serde_json::json!({"type": "subscribe", "restaurant_id": rid}))
+        .await;
+    ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
+        .await;
+    app.order(rid).await;
+    sse.until_count(1).await;
+
+    redis.stop();
+    for _ in 0..10 {
+        app.order(rid).await;
+    }
+    sse.until_count(11).await;
+    assert_exactly(&sse.seqs(), 1..=11, "SSE while Redis is down");
+    ws.until("11 events", |w| w.seqs(rid).len() >= 11).await;
+    assert_eq!(app.metric("ordercast_degraded_shards").await, 1.0);
+    let (_, stats) = app.get_admin("/debug/stats").await;
+    assert_eq!(stats["edge"]["degraded"], true);
+    let (ready, _) = app.get_admin("/readyz").await;
+    assert_eq!(ready, 200, "an edge stays ready without Redis");
+
+    redis.start().await;
+    eventually("streaming again", Duration::from_secs(20), || async {
+        (app.metric("ordercast_degraded_shards").await == 0.0).then_some(())
+    })
+    .await;
+    for _ in 0..10 {
+        app.order(rid).await;
+    }
+    sse.until_count(21).await;
+    assert_exactly(&sse.seqs(), 1..=21, "SSE after Redis returned");
+    ws.until("21 events", |w| w.seqs(rid).len() >= 21).await;
+    assert_exactly(&ws.seqs(rid), 1..=21, "WebSocket");
+}
+
+#[tokio::test]
+async fn on_shutdown_200_clients_are_told_to_reconnect_and_miss_nothing_on_another_edge() {
+    let api = TestApp::spawn_with(Backends::fresh().await, ServerRole::Api, |_| {}).await;
+    let leaving = TestApp::spawn_with(api.backends(), ServerRole::Edge, |s| {
+        s.edge.drain_window = Duration::from_millis(400);
+    })
+    .await;
+    let staying = TestApp::spawn_with(api.backends(), ServerRole::Edge, |_| {}).await;
+    let rid = api.create_restaurant().await;
+    let kitchen = api.token(Role::Kitchen, rid);
+    let mut clients = Vec::new();
+    for _ in 0..200 {
+        clients.push(Sse::connect(&leaving.base, rid, &kitchen, Resume::default()).await);
+    }
+    for _ in 0..5 {
+        api.order(rid).await;
+    }
+    for client in &mut clients {
+        client.until_count(5).await;
+    }
+    // SIGTERM takes the same path: the shutdown future completes.
+    let writer = tokio::spawn({
+        let api_base = api.base.clone();
+        let owner = api.token(Role::Owner, rid);
+        async move {
+            let client = reqwest::Client::new();
+            for _ in 0..20 {
+                let response = client
+                    .post(format!("{api_base}/v1/restaurants/{rid}/orders"))
+                    .bearer_auth(&owner)
+                    .json(&crate::common::simple_order())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201);
+            }
+        }
+    });
+    leaving.stop().await;
+    let mut retries = Vec::new();
+    for client in &mut clients {
+        client.until_end().await;
+        let retry = client.retry.expect("a retry hint");
+        assert!(
+            retry < 400,
+            "the hint lies within the drain window: {retry}"
+        );
+        retries.push(retry);
+    }
+    retries.sort_unstable();
+    assert!(retries[0] < retries[199], "hints are spread, not identical");
+    writer.await.unwrap();
+    for client in &mut clients {
+        let mut resumed = Sse::connect(
+            &staying.base,
+            rid,
+            &kitchen,
+            Resume {
+                last_event_id: client.last_id(),
+                ..Resume::default()
+            },
+        )
+        .await;
+        let have = client.events.len();
+        resumed.until_count(25 - have).await;
+        let mut seqs = client.seqs();
+        seqs.extend(resumed.seqs());
+        assert_exactly(&seqs, 1..=25, "across the drain");
+    }
+}
