@@ -8,3 +8,5 @@ mod clients;
 mod delivery;
 mod isolation;
 mod outages;
+mod pressure;
+mod protocols;

@@ -1,0 +1,135 @@
+use std::time::Duration;
+
+use ordercast::app::Role as ServerRole;
+use ordercast_core::Role;
+use serde_json::json;
+
+use crate::clients::{Resume, Sse, Ws, assert_exactly, poll};
+use crate::common::{Backends, TestApp};
+
+#[tokio::test]
+async fn websocket_sync_sends_the_snapshot_its_seq_then_live_events() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let first = app.order(rid).await;
+    app.order(rid).await;
+    app.set_status(rid, first["order"]["id"].as_str().unwrap(), "rejected")
+        .await;
+    let mut ws = Ws::connect(&app.base, &app.token(Role::Kitchen, rid)).await;
+    ws.send(json!({"type": "sync", "restaurant_id": rid})).await;
+    ws.until("sync_complete", |w| !w.of_type("sync_complete").is_empty())
+        .await;
+    let snapshot = ws.of_type("snapshot")[0].clone();
+    assert_eq!(snapshot["seq"], 3);
+    assert_eq!(
+        snapshot["orders"].as_array().unwrap().len(),
+        1,
+        "open orders only"
+    );
+    assert_eq!(ws.of_type("sync_complete")[0]["seq"], 3);
+    assert!(
+        ws.seqs(rid).is_empty(),
+        "nothing the snapshot already reflects"
+    );
+    app.order(rid).await;
+    ws.until("the live event", |w| !w.seqs(rid).is_empty())
+        .await;
+    assert_eq!(ws.seqs(rid), vec![4]);
+    let kinds: Vec<_> = ws
+        .frames
+        .iter()
+        .map(|f| f["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["snapshot", "subscribed", "sync_complete", "event"]);
+}
+
+#[tokio::test]
+async fn websocket_subscribe_with_a_cursor_resumes_and_tokens_work_in_the_subprotocol() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    for _ in 0..5 {
+        app.order(rid).await;
+    }
+    let token = app.token(Role::Owner, rid);
+    let mut ws = Ws::connect_with(&app.base, |r| {
+        let offered = format!("ordercast.v1, ordercast.bearer.{token}");
+        r.headers_mut()
+            .insert("sec-websocket-protocol", offered.parse().unwrap());
+    })
+    .await;
+    ws.send(json!({"type": "subscribe", "restaurant_id": rid, "since": 2}))
+        .await;
+    ws.until("3 events", |w| w.seqs(rid).len() == 3).await;
+    assert_exactly(&ws.seqs(rid), 3..=5, "resumed");
+    ws.send(json!({"type": "ack", "restaurant_id": rid, "seq": 5}))
+        .await;
+    ws.send(json!({"type": "ping"})).await;
+    ws.until("pong", |w| !w.of_type("pong").is_empty()).await;
+    assert!(ws.of_type("error").is_empty(), "{:?}", ws.frames);
+}
+
+#[tokio::test]
+async fn long_poll_answers_at_once_with_events_and_otherwise_waits_for_the_next() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let token = app.token(Role::Kitchen, rid);
+    for _ in 0..3 {
+        app.order(rid).await;
+    }
+    let (_, page) = poll(&app.base, rid, &token, "since=0&limit=2").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+    assert_eq!(page["next"], 2);
+    let (_, page) = poll(&app.base, rid, &token, "since=2").await;
+    assert_eq!(page["events"][0]["seq"], 3);
+    assert_eq!(page["next"], 3);
+    let (_, page) = poll(&app.base, rid, &token, "since=3&wait=0").await;
+    assert_eq!(page, json!({"events": [], "next": 3}));
+    // A waiting poll returns with the next event.
+    let waiting = tokio::spawn({
+        let base = app.base.clone();
+        let token = token.clone();
+        async move { poll(&base, rid, &token, "since=3&wait=30").await }
+    });
+    let mut sse = Sse::connect(&app.base, rid, &token, Resume::default()).await;
+    app.order(rid).await;
+    sse.until_count(1).await;
+    let (_, page) = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page["events"][0]["seq"], 4);
+    assert_eq!(page["next"], 4);
+}
+
+#[tokio::test]
+async fn sse_sends_heartbeats_and_takes_the_token_from_the_query() {
+    let app = TestApp::spawn_with(Backends::fresh().await, ServerRole::All, |s| {
+        s.edge.heartbeat = Duration::from_millis(100);
+    })
+    .await;
+    let rid = app.create_restaurant().await;
+    let token = app.token(Role::Kitchen, rid);
+    let mut sse = Sse::connect(
+        &app.base,
+        rid,
+        &token,
+        Resume {
+            token_in_query: true,
+            ..Resume::default()
+        },
+    )
+    .await;
+    sse.until("three heartbeats", |s| s.comments >= 4).await;
+    app.order(rid).await;
+    sse.until_count(1).await;
+    assert_eq!(
+        app.metric(r#"ordercast_connections{transport="sse"}"#)
+            .await,
+        1.0
+    );
+    assert!(
+        app.metric(r#"ordercast_delivery_latency_seconds_count{transport="sse"}"#)
+            .await
+            >= 1.0
+    );
+}
