@@ -6,21 +6,6 @@ use reqwest::StatusCode;
 
 use crate::common::{Backends, TestApp, seqs, simple_order};
 
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn with_redis_down_orders_are_accepted_and_the_sweeper_publishes_them_once_in_order() {
     let mut redis = RedisServer::spawn().await;
@@ -65,7 +50,7 @@ async fn with_redis_down_orders_are_accepted_and_the_sweeper_publishes_them_once
     )
     .await;
     assert_eq!(
-        metric(&app, "ordercast_outbox_republished_total").await,
+        app.metric("ordercast_outbox_republished_total").await,
         20.0,
         "each added exactly once"
     );

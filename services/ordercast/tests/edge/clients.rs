@@ -242,22 +242,7 @@ impl Ws {
                 .unwrap_or_else(|_| {
                     panic!("timed out waiting for {what}; frames: {:?}", self.frames)
                 });
-            match message {
-                Some(Ok(Message::Text(t))) => self.frames.push(serde_json::from_str(&t).unwrap()),
-                Some(Ok(Message::Close(frame))) => {
-                    self.closed = Some(
-                        frame
-                            .map(|CloseFrame { code, reason }| {
-                                (u16::from(code), reason.to_string())
-                            })
-                            .unwrap_or((1005, String::new())),
-                    );
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    self.closed.get_or_insert((1006, String::new()));
-                }
-            }
+            self.record(message);
         }
     }
 
@@ -268,22 +253,26 @@ impl Ws {
             let message = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
                 .expect("a close");
-            match message {
-                Some(Ok(Message::Text(t))) => self.frames.push(serde_json::from_str(&t).unwrap()),
-                Some(Ok(Message::Close(frame))) => {
-                    self.closed = Some(
-                        frame
-                            .map(|CloseFrame { code, reason }| {
-                                (u16::from(code), reason.to_string())
-                            })
-                            .unwrap_or((1005, String::new())),
-                    );
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => self.closed = Some((1006, String::new())),
-            }
+            self.record(message);
         }
         self.closed.clone().unwrap()
+    }
+
+    fn record(&mut self, message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+        match message {
+            Some(Ok(Message::Text(t))) => self.frames.push(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Close(frame))) => {
+                self.closed = Some(
+                    frame
+                        .map(|CloseFrame { code, reason }| (u16::from(code), reason.to_string()))
+                        .unwrap_or((1005, String::new())),
+                );
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                self.closed.get_or_insert((1006, String::new()));
+            }
+        }
     }
 
     /// Frames of a type.
