@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: local PostgreSQL + Redis on loopback (data in .local/), migrate,
-# a demo restaurant, working curl examples, and the service in the foreground.
+# a demo restaurant, working curl examples, and the service (`ordercast all`:
+# api and edge on one port) in the foreground.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -41,7 +42,7 @@ cargo build --quiet -p ordercast
 bin=target/debug/ordercast
 $bin migrate
 
-$bin api &
+$bin all &
 server_pid=$!
 for _ in $(seq 200); do
   curl -fs "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
@@ -60,12 +61,15 @@ api="http://127.0.0.1:$HTTP_PORT"
 psql="$(pg_bindir)/psql -h 127.0.0.1 -p $PG_PORT -U postgres ordercast"
 cat <<MSG
 
-  Ordercast is running: api $api, admin http://127.0.0.1:$ADMIN_PORT (metrics, readyz, debug/stats)
+  Ordercast is running (api + edge): $api, admin http://127.0.0.1:$ADMIN_PORT (metrics, readyz, debug/stats)
   Demo restaurant: $DEMO_RESTAURANT
 
   Tokens (12 h):
     export OWNER='$owner'
     export KITCHEN='$kitchen'
+
+  Watch the kitchen's live stream (SSE, from now; leave it open and create an order in another terminal):
+    curl -N $api/v1/restaurants/$DEMO_RESTAURANT/stream -H "Authorization: Bearer \$KITCHEN"
 
   Create an order:
     curl -s -X POST $api/v1/restaurants/$DEMO_RESTAURANT/orders \\
@@ -74,6 +78,12 @@ cat <<MSG
 
   Open orders, as the kitchen sees them (with the seq they reflect):
     curl -s $api/v1/restaurants/$DEMO_RESTAURANT/orders -H "Authorization: Bearer \$KITCHEN"
+
+  Reconnect and resume after the last id you saw (0: replay from the first event, then stay live):
+    curl -N $api/v1/restaurants/$DEMO_RESTAURANT/stream -H "Authorization: Bearer \$KITCHEN" -H 'Last-Event-ID: 0'
+
+  Long-poll (answers at once when events follow since, else waits up to 25 s; send "next" as since the next time):
+    curl -s "$api/v1/restaurants/$DEMO_RESTAURANT/events?since=0&limit=100&wait=25" -H "Authorization: Bearer \$KITCHEN"
 
   The durable record and the stream:
     $psql -c 'SELECT seq, type, created_at FROM events ORDER BY seq'

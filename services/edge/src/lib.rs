@@ -26,6 +26,7 @@ use ordercast_store::{Store, StoreError};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use frame::Frame;
 pub use metrics::{EdgeMetrics, Transport};
@@ -33,8 +34,9 @@ pub use metrics::{EdgeMetrics, Transport};
 use crate::hub::Hubs;
 use crate::reader::ShardReaders;
 
-/// Tuning and limits of the edge role; every field has a flag and an
-/// `ORDERCAST_*` variable (see docs/operations.md).
+/// Tuning and limits of the edge role. All but `batch_size`, `ws_queue`
+/// and `max_poll_wait` have a flag and an `ORDERCAST_*` variable (see
+/// docs/operations.md).
 #[derive(Clone, Debug)]
 pub struct EdgeSettings {
     /// Recent events each hub keeps in memory. Default 1 000.
@@ -129,6 +131,8 @@ pub(crate) struct Shared {
     pub chains: Arc<ChainDirectory>,
     /// Cancelled when the process starts draining.
     pub drain: CancellationToken,
+    /// Upgraded WebSocket sessions, which outlive their HTTP connection.
+    pub sessions: TaskTracker,
     connections: Arc<Semaphore>,
 }
 
@@ -184,6 +188,7 @@ impl EdgeService {
                 verifier: Arc::new(verifier),
                 chains: Arc::default(),
                 drain: CancellationToken::new(),
+                sessions: TaskTracker::new(),
             }),
         })
     }
@@ -201,6 +206,13 @@ impl EdgeService {
     /// refuses new ones.
     pub fn drain(&self) {
         self.shared.drain.cancel();
+    }
+
+    /// Waits until every WebSocket session has said goodbye (after
+    /// [`EdgeService::drain`]).
+    pub async fn sessions_closed(&self) {
+        self.shared.sessions.close();
+        self.shared.sessions.wait().await;
     }
 
     /// Counts a client cut because its socket stopped taking writes.

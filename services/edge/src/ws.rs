@@ -47,7 +47,10 @@ pub(crate) async fn upgrade(
         // Small buffers: thousands of mostly idle sockets per process.
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| session(socket, state, Arc::new(subscriber.0), permit))
+        .on_upgrade(move |socket| {
+            let sessions = state.sessions.clone();
+            sessions.track_future(session(socket, state, Arc::new(subscriber.0), permit))
+        })
         .into_response())
 }
 

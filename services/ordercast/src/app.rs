@@ -216,6 +216,13 @@ impl App {
         {
             tracing::warn!("grace period over with requests still in flight");
         }
+        if let Some(edge) = &self.edge
+            && tokio::time::timeout(self.grace, edge.sessions_closed())
+                .await
+                .is_err()
+        {
+            tracing::warn!("grace period over with WebSocket sessions still open");
+        }
         if let Some(api) = self.api {
             api.stop().await;
         }

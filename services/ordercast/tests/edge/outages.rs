@@ -123,3 +123,20 @@ async fn on_shutdown_200_clients_are_told_to_reconnect_and_miss_nothing_on_anoth
         assert_exactly(&seqs, 1..=25, "across the drain");
     }
 }
+
+#[tokio::test]
+async fn on_shutdown_websockets_are_closed_with_1012_and_a_jittered_retry() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let mut ws = Ws::connect(&app.base, &app.token(Role::Owner, rid)).await;
+    ws.send(serde_json::json!({"type": "subscribe", "restaurant_id": rid}))
+        .await;
+    ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
+        .await;
+    let stopping = tokio::spawn(app.stop());
+    let (code, reason) = ws.until_closed().await;
+    assert_eq!(code, 1012);
+    let retry: u64 = reason.strip_prefix("retry=").unwrap().parse().unwrap();
+    assert!(retry < 500, "within the drain window: {retry}");
+    stopping.await.unwrap();
+}
