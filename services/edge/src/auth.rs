@@ -56,20 +56,18 @@ impl FromRequestParts<EdgeState> for Subscriber {
     }
 }
 
-impl Subscriber {
-    /// Checks that this token may watch `restaurant`.
-    pub(crate) async fn may_watch(
-        &self,
-        state: &EdgeState,
-        restaurant: RestaurantId,
-    ) -> Result<(), ApiError> {
-        authorize(
-            &self.0,
-            restaurant,
-            Action::Subscribe,
-            &state.chains,
-            &state.store,
-        )
-        .await
-    }
+/// Checks that `principal` may watch `restaurant`.
+pub(crate) async fn may_watch(
+    state: &EdgeState,
+    principal: &Principal,
+    restaurant: RestaurantId,
+) -> Result<(), ApiError> {
+    authorize(
+        principal,
+        restaurant,
+        Action::Subscribe,
+        &state.chains,
+        &state.store,
+    )
+    .await
 }

@@ -1,6 +1,7 @@
 //! An event serialized once per wire format; every subscriber shares the
 //! bytes.
 
+use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use ordercast_core::{Audience, Envelope, EventType, RestaurantId, Seq};
@@ -17,8 +18,8 @@ pub struct Frame {
     pub json: Bytes,
     /// `id: <seq>\nevent: <type>\ndata: <json>\n\n`.
     pub sse: Bytes,
-    /// `{"type":"event","event":<json>}`.
-    pub ws: Bytes,
+    /// `{"type":"event","event":<json>}`, checked as UTF-8 once.
+    pub ws: Utf8Bytes,
 }
 
 /// The envelope fields the edge needs; `data` stays unparsed.
@@ -75,7 +76,7 @@ impl Frame {
             audience: head.audience,
             json,
             sse: sse.freeze(),
-            ws: ws.freeze(),
+            ws: Utf8Bytes::try_from(ws.freeze()).expect("JSON is UTF-8"),
         }
     }
 
@@ -122,7 +123,7 @@ mod tests {
         );
         let back: Envelope = serde_json::from_str(data).unwrap();
         assert_eq!(back, env);
-        let ws: serde_json::Value = serde_json::from_slice(&frame.ws).unwrap();
+        let ws: serde_json::Value = serde_json::from_str(&frame.ws).unwrap();
         assert_eq!(ws["type"], "event");
         assert_eq!(
             serde_json::from_value::<Envelope>(ws["event"].clone()).unwrap(),

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ordercast_core::{RestaurantId, Seq};
-use ordercast_store::StoreError;
 use tokio::sync::{OnceCell, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -143,10 +142,7 @@ impl Hub {
     async fn ready(self: &Arc<Self>, ctx: &Arc<Shared>) -> Result<(), EdgeError> {
         self.init
             .get_or_try_init(|| async {
-                let head = ctx.store.head(self.restaurant).await.map_err(|e| match e {
-                    StoreError::NotFound(_) => EdgeError::NotFound,
-                    other => EdgeError::Store(other),
-                })?;
+                let head = ctx.store.head(self.restaurant).await?;
                 self.head.send_replace(head);
                 let degraded = ctx.readers.watch(self.clone());
                 let inbox = self

@@ -103,9 +103,18 @@ pub enum EdgeError {
     #[error("cursor {0} is beyond the restaurant's last event")]
     CursorAhead(Seq),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("the edge is shutting down")]
     Unavailable,
+}
+
+impl From<StoreError> for EdgeError {
+    fn from(e: StoreError) -> EdgeError {
+        match e {
+            StoreError::NotFound(_) => EdgeError::NotFound,
+            other => EdgeError::Store(other),
+        }
+    }
 }
 
 impl From<EdgeError> for ApiError {
@@ -222,11 +231,6 @@ impl EdgeService {
             .slow_consumer_actions
             .with_label_values(&["disconnected"])
             .inc();
-    }
-
-    /// Open streaming connections.
-    pub fn connections(&self) -> usize {
-        self.shared.settings.max_connections - self.shared.connections.available_permits()
     }
 
     /// For `/debug/stats`.

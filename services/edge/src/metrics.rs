@@ -1,18 +1,22 @@
 //! Edge metrics (DESIGN §9). No per-restaurant labels.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// A transport, as a metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
-    Sse,
-    WebSocket,
-    LongPoll,
+    // Explicit: the index into `EdgeMetrics::delivered_by`.
+    Sse = 0,
+    WebSocket = 1,
+    LongPoll = 2,
 }
 
 impl Transport {
+    const ALL: [Transport; 3] = [Transport::Sse, Transport::WebSocket, Transport::LongPoll];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Sse => "sse",
@@ -56,26 +60,38 @@ pub struct EdgeMetrics {
     pub shard_readers: IntGauge,
     pub watched_restaurants: IntGauge,
     pub redis_errors: IntCounter,
+    /// `delivery_latency` and `deliveries` of each transport, resolved once
+    /// (they are touched for every frame written).
+    delivered_by: [(Histogram, IntCounter); 3],
 }
 
 impl EdgeMetrics {
     pub fn new(registry: &Registry) -> prometheus::Result<EdgeMetrics> {
+        let delivery_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "ordercast_delivery_latency_seconds",
+                "From the event's commit to the write on the client's socket, by transport.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0,
+            ]),
+            &["transport"],
+        )?;
+        let deliveries = IntCounterVec::new(
+            Opts::new("ordercast_deliveries_total", "Events written to clients."),
+            &["transport"],
+        )?;
+        let delivered_by = Transport::ALL.map(|t| {
+            (
+                delivery_latency.with_label_values(&[t.as_str()]),
+                deliveries.with_label_values(&[t.as_str()]),
+            )
+        });
         let m = EdgeMetrics {
-            delivery_latency: HistogramVec::new(
-                HistogramOpts::new(
-                    "ordercast_delivery_latency_seconds",
-                    "From the event's commit to the write on the client's socket, by transport.",
-                )
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                    10.0, 30.0, 60.0,
-                ]),
-                &["transport"],
-            )?,
-            deliveries: IntCounterVec::new(
-                Opts::new("ordercast_deliveries_total", "Events written to clients."),
-                &["transport"],
-            )?,
+            delivery_latency,
+            deliveries,
+            delivered_by,
             connections: IntGaugeVec::new(
                 Opts::new("ordercast_connections", "Open client connections."),
                 &["transport"],
@@ -154,17 +170,13 @@ impl EdgeMetrics {
         transport: Transport,
         frames: impl IntoIterator<Item = &'a crate::Frame>,
     ) {
-        let latency = self
-            .delivery_latency
-            .with_label_values(&[transport.as_str()]);
+        let (latency, count) = &self.delivered_by[transport as usize];
         let mut n = 0;
         for frame in frames {
             latency.observe(frame.age_secs());
             n += 1;
         }
-        self.deliveries
-            .with_label_values(&[transport.as_str()])
-            .inc_by(n);
+        count.inc_by(n);
     }
 }
 

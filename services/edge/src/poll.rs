@@ -12,7 +12,7 @@ use ordercast_api::extract::ApiPath;
 use ordercast_core::RestaurantId;
 use serde::Deserialize;
 
-use crate::auth::Subscriber;
+use crate::auth::{Subscriber, may_watch};
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::subscription::Subscription;
 use crate::{EdgeState, parse_cursor};
@@ -72,7 +72,7 @@ pub(crate) async fn events(
     let limit = parse_limit(query.limit.as_deref())?;
     let wait = parse_wait(query.wait.as_deref(), state.settings.max_poll_wait)?;
     let _permit = state.admit()?;
-    subscriber.may_watch(&state, rid).await?;
+    may_watch(&state, &subscriber.0, rid).await?;
     let mut sub = Subscription::open(&state, rid, subscriber.0.viewer(), since).await?;
     let mut guard = ConnectionGuard::new(&state.metrics, Transport::LongPoll);
     guard.set_reason("answered");

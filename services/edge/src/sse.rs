@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Interval};
 
-use crate::auth::Subscriber;
+use crate::auth::{Subscriber, may_watch};
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::subscription::Subscription;
 use crate::{EdgeState, parse_cursor};
@@ -35,7 +35,7 @@ pub(crate) async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let permit = state.admit()?;
-    subscriber.may_watch(&state, rid).await?;
+    may_watch(&state, &subscriber.0, rid).await?;
     let since = match headers.get("last-event-id") {
         Some(v) => Some(parse_cursor(v.to_str().unwrap_or("?"))?),
         None => query.since.as_deref().map(parse_cursor).transpose()?,

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use ordercast_api::error::ApiError;
 use ordercast_core::auth::Principal;
-use ordercast_core::{RestaurantId, Role, Seq};
+use ordercast_core::{RestaurantId, Seq};
 use ordercast_store::OrderFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::auth::Subscriber;
+use crate::auth::{Subscriber, may_watch};
 use crate::frame::Frame;
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::subscription::Subscription;
@@ -210,13 +210,8 @@ async fn session(
                     if session.subs.get(&restaurant).map(|s| s.0) != Some(id) {
                         continue; // unsubscribed meanwhile
                     }
-                    match Utf8Bytes::try_from(frame.ws.clone()) {
-                        Ok(text) => {
-                            state.metrics.delivered(Transport::WebSocket, [&*frame]);
-                            Message::Text(text)
-                        }
-                        Err(_) => continue,
-                    }
+                    state.metrics.delivered(Transport::WebSocket, [&*frame]);
+                    Message::Text(frame.ws.clone())
                 }
                 Out::Control(value) => text(&value),
                 Out::Ended { restaurant, id } => {
@@ -406,8 +401,7 @@ async fn subscription(
             let _ = tx.send(Out::Ended { restaurant, id }).await;
         }
     };
-    let subscriber = Subscriber((*principal).clone());
-    if let Err(e) = subscriber.may_watch(&state, restaurant).await {
+    if let Err(e) = may_watch(&state, &principal, restaurant).await {
         let code = match e {
             ApiError::Store(_) | ApiError::Unavailable => "unavailable",
             _ => "forbidden",
@@ -487,23 +481,8 @@ async fn snapshot(
     principal: &Principal,
     restaurant: RestaurantId,
 ) -> Result<(Seq, Value), EdgeError> {
-    let filter = OrderFilter {
-        open_only: true,
-        session_id: (principal.role == Role::Customer)
-            .then(|| principal.session_id.clone())
-            .flatten(),
-        waiter_id: (principal.role == Role::Waiter)
-            .then(|| principal.waiter_id.clone())
-            .flatten(),
-    };
-    let snapshot = state
-        .store
-        .orders_snapshot(restaurant, &filter)
-        .await
-        .map_err(|e| match e {
-            ordercast_store::StoreError::NotFound(_) => EdgeError::NotFound,
-            other => EdgeError::Store(other),
-        })?;
+    let filter = OrderFilter::visible_to(principal, true);
+    let snapshot = state.store.orders_snapshot(restaurant, &filter).await?;
     let viewer = principal.viewer();
     let orders: Vec<_> = snapshot
         .orders

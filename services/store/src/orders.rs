@@ -1,9 +1,10 @@
 //! Orders: create, read (consistent snapshots), status and item changes.
 
+use ordercast_core::auth::Principal;
 use ordercast_core::event::EventDraft;
 use ordercast_core::order::{Channel, ItemStatus, Order, OrderItem, OrderStatus};
 use ordercast_core::{
-    Envelope, EventType, ItemId, OrderId, RestaurantId, Seq, SessionId, WaiterId,
+    Envelope, EventType, ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId,
 };
 use sqlx::PgConnection;
 
@@ -46,6 +47,22 @@ pub struct OrderFilter {
     pub session_id: Option<SessionId>,
     /// Only orders of this waiter or of no waiter (waiters).
     pub waiter_id: Option<WaiterId>,
+}
+
+impl OrderFilter {
+    /// The orders `principal` may list: a customer only its own session's,
+    /// a waiter only its own and unassigned ones, everyone else all.
+    pub fn visible_to(principal: &Principal, open_only: bool) -> OrderFilter {
+        OrderFilter {
+            open_only,
+            session_id: (principal.role == Role::Customer)
+                .then(|| principal.session_id.clone())
+                .flatten(),
+            waiter_id: (principal.role == Role::Waiter)
+                .then(|| principal.waiter_id.clone())
+                .flatten(),
+        }
+    }
 }
 
 /// Orders as of exactly one point in the restaurant's sequence.

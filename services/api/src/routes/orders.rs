@@ -246,16 +246,8 @@ async fn list_orders(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<OrdersPage>, ApiError> {
     state.authorize(&caller, rid, Action::ReadOrders).await?;
-    let p = &caller.0;
-    let filter = OrderFilter {
-        open_only: !matches!(query.state, Some(StateFilter::All)),
-        session_id: (p.role == Role::Customer)
-            .then(|| p.session_id.clone())
-            .flatten(),
-        waiter_id: (p.role == Role::Waiter)
-            .then(|| p.waiter_id.clone())
-            .flatten(),
-    };
+    let open_only = !matches!(query.state, Some(StateFilter::All));
+    let filter = OrderFilter::visible_to(&caller.0, open_only);
     let snapshot = state.store.orders_snapshot(rid, &filter).await?;
     Ok(Json(OrdersPage {
         seq: snapshot.seq,
