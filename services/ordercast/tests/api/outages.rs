@@ -9,10 +9,7 @@ use crate::common::{Backends, TestApp, seqs, simple_order};
 #[tokio::test]
 async fn with_redis_down_orders_are_accepted_and_the_sweeper_publishes_them_once_in_order() {
     let mut redis = RedisServer::spawn().await;
-    let backends = Backends {
-        redis_url: redis.url(),
-        ..Backends::fresh().await
-    };
+    let backends = Backends::with_redis(&redis).await;
     let app = TestApp::spawn_on(backends).await;
     let rid = app.create_restaurant().await;
 

@@ -37,6 +37,15 @@ impl Backends {
             prefix: ordercast_testkit::unique_prefix(),
         }
     }
+
+    /// A fresh database and key prefix, on a Redis of the test's own (one
+    /// it can stop, restart or flush).
+    pub async fn with_redis(redis: &ordercast_testkit::RedisServer) -> Backends {
+        Backends {
+            redis_url: redis.url(),
+            ..Backends::fresh().await
+        }
+    }
 }
 
 pub struct TestApp {
@@ -250,6 +259,13 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
+    }
+
+    /// Creates `n` one-item orders, one after the other.
+    pub async fn orders(&self, rid: RestaurantId, n: usize) {
+        for _ in 0..n {
+            self.order(rid).await;
+        }
     }
 
     pub async fn set_status(

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use ordercast::app::Role as ServerRole;
 use ordercast_bus::Shard;
-use ordercast_core::{RestaurantId, Role};
+use ordercast_core::Role;
 use ordercast_testkit::{RedisServer, eventually};
 use reqwest::StatusCode;
 
@@ -13,9 +13,7 @@ use crate::common::{Backends, TestApp, simple_order};
 async fn cold_start_a_client_with_since_zero_gets_every_earlier_order_in_order() {
     let app = TestApp::spawn().await;
     let rid = app.create_restaurant().await;
-    for _ in 0..30 {
-        app.order(rid).await;
-    }
+    app.orders(rid, 30).await;
     let token = app.token(Role::Kitchen, rid);
     let mut sse = Sse::connect(
         &app.base,
@@ -67,19 +65,10 @@ async fn until_unwatched(app: &TestApp) {
     .await;
 }
 
-async fn orders(app: &TestApp, rid: RestaurantId, n: usize) {
-    for _ in 0..n {
-        app.order(rid).await;
-    }
-}
-
 #[tokio::test]
 async fn a_kitchen_offline_for_50_events_resumes_with_exactly_those_from_ring_redis_and_postgres() {
     let redis = RedisServer::spawn().await;
-    let backends = Backends {
-        redis_url: redis.url(),
-        ..Backends::fresh().await
-    };
+    let backends = Backends::with_redis(&redis).await;
     let app = TestApp::spawn_with(backends, ServerRole::All, |s| {
         s.edge.ring_size = 50;
         // Disconnected clients are noticed at the next heartbeat write.
@@ -98,7 +87,7 @@ async fn a_kitchen_offline_for_50_events_resumes_with_exactly_those_from_ring_re
     let mut kds = Sse::connect(&app.base, rid, &kitchen, since(0)).await;
     kds.until_count(1).await;
     drop(kds);
-    orders(&app, rid, 50).await;
+    app.orders(rid, 50).await;
     let before = app.metric(ring).await;
     let mut kds = Sse::connect(&app.base, rid, &kitchen, last_event_id(1)).await;
     kds.until_count(50).await;
@@ -108,7 +97,7 @@ async fn a_kitchen_offline_for_50_events_resumes_with_exactly_those_from_ring_re
     // From Redis: with every screen gone the ring is gone too.
     drop((kds, keeper));
     until_unwatched(&app).await;
-    orders(&app, rid, 50).await;
+    app.orders(rid, 50).await;
     let before = app.metric(redis_source).await;
     let mut kds = Sse::connect(&app.base, rid, &kitchen, last_event_id(51)).await;
     kds.until_count(50).await;
@@ -118,7 +107,7 @@ async fn a_kitchen_offline_for_50_events_resumes_with_exactly_those_from_ring_re
     // From PostgreSQL: after the stream was trimmed…
     drop(kds);
     until_unwatched(&app).await;
-    orders(&app, rid, 50).await;
+    app.orders(rid, 50).await;
     let mut conn = redis_conn(&app).await;
     let _: i64 = redis::cmd("XTRIM")
         .arg(app.keys.stream(rid))
@@ -136,7 +125,7 @@ async fn a_kitchen_offline_for_50_events_resumes_with_exactly_those_from_ring_re
     // …and after Redis lost everything.
     drop(kds);
     until_unwatched(&app).await;
-    orders(&app, rid, 50).await;
+    app.orders(rid, 50).await;
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
     let mut kds = Sse::connect(&app.base, rid, &kitchen, last_event_id(151)).await;
     kds.until_count(50).await;
@@ -163,9 +152,7 @@ async fn events_through_either_of_two_apis_reach_clients_on_both_edges_once_in_o
         }
     }
     let writers = [&api1, &api2, &api1, &api2].map(|api| async move {
-        for _ in 0..25 {
-            api.order(rid).await;
-        }
+        api.orders(rid, 25).await;
     });
     futures_util::future::join_all(writers).await;
     for (i, client) in clients.iter_mut().enumerate() {
@@ -195,7 +182,7 @@ async fn a_missing_stream_entry_is_filled_from_postgres_and_a_republished_one_de
     let rid = api.create_restaurant().await;
     let token = api.token(Role::Owner, rid);
     let mut live = Sse::connect(&edge.base, rid, &token, Resume::default()).await;
-    orders(&api, rid, 3).await;
+    api.orders(rid, 3).await;
     let published = eventually("3 entries", Duration::from_secs(10), || async {
         let s = api.stream(rid).await;
         (s.len() == 3).then_some(s)

@@ -10,10 +10,7 @@ use crate::common::{Backends, TestApp};
 #[tokio::test]
 async fn with_redis_killed_clients_keep_receiving_from_postgres_and_stream_again_when_it_returns() {
     let mut redis = RedisServer::spawn().await;
-    let backends = Backends {
-        redis_url: redis.url(),
-        ..Backends::fresh().await
-    };
+    let backends = Backends::with_redis(&redis).await;
     let app = TestApp::spawn_on(backends).await;
     let rid = app.create_restaurant().await;
     let kitchen = app.token(Role::Kitchen, rid);
@@ -27,9 +24,7 @@ async fn with_redis_killed_clients_keep_receiving_from_postgres_and_stream_again
     sse.until_count(1).await;
 
     redis.stop();
-    for _ in 0..10 {
-        app.order(rid).await;
-    }
+    app.orders(rid, 10).await;
     sse.until_count(11).await;
     assert_exactly(&sse.seqs(), 1..=11, "SSE while Redis is down");
     ws.until("11 events", |w| w.seqs(rid).len() >= 11).await;
@@ -44,9 +39,7 @@ async fn with_redis_killed_clients_keep_receiving_from_postgres_and_stream_again
         (app.metric("ordercast_degraded_shards").await == 0.0).then_some(())
     })
     .await;
-    for _ in 0..10 {
-        app.order(rid).await;
-    }
+    app.orders(rid, 10).await;
     sse.until_count(21).await;
     assert_exactly(&sse.seqs(), 1..=21, "SSE after Redis returned");
     ws.until("21 events", |w| w.seqs(rid).len() >= 21).await;
@@ -67,9 +60,7 @@ async fn on_shutdown_200_clients_are_told_to_reconnect_and_miss_nothing_on_anoth
     for _ in 0..200 {
         clients.push(Sse::connect(&leaving.base, rid, &kitchen, Resume::default()).await);
     }
-    for _ in 0..5 {
-        api.order(rid).await;
-    }
+    api.orders(rid, 5).await;
     for client in &mut clients {
         client.until_count(5).await;
     }

@@ -47,9 +47,7 @@ async fn websocket_sync_sends_the_snapshot_its_seq_then_live_events() {
 async fn websocket_subscribe_with_a_cursor_resumes_and_tokens_work_in_the_subprotocol() {
     let app = TestApp::spawn().await;
     let rid = app.create_restaurant().await;
-    for _ in 0..5 {
-        app.order(rid).await;
-    }
+    app.orders(rid, 5).await;
     let token = app.token(Role::Owner, rid);
     let mut ws = Ws::connect_with(&app.base, |r| {
         let offered = format!("ordercast.v1, ordercast.bearer.{token}");
@@ -73,9 +71,7 @@ async fn long_poll_answers_at_once_with_events_and_otherwise_waits_for_the_next(
     let app = TestApp::spawn().await;
     let rid = app.create_restaurant().await;
     let token = app.token(Role::Kitchen, rid);
-    for _ in 0..3 {
-        app.order(rid).await;
-    }
+    app.orders(rid, 3).await;
     let (_, page) = poll(&app.base, rid, &token, "since=0&limit=2").await;
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
     assert_eq!(page["next"], 2);
