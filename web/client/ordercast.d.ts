@@ -1,0 +1,197 @@
+// Type declarations for ordercast.js, the Ordercast browser client.
+// Guide: docs/client.md. Wire protocol: docs/protocol.md.
+
+/** What a connection indicator shows. */
+export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'polling' | 'offline';
+
+/** `auto`: WebSocket, then server-sent events, then long-poll as a fallback. */
+export type TransportChoice = 'auto' | 'sse' | 'ws' | 'poll';
+
+/** The transport currently delivering events, if any. */
+export type ActiveTransport = 'ws' | 'sse' | 'poll' | null;
+
+export declare const STATES: readonly ConnectionState[];
+
+/** One event, the same envelope on every transport. */
+export interface OrdercastEvent<T = any> {
+  restaurant_id: string;
+  /** Dense per restaurant; the cursor. Holes are events this token may not see. */
+  seq: number;
+  /** `order.created`, `order.status_changed`, `order.item_status_changed`, `request.created`, … */
+  type: string;
+  /** Commit time, RFC 3339 UTC. */
+  ts: string;
+  audience: { roles: string[]; session_id?: string; waiter_id?: string };
+  data: T;
+  previous_status?: string;
+  item_id?: string;
+  trace?: string;
+}
+
+export interface OrderItem {
+  id: string;
+  sku: string;
+  name: string;
+  quantity: number;
+  unit_price_cents: number;
+  station?: string;
+  notes?: string;
+  status: 'queued' | 'cooking' | 'ready' | 'served' | 'cancelled';
+}
+
+export interface Order {
+  id: string;
+  restaurant_id: string;
+  status: 'new' | 'accepted' | 'in_progress' | 'ready' | 'served' | 'paid' | 'cancelled' | 'rejected';
+  version: number;
+  table?: string;
+  session_id?: string;
+  waiter_id?: string;
+  channel: string;
+  notes?: string;
+  reason?: string;
+  items: OrderItem[];
+  total_cents: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** `GET /v1/restaurants/{rid}/orders?state=open`: the open orders as of `seq`. */
+export interface Snapshot {
+  seq: number;
+  orders: Order[];
+  truncated: boolean;
+}
+
+export interface ClientOptions {
+  /** Origin of the edge (streaming). Default: the page's origin. */
+  baseUrl?: string;
+  /** Origin of the api (snapshots for `sync`). Default: `baseUrl`. */
+  apiUrl?: string;
+  /** A JWT, or a function returning the current one (called on every connect). */
+  token: string | (() => string);
+  /** Default `auto`. */
+  transport?: TransportChoice;
+  /** A stream silent this long (ms) counts as dead. Default 45 000 (three SSE heartbeats). */
+  heartbeatTimeout?: number;
+  /** A connection not subscribed within this many ms counts as failed. Default 10 000. */
+  connectTimeout?: number;
+  /** First reconnect delay ceiling (ms); doubles per failure. Default 1 000. */
+  backoffBase?: number;
+  /** Largest reconnect delay ceiling (ms). Default 30 000. */
+  backoffMax?: number;
+  /** Failed streaming attempts in a row before long-polling (`auto`). Default 3. */
+  fallbackAfter?: number;
+  /** Long-poll `wait`, seconds (0–30). Default 25. */
+  pollWait?: number;
+  /** Long-poll `limit` (1–1000). Default 500. */
+  pollLimit?: number;
+  /** For tests: replacements for the globals and for Math.random. */
+  fetch?: typeof fetch;
+  WebSocket?: typeof WebSocket;
+  random?: () => number;
+}
+
+export interface SubscribeOptions {
+  /** Resume after this seq (0: from the start of retention). Absent: from now. */
+  since?: number | null;
+  /** Every event once, in seq order. */
+  onEvent?: (event: OrdercastEvent) => void;
+  /** Called with the snapshot when `sync` loads one. */
+  onSnapshot?: (snapshot: Snapshot) => void;
+  /** A refused subscription (forbidden, not found, …). */
+  onError?: (error: OrdercastError) => void;
+}
+
+export interface RestaurantStats {
+  /** Seq of the last event processed (null: not known yet). */
+  cursor: number | null;
+  delivered: number;
+  /** Events dropped because their seq was at or below the cursor. */
+  duplicates: number;
+}
+
+export interface ClientStats {
+  state: ConnectionState;
+  transport: ActiveTransport;
+  /** Failed streaming attempts in a row. */
+  failures: number;
+  connects: number;
+  streamFailures: number;
+  pollFailures: number;
+  events: number;
+  duplicates: number;
+  restaurants: Record<string, RestaurantStats>;
+}
+
+export declare class OrdercastError extends Error {
+  /** `unauthorized`, `forbidden`, `not_found`, `invalid_cursor`, `unavailable`, … */
+  code: string;
+  status: number | null;
+  restaurantId: string | null;
+}
+
+export declare class OrdercastClient {
+  constructor(options: ClientOptions);
+  readonly state: ConnectionState;
+  /** Returns a function that removes this subscription. */
+  subscribe(restaurantId: string, options?: SubscribeOptions): () => void;
+  /** Loads open orders and continues the stream from exactly their seq. Subscribe first. */
+  sync(restaurantId: string): Promise<Snapshot>;
+  on(name: 'state', listener: (state: ConnectionState) => void): () => void;
+  on(name: 'error', listener: (error: OrdercastError) => void): () => void;
+  stats(): ClientStats;
+  close(): void;
+}
+
+/** Exponential backoff with full jitter (exported for tests). */
+export declare class Backoff {
+  constructor(options?: { base?: number; max?: number; random?: () => number });
+  attempt: number;
+  ceiling(): number;
+  next(hintMs?: number | null): number;
+  reset(): void;
+}
+
+/** Per-restaurant cursor with dedupe by seq (exported for tests). */
+export declare class Cursor {
+  constructor(since?: number | null);
+  seq: number | null;
+  delivered: number;
+  duplicates: number;
+  accept(seq: number): boolean;
+  advance(seq: number): void;
+}
+
+export type SseMessage =
+  | { kind: 'event'; id: string | null; event: string; data: string }
+  | { kind: 'comment'; text: string }
+  | { kind: 'retry'; ms: number };
+
+/** `text/event-stream` parser (exported for tests). */
+export declare class SseParser {
+  constructor(onMessage: (message: SseMessage) => void);
+  push(chunk: string): void;
+}
+
+export type MachineInput =
+  | 'stream_up'
+  | 'stream_lost'
+  | 'stream_failed'
+  | 'poll_ok'
+  | 'poll_failed'
+  | 'network_down'
+  | 'network_up'
+  | 'closed';
+
+/** The connection state machine (exported for tests). */
+export declare class ConnectionMachine {
+  constructor(options?: { fallbackAfter?: number; stream?: boolean; poll?: boolean });
+  state: ConnectionState;
+  mode: 'stream' | 'poll';
+  failures: number;
+  readonly polling: boolean;
+  apply(input: MachineInput): ConnectionState;
+}
+
+export default OrdercastClient;

@@ -1,0 +1,146 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { OrdercastClient } from '../../client/ordercast.js';
+import { FakeServer, until } from './fake-server.js';
+
+const RID = '6f1c0d2e-5a8e-4c1b-9f3a-0d3e7c9b1a42';
+
+function client(server, options = {}) {
+  const rt = new OrdercastClient({
+    baseUrl: 'http://edge.test',
+    token: 'jwt',
+    fetch: server.fetch,
+    WebSocket: server.WebSocket,
+    random: () => 0, // every backoff delay is 0 ms: tests run at full speed
+    ...options,
+  });
+  const states = [];
+  rt.on('state', (s) => states.push(s));
+  return { rt, states };
+}
+
+test('live over WebSocket with the token in the subprotocol, resuming after a drop without duplicates', async (t) => {
+  const server = new FakeServer();
+  server.publish(RID);
+  server.publish(RID);
+  const { rt, states } = client(server);
+  t.after(() => rt.close());
+  const seqs = [];
+  rt.subscribe(RID, { since: 0, onEvent: (e) => seqs.push(e.seq) });
+  await until('two events', () => seqs.length === 2);
+  assert.equal(rt.state, 'live');
+  assert.deepEqual(server.sockets[0].protocols, ['ordercast.v1', 'ordercast.bearer.jwt']);
+  server.sockets[0].drop(1006);
+  server.publish(RID);
+  await until('the third event after the reconnect', () => seqs.length === 3);
+  assert.deepEqual(seqs, [1, 2, 3]);
+  assert.deepEqual(states, ['live', 'reconnecting', 'live']);
+  const resubscribe = server.sockets[0].sent.find((f) => f.type === 'subscribe');
+  assert.equal(resubscribe.since, 2, 'resumed from the cursor');
+  assert.equal(rt.stats().restaurants[RID].cursor, 3);
+});
+
+test('close 1012 retry=<ms> is honoured before reconnecting', async (t) => {
+  const server = new FakeServer();
+  const { rt } = client(server);
+  t.after(() => rt.close());
+  rt.subscribe(RID, { onEvent() {} });
+  await until('live', () => rt.state === 'live');
+  const started = Date.now();
+  server.sockets[0].drop(1012, 'retry=300');
+  await until('a new socket', () => server.sockets.length === 1, 2000);
+  assert.ok(Date.now() - started >= 280, `waited ${Date.now() - started} ms`);
+});
+
+test('after three failed streaming attempts it long-polls, then returns to live; every event once', async (t) => {
+  const server = new FakeServer();
+  server.streaming = 'refuse';
+  server.publish(RID);
+  const { rt, states } = client(server);
+  t.after(() => rt.close());
+  const seqs = [];
+  rt.subscribe(RID, { since: 0, onEvent: (e) => seqs.push(e.seq) });
+  await until('polling', () => rt.state === 'polling');
+  assert.equal(rt.stats().streamFailures >= 3, true);
+  assert.deepEqual(states.slice(0, 2), ['reconnecting', 'polling']);
+  await until('the first event by long-poll', () => seqs.length === 1);
+  server.publish(RID);
+  await until('the second event by long-poll', () => seqs.length === 2);
+  assert.equal(rt.stats().transport, 'poll');
+  server.streaming = 'ok';
+  await until('live again (background probe)', () => rt.state === 'live');
+  server.publish(RID);
+  await until('the third event by stream', () => seqs.length === 3);
+  assert.deepEqual(seqs, [1, 2, 3]);
+  assert.equal(rt.stats().transport, 'ws');
+  assert.ok(server.requests.some((r) => r.includes('/stream')), 'auto also tried SSE');
+});
+
+test('sync: snapshot first, then exactly the events after its seq', async (t) => {
+  const server = new FakeServer();
+  for (let i = 0; i < 5; i += 1) server.publish(RID);
+  let release;
+  server.snapshotDelay = new Promise((r) => {
+    release = r;
+  });
+  const { rt } = client(server);
+  t.after(() => rt.close());
+  const log = [];
+  rt.subscribe(RID, { onEvent: (e) => log.push(e.seq), onSnapshot: (s) => log.push(`snapshot@${s.seq}`) });
+  const synced = rt.sync(RID).then((s) => log.push(`resolved@${s.seq}`));
+  await until('live', () => rt.state === 'live');
+  server.publish(RID); // 6 is committed after the snapshot was read at 5...
+  await until('6 held back', () => rt._subs.get(RID).buffer.some((i) => i.event?.seq === 6));
+  release(); // ...and arrived over the stream before the snapshot's answer
+  await synced;
+  server.publish(RID);
+  await until('events 6 and 7', () => log.includes(7));
+  assert.deepEqual(log, ['snapshot@5', 'resolved@5', 6, 7]);
+});
+
+test('transport poll never opens a stream; unsubscribe stops it', async () => {
+  const server = new FakeServer();
+  const { rt, states } = client(server, { transport: 'poll' });
+  const seqs = [];
+  const off = rt.subscribe(RID, { onEvent: (e) => seqs.push(e.seq) });
+  server.publish(RID);
+  await until('an event', () => seqs.length === 1);
+  assert.equal(server.sockets.length, 0);
+  assert.ok(server.requests.every((r) => r.includes('/events')));
+  assert.deepEqual(states, ['polling']);
+  off();
+  const before = server.requests.length;
+  server.publish(RID);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(server.requests.length, before, 'no poll after unsubscribe');
+  assert.deepEqual(seqs, [1]);
+  rt.close();
+  assert.equal(rt.state, 'offline');
+});
+
+test('heartbeat watchdog: a silent stream counts as dead', async (t) => {
+  const server = new FakeServer();
+  const { rt, states } = client(server, { heartbeatTimeout: 60 });
+  t.after(() => rt.close());
+  rt.subscribe(RID, { onEvent() {} });
+  await until('dead and back', () => states.filter((s) => s === 'live').length >= 2, 2000);
+  assert.deepEqual(states.slice(0, 3), ['live', 'reconnecting', 'live']);
+});
+
+test('a refused restaurant reports an error and is not retried', async (t) => {
+  const server = new FakeServer();
+  const fetch = async (url, init) =>
+    url.includes('/events')
+      ? { ok: false, status: 403, headers: new Map(), json: async () => ({ type: 'https://ordercast.dev/problems/forbidden', detail: 'no' }) }
+      : server.fetch(url, init);
+  const { rt } = client(server, { transport: 'poll', fetch });
+  t.after(() => rt.close());
+  const errors = [];
+  rt.on('error', (e) => errors.push(e));
+  rt.subscribe(RID, { onEvent() {} });
+  await until('the error', () => errors.length === 1);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].code, 'forbidden');
+  assert.equal(errors[0].restaurantId, RID);
+});
