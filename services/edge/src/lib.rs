@@ -2,6 +2,7 @@
 //! restaurants local clients watch, hubs order and buffer their events, and
 //! SSE, WebSocket and long-poll deliver them with gap-free resume.
 
+mod assets;
 mod auth;
 mod frame;
 mod hub;
@@ -202,13 +203,15 @@ impl EdgeService {
         })
     }
 
-    /// The public routes: SSE, WebSocket and long-poll.
+    /// The public routes: SSE, WebSocket and long-poll, plus the browser
+    /// client (`/client/`) and the demo screens (`/demo/`).
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/restaurants/{rid}/stream", get(sse::stream))
             .route("/v1/restaurants/{rid}/events", get(poll::events))
             .route("/v1/ws", get(ws::upgrade))
             .with_state(self.shared.clone())
+            .merge(assets::router())
     }
 
     /// Tells every client to reconnect (spread over the drain window) and

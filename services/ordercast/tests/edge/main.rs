@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod assets;
 mod clients;
 mod delivery;
 mod isolation;

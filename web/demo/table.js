@@ -1,0 +1,96 @@
+// Table screen: a customer's own orders (its session only), step by step.
+import { OrderBook, api, claims, connect, el, fatal, indicator, money, settings, toast } from '/demo/common.js';
+
+const cfg = settings();
+const book = new OrderBook();
+const STEPS = [
+  ['new', 'Received'],
+  ['accepted', 'Accepted'],
+  ['in_progress', 'Preparing'],
+  ['ready', 'Ready'],
+  ['served', 'Served'],
+];
+const ITEM_ICON = { queued: '⏳', cooking: '🔥', ready: '✅', served: '🍽️', cancelled: '✖' };
+
+if (!cfg.token || !cfg.restaurant) {
+  fatal('No token', 'Open this screen with #token=<customer JWT>&restaurant=<id> in the URL.');
+} else {
+  start();
+}
+
+function start() {
+  const conn = indicator();
+  document.getElementById('conn').append(conn);
+  const screen = connect(cfg, conn);
+  const session = claims(cfg.token).session_id;
+  document.body.dataset.session = session ?? '';
+  screen.client.subscribe(cfg.restaurant, {
+    onEvent: (event) => {
+      screen.delivered.push(event.seq);
+      const before = book.orders.get(event.data?.id)?.status;
+      const order = book.apply(event);
+      if (order && order.status === 'ready' && before !== 'ready') toast('Your order is ready', '');
+      render();
+    },
+    onSnapshot: (snapshot) => {
+      screen.snapshots += 1;
+      book.load(snapshot);
+      render();
+    },
+  });
+  screen.client.sync(cfg.restaurant).catch((e) => toast('Could not load your orders', e.message, { urgent: true }));
+  api(cfg, 'GET', `/v1/restaurants/${cfg.restaurant}`)
+    .then((r) => {
+      document.getElementById('name').textContent = r.name;
+    })
+    .catch(() => {});
+  setupHelp();
+}
+
+function tableOf() {
+  return cfg.table ?? book.list().find((o) => o.table)?.table ?? null;
+}
+
+function render() {
+  const orders = book.list();
+  const table = tableOf();
+  document.getElementById('where').textContent = table ? `Table ${table}` : 'Your table';
+  document.getElementById('help').hidden = !table;
+  document.getElementById('empty').hidden = orders.length > 0;
+  document.getElementById('orders').replaceChildren(...orders.map(card));
+}
+
+function card(order) {
+  const stepIndex = STEPS.findIndex(([s]) => s === order.status);
+  return el('article', { class: 'guest-order', 'data-testid': 'guest-order', 'data-order-id': order.id, 'data-status': order.status }, [
+    el('header', {}, [
+      el('h2', {}, stepIndex >= 3 ? 'Ready — enjoy!' : 'Your order'),
+      el('span', { class: 'muted' }, new Date(order.created_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })),
+    ]),
+    el('ol', { class: 'steps' }, STEPS.map(([status, text], i) => el('li', {
+      class: i < stepIndex ? 'done' : i === stepIndex ? 'current' : '',
+    }, text))),
+    el('ul', { class: 'guest-items' }, order.items.map((item) => el('li', { class: `item-${item.status}` }, [
+      el('span', { class: 'icon' }, ITEM_ICON[item.status] ?? ''),
+      el('span', { class: 'name' }, `${item.quantity}× ${item.name}`),
+      el('span', { class: 'muted' }, item.status),
+    ]))),
+    el('footer', {}, [el('span', {}, 'Total'), el('strong', {}, money(order.total_cents))]),
+  ]);
+}
+
+function setupHelp() {
+  for (const button of document.querySelectorAll('#help button')) {
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        await api(cfg, 'POST', `/v1/restaurants/${cfg.restaurant}/requests`, { kind: button.dataset.kind, table: tableOf() });
+        toast('On its way', 'A waiter has been told.');
+      } catch (e) {
+        toast('Could not reach a waiter', e.message, { urgent: true });
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+}
