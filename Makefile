@@ -1,5 +1,5 @@
 # Ordercast — the two commands are `make run` and `make test`.
-.PHONY: run test bench fmt lint check
+.PHONY: run test bench cluster cluster-stop loadtest loadtest-chaos fmt lint check
 
 run: ## Build, start local PostgreSQL + Redis, migrate, run with a demo restaurant
 	bash scripts/dev.sh
@@ -9,6 +9,20 @@ test: ## Throw-away PostgreSQL + Redis, fmt check, clippy, every test
 
 bench: ## Order-creation benchmark (release build, durable PostgreSQL); see docs/performance.md
 	bash scripts/bench.sh
+
+cluster: ## 2 api + 2 edge processes, PostgreSQL, Redis on loopback, in the background
+	bash scripts/cluster.sh up
+
+cluster-stop: ## Stop what `make cluster` started
+	bash scripts/cluster.sh down
+
+loadtest: ## Default load scenario against the cluster; report in target/loadtest/ (ARGS='--rate 50' to override)
+	bash scripts/loadtest.sh $(ARGS)
+
+loadtest-chaos: ## The default scenario with connection drops and edge 1 killed (SIGKILL) and restarted
+	bash scripts/loadtest.sh --drop-share 0.05 --drop-every 10s \
+	  --exec '20s=scripts/cluster.sh kill-edge 1' --exec '30s=scripts/cluster.sh start-edge 1' \
+	  --json target/loadtest/chaos.json --report target/loadtest/chaos.html $(ARGS)
 
 fmt: ## Format the code
 	cargo fmt --all

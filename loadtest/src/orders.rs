@@ -11,10 +11,11 @@ use ordercast_core::{RestaurantId, Role};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::report;
+use crate::report::Latency;
+use crate::stats::histogram;
 
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// Base URL of an api (repeatable; requests are spread over them).
     #[arg(long = "api", required = true)]
     apis: Vec<String>,
@@ -67,7 +68,7 @@ struct Tally {
     failed: u64,
 }
 
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> anyhow::Result<()> {
     let issuer = TokenIssuer::hs256(args.jwt_secret.as_bytes())?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.max_in_flight)
@@ -92,7 +93,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         restaurants.push((id, token(&issuer, Role::Service, vec![id.to_string()])));
     }
     let restaurants = Arc::new(restaurants);
-    let histogram = Arc::new(Mutex::new(report::histogram()));
+    let histogram = Arc::new(Mutex::new(histogram()));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let permits = Arc::new(Semaphore::new(args.max_in_flight));
     let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
@@ -158,7 +159,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "failed": t.failed,
         "duration_s": elapsed,
         "restaurants": args.restaurants,
-        "latency": report::summary(&h),
+        "latency": Latency::of(&h),
     });
     #[allow(clippy::print_stdout, reason = "the report is the command's output")]
     {

@@ -1,22 +1,407 @@
-//! Latency summaries.
+//! The result of a run: every figure (JSON), a summary table, and the
+//! verdict against the SLOs.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-/// A histogram of microseconds, 1 µs to 60 s, 3 significant digits.
-pub(crate) fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+use crate::ledger::Book;
+use crate::procstat::Usage;
+use crate::run::Ctx;
+use crate::scenario::{Scenario, Transport};
+use crate::stats::histogram;
+use crate::verify::{ClientLog, Verification};
+
+/// Percentiles of a latency histogram, in milliseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
 }
 
-/// Percentiles in milliseconds.
-pub(crate) fn summary(h: &Histogram<u64>) -> Value {
-    let ms = |us: u64| us as f64 / 1000.0;
-    json!({
-        "count": h.len(),
-        "p50_ms": ms(h.value_at_quantile(0.50)),
-        "p90_ms": ms(h.value_at_quantile(0.90)),
-        "p99_ms": ms(h.value_at_quantile(0.99)),
-        "p999_ms": ms(h.value_at_quantile(0.999)),
-        "max_ms": ms(h.max()),
-    })
+impl Latency {
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if h.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// A chaos command and how it went.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecResult {
+    pub at_s: f64,
+    pub command: String,
+    pub exit: Option<i32>,
+    pub output: String,
+}
+
+/// One second of the timeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct Point {
+    pub t: u64,
+    pub deliveries: u64,
+    pub orders: u64,
+    pub writes: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+}
+
+/// Counters of connections.
+#[derive(Clone, Debug, Serialize)]
+pub struct Connections {
+    pub screens: usize,
+    pub by_transport: BTreeMap<&'static str, usize>,
+    /// Time until every screen was live (or the wait gave up).
+    pub connect_s: f64,
+    pub opened: u64,
+    pub failed: u64,
+    pub cut_by_chaos: u64,
+    pub closed_by_server: u64,
+    /// Cut or lost → established again.
+    pub reconnect: Latency,
+}
+
+/// Everything a run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub passed: bool,
+    /// Why the run failed, when it did.
+    pub verdict: Vec<String>,
+    pub scenario: Scenario,
+    pub measured_s: f64,
+    pub connections: Connections,
+    pub orders_created: u64,
+    pub orders_per_s: f64,
+    pub writes_ok: u64,
+    pub writes_refused: u64,
+    pub writes_lost: u64,
+    pub writes_per_s: f64,
+    pub api_latency: Latency,
+    pub deliveries: u64,
+    pub deliveries_per_s: f64,
+    pub deliveries_by_transport: BTreeMap<&'static str, u64>,
+    /// Commit timestamp of the event → the screen's read, live events.
+    pub delivery_latency: BTreeMap<&'static str, Latency>,
+    /// Start of the api request that caused the event → the screen's read.
+    pub publish_to_read: BTreeMap<&'static str, Latency>,
+    /// (percentile, ms) of the commit → read latency, all transports.
+    pub distribution: Vec<(f64, f64)>,
+    pub clock_skewed_events: u64,
+    pub settled_s: f64,
+    pub verification: Verification,
+    pub processes: Vec<Usage>,
+    pub chaos: Vec<ExecResult>,
+    pub errors: u64,
+    pub first_errors: Vec<String>,
+    pub timeline: Vec<Point>,
+}
+
+pub(crate) struct Inputs<'a> {
+    pub ctx: &'a Ctx,
+    pub books: &'a [&'a Book],
+    pub logs: &'a [ClientLog],
+    pub verification: Verification,
+    pub usage: Vec<Usage>,
+    pub chaos: Vec<ExecResult>,
+    pub failures: (u64, Vec<String>),
+    pub measure_from_us: u64,
+    pub traffic_end_us: u64,
+    pub connect_time: Duration,
+    pub settled_in: Duration,
+}
+
+/// Request start → read, for events read live after measuring began.
+fn publish_to_read(inp: &Inputs<'_>) -> [Histogram<u64>; 3] {
+    let mut out = [(); 3].map(|()| histogram());
+    for log in inp.logs {
+        let book = inp.books[log.restaurant];
+        for r in &log.receipts {
+            let Some(known) = book.get(r.seq).filter(|_| !r.foreign) else {
+                continue;
+            };
+            let connected = log
+                .connections
+                .get(r.conn as usize)
+                .copied()
+                .unwrap_or(u64::MAX);
+            if known.sent_us >= connected && known.sent_us >= inp.measure_from_us {
+                out[log.transport as usize]
+                    .saturating_record(r.read_us.saturating_sub(known.sent_us).max(1));
+            }
+        }
+    }
+    out
+}
+
+fn by_transport(hs: &[Histogram<u64>; 3]) -> BTreeMap<&'static str, Latency> {
+    let mut all = histogram();
+    let mut out = BTreeMap::new();
+    for t in Transport::ALL {
+        let h = &hs[t as usize];
+        all.add(h).expect("same bounds");
+        if !h.is_empty() {
+            out.insert(t.as_str(), Latency::of(h));
+        }
+    }
+    out.insert("all", Latency::of(&all));
+    out
+}
+
+pub(crate) fn build(inp: Inputs<'_>) -> Report {
+    let ctx = inp.ctx;
+    let s = &ctx.scenario;
+    let st = &ctx.stats;
+    let measured_s = (inp.traffic_end_us.saturating_sub(inp.measure_from_us)) as f64 / 1e6;
+    let per_s = |n: u64| {
+        if measured_s > 0.0 {
+            n as f64 / measured_s
+        } else {
+            0.0
+        }
+    };
+    let latency: [Histogram<u64>; 3] =
+        [0, 1, 2].map(|i| st.latency[i].lock().expect("latency lock").clone());
+    let all = st.latency_all();
+    let distribution = [
+        0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0,
+    ]
+    .into_iter()
+    .filter(|_| !all.is_empty())
+    .map(|p| (p, all.value_at_percentile(p) as f64 / 1000.0))
+    .collect();
+    let timeline: Vec<Point> = st
+        .take_timeline()
+        .into_iter()
+        .enumerate()
+        .map(|(t, sec)| {
+            let q = |p: f64| {
+                if sec.latency.is_empty() {
+                    0.0
+                } else {
+                    sec.latency.value_at_quantile(p) as f64 / 1000.0
+                }
+            };
+            Point {
+                t: t as u64,
+                deliveries: sec.deliveries,
+                orders: sec.orders,
+                writes: sec.writes,
+                p50_ms: q(0.5),
+                p99_ms: q(0.99),
+                p999_ms: q(0.999),
+            }
+        })
+        .collect();
+    // Deliveries and writes within the measured window.
+    let window = |f: fn(&Point) -> u64| {
+        let (from, to) = (
+            inp.measure_from_us / 1_000_000,
+            inp.traffic_end_us / 1_000_000,
+        );
+        timeline
+            .iter()
+            .filter(|p| p.t >= from && p.t < to)
+            .map(f)
+            .sum::<u64>()
+    };
+    let mut transports = BTreeMap::new();
+    for log in inp.logs {
+        *transports.entry(log.transport.as_str()).or_insert(0) += 1;
+    }
+    let delivered: BTreeMap<&'static str, u64> = Transport::ALL
+        .into_iter()
+        .map(|t| (t.as_str(), st.delivered[t as usize].load(Relaxed)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let delivery_latency = by_transport(&latency);
+    let mut report = Report {
+        passed: true,
+        verdict: Vec::new(),
+        scenario: s.clone(),
+        measured_s,
+        connections: Connections {
+            screens: inp.logs.len(),
+            by_transport: transports,
+            connect_s: inp.connect_time.as_secs_f64(),
+            opened: st.connects.load(Relaxed),
+            failed: st.connect_failures.load(Relaxed),
+            cut_by_chaos: st.drops.load(Relaxed),
+            closed_by_server: st.server_closes.load(Relaxed),
+            reconnect: Latency::of(&st.reconnect.lock().expect("reconnect lock")),
+        },
+        orders_created: st.orders.load(Relaxed),
+        orders_per_s: per_s(window(|p| p.orders)),
+        writes_ok: st.writes_ok.load(Relaxed),
+        writes_refused: st.writes_refused.load(Relaxed),
+        writes_lost: st.writes_lost.load(Relaxed),
+        writes_per_s: per_s(window(|p| p.writes)),
+        api_latency: Latency::of(&st.api.lock().expect("api lock")),
+        deliveries: st.delivered_total(),
+        deliveries_per_s: per_s(window(|p| p.deliveries)),
+        deliveries_by_transport: delivered,
+        delivery_latency,
+        publish_to_read: by_transport(&publish_to_read(&inp)),
+        distribution,
+        clock_skewed_events: st.clock_skewed.load(Relaxed),
+        settled_s: inp.settled_in.as_secs_f64(),
+        verification: inp.verification,
+        processes: inp.usage,
+        chaos: inp.chaos,
+        errors: inp.failures.0,
+        first_errors: inp.failures.1,
+        timeline,
+    };
+    judge(&mut report);
+    report
+}
+
+/// The verdict: violations and SLOs.
+fn judge(r: &mut Report) {
+    let v = &r.verification.violations;
+    let lost = v.missing;
+    if lost > r.scenario.slo_lost {
+        r.verdict.push(format!(
+            "{lost} events lost (allowed: {})",
+            r.scenario.slo_lost
+        ));
+    }
+    let others = v.total() - v.missing;
+    if others > 0 {
+        r.verdict
+            .push(format!("{others} delivery violations besides loss"));
+    }
+    if let Some(slo) = r.scenario.slo_p99_ms {
+        let p99 = r.delivery_latency.get("all").map_or(0.0, |l| l.p99_ms);
+        if p99 > slo {
+            r.verdict.push(format!(
+                "delivery p99 {p99:.2} ms is above the SLO {slo} ms"
+            ));
+        }
+    }
+    if r.verification.expected == 0 && r.scenario.rate > 0.0 {
+        r.verdict
+            .push("no event was due to any screen: nothing was verified".into());
+    }
+    r.passed = r.verdict.is_empty();
+}
+
+/// The summary table printed at the end of a run.
+pub fn summary(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let v = &r.verification;
+    let _ = writeln!(o, "\nOrdercast load test — {:.0} s measured", r.measured_s);
+    let c = &r.connections;
+    let _ = writeln!(
+        o,
+        "  screens        {} ({}), live in {:.2} s; {} connections opened, {} failed, {} cut by chaos, {} closed by server",
+        c.screens,
+        c.by_transport
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        c.connect_s,
+        c.opened,
+        c.failed,
+        c.cut_by_chaos,
+        c.closed_by_server
+    );
+    let _ = writeln!(
+        o,
+        "  api            {} orders ({:.1}/s), {} writes ({:.1}/s), {} refused, {} lost",
+        r.orders_created,
+        r.orders_per_s,
+        r.writes_ok,
+        r.writes_per_s,
+        r.writes_refused,
+        r.writes_lost
+    );
+    let _ = writeln!(
+        o,
+        "  deliveries     {} ({:.0}/s)",
+        r.deliveries, r.deliveries_per_s
+    );
+    let _ = writeln!(
+        o,
+        "\n  latency (ms)             count       p50       p90       p99     p99.9       max"
+    );
+    let mut row = |name: &str, l: &Latency| {
+        let _ = writeln!(
+            o,
+            "  {name:<22} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            l.count, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
+    };
+    for (t, l) in &r.delivery_latency {
+        row(&format!("commit→read {t}"), l);
+    }
+    for (t, l) in &r.publish_to_read {
+        row(&format!("request→read {t}"), l);
+    }
+    row("api command", &r.api_latency);
+    row("reconnect", &r.connections.reconnect);
+    for p in &r.processes {
+        let _ = writeln!(
+            o,
+            "\n  process {}: {:.1} CPU s, peak RSS {} KiB (before screens {:?}, all connected {:?}), {} restarts",
+            p.name, p.cpu_s, p.rss_peak_kib, p.rss_before_kib, p.rss_connected_kib, p.restarts
+        );
+    }
+    for x in &r.chaos {
+        let _ = writeln!(o, "  chaos at {:.0}s: {} → {:?}", x.at_s, x.command, x.exit);
+    }
+    let b = &v.violations;
+    let _ = writeln!(
+        o,
+        "\n  verification   {} events due, {} read, {} unverified; violations: {} missing, {} duplicate, {} reordered, {} foreign restaurant, {} foreign audience, {} altered, {} before cursor, {} unexpected",
+        v.expected,
+        v.received,
+        v.unverified,
+        b.missing,
+        b.duplicate,
+        b.reordered,
+        b.foreign_restaurant,
+        b.foreign_audience,
+        b.altered,
+        b.before_cursor,
+        b.unexpected
+    );
+    for e in &b.examples {
+        let _ = writeln!(o, "    {e}");
+    }
+    if r.errors > 0 {
+        let _ = writeln!(o, "  errors         {} (first ones below)", r.errors);
+        for e in &r.first_errors {
+            let _ = writeln!(o, "    {e}");
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\n  {}",
+        if r.passed {
+            "PASSED".to_owned()
+        } else {
+            format!("FAILED: {}", r.verdict.join("; "))
+        }
+    );
+    o
 }

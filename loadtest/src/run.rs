@@ -1,0 +1,480 @@
+//! One run: set up restaurants and tokens, open the screens, drive traffic
+//! (with chaos if asked), let the screens settle, verify, report.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use ordercast_core::auth::{Claims, TokenIssuer};
+use rand::seq::index::sample;
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::ledger::{Ledger, Viewer};
+use crate::procstat::{self, Target, Usage};
+use crate::report::{self, ExecResult, Report};
+use crate::scenario::Scenario;
+use crate::screens::{self, Screen};
+use crate::stats::Stats;
+use crate::verify::{self, ClientLog};
+use crate::{driver, ledger};
+
+/// Where the run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Screens connect and traffic flows.
+    Traffic,
+    /// Traffic is over; screens read what is left, then stop.
+    Settle,
+    /// Stop now.
+    Done,
+}
+
+/// A restaurant the run created.
+pub struct Restaurant {
+    pub id: String,
+    /// The owner's token: writes and owner screens.
+    pub owner: String,
+}
+
+/// What every task of the run shares.
+pub struct Ctx {
+    pub scenario: Scenario,
+    pub stats: Stats,
+    pub ledger: Ledger,
+    pub restaurants: Vec<Restaurant>,
+    pub phase: watch::Receiver<Phase>,
+    /// For SSE and long-poll.
+    pub streams: reqwest::Client,
+    /// For api writes.
+    pub api: reqwest::Client,
+    pub in_flight: Semaphore,
+    pub writes_sent: AtomicU64,
+    pub traffic_over: AtomicBool,
+    failures: Mutex<(u64, Vec<String>)>,
+}
+
+impl Ctx {
+    /// Keeps the first distinct failure messages for the report.
+    pub fn note_failure(&self, what: &str) {
+        let mut f = self.failures.lock().expect("failures lock");
+        f.0 += 1;
+        if f.1.len() < 20 && !f.1.iter().any(|s| s == what) {
+            f.1.push(what.to_owned());
+        }
+    }
+}
+
+/// Mints tokens: with the deployment's HS256 secret or its token command.
+enum Minter {
+    Secret(TokenIssuer),
+    Command(String),
+}
+
+impl Minter {
+    async fn token(
+        &self,
+        role: &str,
+        restaurant: &str,
+        session: Option<String>,
+        waiter: Option<String>,
+    ) -> anyhow::Result<String> {
+        match self {
+            Minter::Secret(issuer) => {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+                Ok(issuer.mint(&Claims {
+                    sub: format!("loadtest-{role}"),
+                    role: role.parse().map_err(anyhow::Error::msg)?,
+                    restaurants: vec![restaurant.to_owned()],
+                    chain_id: None,
+                    waiter_id: waiter.map(|w| w.parse()).transpose()?,
+                    session_id: session.map(|s| s.parse()).transpose()?,
+                    exp: now + 24 * 3600,
+                    iat: Some(now),
+                    iss: None,
+                    aud: Some("ordercast".into()),
+                }))
+            }
+            Minter::Command(command) => {
+                let mut line =
+                    format!("{command} --role {role} --restaurant '{restaurant}' --ttl 24h");
+                if let Some(s) = session {
+                    line += &format!(" --session {s}");
+                }
+                if let Some(w) = waiter {
+                    line += &format!(" --waiter {w}");
+                }
+                let out = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&line)
+                    .output()
+                    .await
+                    .with_context(|| format!("run the token command {command:?}"))?;
+                anyhow::ensure!(
+                    out.status.success(),
+                    "the token command failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+            }
+        }
+    }
+}
+
+/// Creates the run's restaurants through the first api.
+async fn create_restaurants(
+    s: &Scenario,
+    minter: &Minter,
+    http: &reqwest::Client,
+) -> anyhow::Result<Vec<Restaurant>> {
+    let admin = minter.token("admin", "*", None, None).await?;
+    let api = s.apis[0].trim_end_matches('/');
+    let mut out = Vec::with_capacity(s.restaurants);
+    for i in 0..s.restaurants {
+        let response = http
+            .post(format!("{api}/v1/restaurants"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": format!("Load test {i}")}))
+            .send()
+            .await
+            .with_context(|| format!("create a restaurant at {api}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        anyhow::ensure!(
+            status.is_success(),
+            "creating a restaurant: HTTP {status} {body}"
+        );
+        let id = body["id"]
+            .as_str()
+            .context("the restaurant has no id")?
+            .to_owned();
+        let owner = minter.token("owner", &id, None, None).await?;
+        out.push(Restaurant { id, owner });
+    }
+    Ok(out)
+}
+
+/// The screens of every restaurant, with their tokens.
+async fn plan_screens(
+    s: &Scenario,
+    minter: &Minter,
+    restaurants: &[Restaurant],
+) -> anyhow::Result<Vec<Screen>> {
+    let mut screens = Vec::new();
+    for (r, restaurant) in restaurants.iter().enumerate() {
+        let owner: Arc<str> = restaurant.owner.as_str().into();
+        let kitchen: Arc<str> = minter
+            .token("kitchen", &restaurant.id, None, None)
+            .await?
+            .into();
+        let mut viewers: Vec<(Viewer, Arc<str>)> = Vec::new();
+        viewers.extend((0..s.owners).map(|_| (Viewer::Owner, owner.clone())));
+        viewers.extend((0..s.kitchens).map(|_| (Viewer::Kitchen, kitchen.clone())));
+        for w in 0..s.waiters {
+            let t = minter
+                .token("waiter", &restaurant.id, None, Some(format!("w{w}")))
+                .await?;
+            viewers.push((Viewer::Waiter(w as u16), t.into()));
+        }
+        for c in 0..s.customers {
+            let t = minter
+                .token("customer", &restaurant.id, Some(format!("s{c}")), None)
+                .await?;
+            viewers.push((Viewer::Customer(c as u16), t.into()));
+        }
+        for (viewer, token) in viewers {
+            let id = screens.len();
+            screens.push(Screen {
+                id,
+                restaurant: r,
+                viewer,
+                transport: s.transports.pick(id),
+                token,
+                cut: Arc::new(Notify::new()),
+            });
+        }
+    }
+    Ok(screens)
+}
+
+/// Samples the watched processes every 500 ms until told to stop.
+fn watch_processes(targets: Vec<Target>, stop: watch::Receiver<Phase>) -> Arc<Mutex<Vec<Usage>>> {
+    let usage = Arc::new(Mutex::new(
+        targets.iter().map(Usage::new).collect::<Vec<_>>(),
+    ));
+    let shared = usage.clone();
+    tokio::spawn(async move {
+        let mut stop = stop;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            {
+                let mut u = shared.lock().expect("usage lock");
+                for (t, u) in targets.iter().zip(u.iter_mut()) {
+                    if let Some(s) = procstat::sample(t) {
+                        u.observe(s);
+                    }
+                }
+            }
+            if *stop.borrow_and_update() == Phase::Done {
+                break;
+            }
+        }
+    });
+    usage
+}
+
+fn snapshot_rss(targets: &[Target], usage: &Mutex<Vec<Usage>>, before: bool) {
+    let mut u = usage.lock().expect("usage lock");
+    for (t, u) in targets.iter().zip(u.iter_mut()) {
+        if let Some(s) = procstat::sample(t) {
+            u.observe(s);
+            if before {
+                u.rss_before_kib = Some(s.rss_kib);
+            } else {
+                u.rss_connected_kib = Some(s.rss_kib);
+            }
+        }
+    }
+}
+
+/// Prints progress: a bar on a terminal, a line every 5 s otherwise.
+fn progress(ctx: Arc<Ctx>, total: Duration, quiet: bool) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if quiet {
+            return;
+        }
+        let tty = std::io::stderr().is_terminal();
+        let bar = indicatif::ProgressBar::new(total.as_secs().max(1));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:24}] {pos}/{len}s {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        if !tty {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let (mut last_d, mut last_o) = (0, 0);
+        let mut phase = ctx.phase.clone();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = phase.wait_for(|p| *p != Phase::Traffic) => break,
+            }
+            let d = ctx.stats.delivered_total();
+            let o = ctx.stats.orders.load(Relaxed);
+            let p99 = ctx.stats.latency_all().value_at_quantile(0.99) as f64 / 1000.0;
+            let msg = format!(
+                "screens {} · orders/s {} · deliveries/s {} · p99 {p99:.2} ms · api errors {}",
+                ctx.stats.open.load(Relaxed),
+                o - last_o,
+                d - last_d,
+                ctx.stats.writes_refused.load(Relaxed) + ctx.stats.writes_lost.load(Relaxed),
+            );
+            (last_d, last_o) = (d, o);
+            let secs = started.elapsed().as_secs();
+            bar.set_position(secs.min(total.as_secs()));
+            if tty {
+                bar.set_message(msg);
+            } else if secs.is_multiple_of(5) {
+                eprintln!("[{secs:>4}s] {msg}");
+            }
+        }
+        bar.finish_and_clear();
+    })
+}
+
+/// Runs chaos commands at their times.
+fn chaos_commands(s: &Scenario, from: Instant) -> JoinSet<ExecResult> {
+    let mut set = JoinSet::new();
+    for c in s.execs.clone() {
+        set.spawn(async move {
+            tokio::time::sleep_until((from + c.at).into()).await;
+            let output = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(&c.command)
+                .output()
+                .await;
+            let (exit, output) = match output {
+                Ok(o) => (
+                    o.status.code(),
+                    String::from_utf8_lossy(&[o.stdout, o.stderr].concat())
+                        .trim()
+                        .to_owned(),
+                ),
+                Err(e) => (None, e.to_string()),
+            };
+            eprintln!("[chaos {:?}] {} → exit {exit:?}", c.at, c.command);
+            ExecResult {
+                at_s: c.at.as_secs_f64(),
+                command: c.command,
+                exit,
+                output,
+            }
+        });
+    }
+    set
+}
+
+/// Cuts a share of the screens at once, every period, until traffic ends.
+fn chaos_drops(ctx: Arc<Ctx>, cuts: Vec<Arc<Notify>>) {
+    let (share, every) = (ctx.scenario.drop_share, ctx.scenario.drop_every);
+    if share <= 0.0 || cuts.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at((Instant::now() + every).into(), every);
+        while !ctx.traffic_over.load(Relaxed) {
+            tick.tick().await;
+            let n = ((cuts.len() as f64 * share).round() as usize).clamp(1, cuts.len());
+            for i in sample(&mut rand::rng(), cuts.len(), n) {
+                cuts[i].notify_one();
+            }
+        }
+    });
+}
+
+/// Runs the scenario; `Err` only when the run could not be made at all.
+pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
+    scenario.validate()?;
+    let minter = match (&scenario.jwt_secret, &scenario.token_command) {
+        (_, Some(command)) => Minter::Command(command.clone()),
+        (Some(secret), None) => Minter::Secret(TokenIssuer::hs256(secret.as_bytes())?),
+        (None, None) => anyhow::bail!("no way to mint tokens"),
+    };
+    let api = reqwest::Client::builder()
+        .pool_max_idle_per_host(scenario.max_in_flight)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let streams = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(usize::MAX)
+        .build()?;
+    let restaurants = create_restaurants(&scenario, &minter, &api).await?;
+    let screens = plan_screens(&scenario, &minter, &restaurants).await?;
+    let (phase_tx, phase) = watch::channel(Phase::Traffic);
+    let targets: Vec<Target> = scenario
+        .pids
+        .iter()
+        .map(|p| Target::Pid(*p))
+        .chain(scenario.pid_files.iter().cloned().map(Target::File))
+        .collect();
+    let usage = watch_processes(targets.clone(), phase.clone());
+    snapshot_rss(&targets, &usage, true);
+    let ctx = Arc::new(Ctx {
+        ledger: Ledger::new(restaurants.len()),
+        stats: Stats::new(),
+        restaurants,
+        phase,
+        streams,
+        api,
+        in_flight: driver::in_flight(scenario.max_in_flight),
+        writes_sent: AtomicU64::new(0),
+        traffic_over: AtomicBool::new(false),
+        failures: Mutex::new((0, Vec::new())),
+        scenario,
+    });
+    let s = &ctx.scenario;
+
+    // Open the screens (over the ramp) and wait until they are live.
+    let n = screens.len();
+    let cuts: Vec<Arc<Notify>> = screens.iter().map(|sc| sc.cut.clone()).collect();
+    let mut running: JoinSet<ClientLog> = JoinSet::new();
+    let opened = Instant::now();
+    for (i, screen) in screens.into_iter().enumerate() {
+        let ctx = ctx.clone();
+        let delay = s.ramp.mul_f64(i as f64 / n.max(1) as f64);
+        running.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let start = ctx.ledger.book(screen.restaurant).head();
+            screens::run(ctx, screen, start).await
+        });
+    }
+    let deadline = opened + s.ramp + Duration::from_secs(30);
+    while (ctx.stats.open.load(Relaxed) as usize) < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let connect_time = opened.elapsed();
+    if (ctx.stats.open.load(Relaxed) as usize) < n {
+        ctx.note_failure(&format!(
+            "only {} of {n} screens connected within {:?}",
+            ctx.stats.open.load(Relaxed),
+            deadline - opened
+        ));
+    }
+    snapshot_rss(&targets, &usage, false);
+
+    // Traffic, with chaos.
+    let traffic_start = Instant::now();
+    let traffic_start_us = ctx.stats.now_us();
+    let progress = progress(ctx.clone(), s.warmup + s.duration, s.quiet);
+    let mut execs = chaos_commands(s, traffic_start);
+    chaos_drops(ctx.clone(), cuts);
+    let measure = {
+        let ctx = ctx.clone();
+        let warmup = s.warmup;
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            ctx.stats.measuring.store(true, Relaxed);
+            ctx.stats.now_us()
+        })
+    };
+    driver::drive(ctx.clone(), s.warmup + s.duration).await;
+    let traffic_end_us = ctx.stats.now_us();
+    let measure_from_us = measure.await.unwrap_or(traffic_start_us);
+
+    // Settle: screens read what is left, up to the deadline.
+    let _ = phase_tx.send(Phase::Settle);
+    let mut logs = Vec::with_capacity(n);
+    let settle_deadline = tokio::time::Instant::now() + s.settle;
+    loop {
+        match tokio::time::timeout_at(settle_deadline, running.join_next()).await {
+            Ok(Some(log)) => logs.push(log.context("a screen task failed")?),
+            Ok(None) => break,
+            Err(_) => {
+                let _ = phase_tx.send(Phase::Done);
+                while let Some(log) = running.join_next().await {
+                    logs.push(log.context("a screen task failed")?);
+                }
+                break;
+            }
+        }
+    }
+    let settled_in = Duration::from_micros(ctx.stats.now_us() - traffic_end_us);
+    let _ = phase_tx.send(Phase::Done);
+    let _ = progress.await;
+    let mut chaos = Vec::new();
+    while let Some(r) = execs.join_next().await {
+        chaos.push(r?);
+    }
+    chaos.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    logs.sort_by_key(|l| l.id);
+
+    let books: Vec<_> = (0..ctx.ledger.restaurants())
+        .map(|r| ctx.ledger.book(r))
+        .collect();
+    let book_refs: Vec<&ledger::Book> = books.iter().map(|b| &**b).collect();
+    let verification = verify::verify(&book_refs, &logs, ctx.stats.writes_lost.load(Relaxed));
+    let failures = ctx.failures.lock().expect("failures lock").clone();
+    let usage = usage.lock().expect("usage lock").clone();
+    Ok(report::build(report::Inputs {
+        ctx: &ctx,
+        books: &book_refs,
+        logs: &logs,
+        verification,
+        usage,
+        chaos,
+        failures,
+        measure_from_us,
+        traffic_end_us,
+        connect_time,
+        settled_in,
+    }))
+}

@@ -1,0 +1,437 @@
+//! Screens: one client each, on SSE, WebSocket or long-poll, resuming by
+//! cursor after every cut, recording every event it reads.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::{Notify, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::ledger::{Kind, Viewer};
+use crate::run::{Ctx, Phase};
+use crate::scenario::Transport;
+use crate::verify::{ClientLog, Receipt};
+
+/// One simulated screen.
+pub struct Screen {
+    pub id: usize,
+    pub restaurant: usize,
+    pub viewer: Viewer,
+    pub transport: Transport,
+    pub token: Arc<str>,
+    /// Chaos: cut the connection now.
+    pub cut: Arc<Notify>,
+}
+
+/// The envelope fields the tester reads.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    restaurant_id: Cow<'a, str>,
+    seq: u64,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+}
+
+/// Why a connection ended.
+enum End {
+    /// The screen has everything (or the run is over).
+    Finished,
+    /// Cut by the chaos option: resume at once.
+    Cut,
+    /// The server ended it, possibly with a reconnect delay.
+    Closed,
+    /// It failed or could not be opened.
+    Failed(String),
+}
+
+struct State {
+    log: ClientLog,
+    cursor: u64,
+    /// Settle: the last seq this screen is entitled to.
+    target: Option<u64>,
+    /// When the connection was lost, while it is.
+    lost_at: Option<u64>,
+    /// The server's reconnect delay (SSE `retry:`, WebSocket close reason).
+    retry_hint: Option<Duration>,
+    /// Wall µs when the current connection was established.
+    connected_wall: Option<u64>,
+}
+
+impl State {
+    fn established(&mut self, ctx: &Ctx) {
+        let now = ctx.stats.now_us();
+        self.log.connections.push(now);
+        self.connected_wall = Some(ctx.stats.wall_us(now));
+        ctx.stats.connects.fetch_add(1, Relaxed);
+        ctx.stats.open.fetch_add(1, Relaxed);
+        if let Some(lost) = self.lost_at.take() {
+            ctx.stats.reconnected(now - lost);
+        }
+    }
+
+    fn disconnected(&mut self, ctx: &Ctx) {
+        if self.connected_wall.take().is_some() {
+            ctx.stats.open.fetch_sub(1, Relaxed);
+        }
+        self.lost_at.get_or_insert_with(|| ctx.stats.now_us());
+    }
+
+    fn receive(&mut self, ctx: &Ctx, screen: &Screen, head: &Head<'_>) {
+        let read_us = ctx.stats.now_us();
+        let foreign = head.restaurant_id != ctx.restaurants[screen.restaurant].id;
+        let ts_us = chrono::DateTime::parse_from_rfc3339(&head.ts)
+            .map(|t| t.timestamp_micros().max(0) as u64)
+            .unwrap_or(0);
+        let live = self.connected_wall.is_some_and(|c| c <= ts_us);
+        ctx.stats.delivered(screen.transport, read_us, ts_us, live);
+        self.log.receipts.push(Receipt {
+            seq: head.seq,
+            read_us,
+            conn: self.log.connections.len().saturating_sub(1) as u32,
+            kind: Kind::parse(&head.kind),
+            foreign,
+        });
+        if !foreign {
+            self.cursor = self.cursor.max(head.seq);
+        }
+    }
+
+    /// Whether the screen may stop: the run is over, or it is settling
+    /// and has read up to its last entitled event.
+    fn done(&mut self, ctx: &Ctx, screen: &Screen, phase: Phase) -> bool {
+        match phase {
+            Phase::Traffic => false,
+            Phase::Done => true,
+            Phase::Settle => {
+                let target = *self.target.get_or_insert_with(|| {
+                    ctx.ledger
+                        .book(screen.restaurant)
+                        .last_entitled(screen.viewer, self.log.start)
+                });
+                self.cursor >= target
+            }
+        }
+    }
+}
+
+/// Runs a screen until the run ends; returns what it read.
+pub async fn run(ctx: Arc<Ctx>, screen: Screen, start: u64) -> ClientLog {
+    let mut st = State {
+        log: ClientLog {
+            id: screen.id,
+            restaurant: screen.restaurant,
+            viewer: screen.viewer,
+            transport: screen.transport,
+            start,
+            receipts: Vec::new(),
+            connections: Vec::new(),
+        },
+        cursor: start,
+        target: None,
+        lost_at: None,
+        retry_hint: None,
+        connected_wall: None,
+    };
+    let mut phase = ctx.phase.clone();
+    let edges = &ctx.scenario.edges;
+    let mut edge = screen.id % edges.len();
+    let mut failures = 0u32;
+    loop {
+        let now = *phase.borrow_and_update();
+        if st.done(&ctx, &screen, now) {
+            break;
+        }
+        let base = edges[edge].trim_end_matches('/');
+        let end = match screen.transport {
+            Transport::Sse => sse(&ctx, &screen, base, &mut st, &mut phase).await,
+            Transport::Ws => ws(&ctx, &screen, base, &mut st, &mut phase).await,
+            Transport::Poll => poll(&ctx, &screen, base, &mut st, &mut phase).await,
+        };
+        st.disconnected(&ctx);
+        let pause = match end {
+            End::Finished => break,
+            End::Cut => {
+                ctx.stats.drops.fetch_add(1, Relaxed);
+                failures = 0;
+                Duration::ZERO
+            }
+            End::Closed => {
+                ctx.stats.server_closes.fetch_add(1, Relaxed);
+                failures = 0;
+                edge = (edge + 1) % edges.len();
+                st.retry_hint.take().unwrap_or(Duration::ZERO)
+            }
+            End::Failed(why) => {
+                ctx.stats.connect_failures.fetch_add(1, Relaxed);
+                if failures == 0 {
+                    ctx.note_failure(&why);
+                }
+                failures += 1;
+                edge = (edge + 1) % edges.len();
+                st.retry_hint.take().unwrap_or_else(|| backoff(failures))
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = phase.wait_for(|p| *p == Phase::Done) => {}
+            }
+        }
+    }
+    st.log
+}
+
+/// 100 ms doubling to 2 s, with full jitter.
+fn backoff(failures: u32) -> Duration {
+    let cap = Duration::from_millis(100 * 2u64.pow(failures.min(5))).min(Duration::from_secs(2));
+    cap.mul_f64(rand::random::<f64>())
+}
+
+/// Waits for a phase change and says whether the screen should stop.
+async fn phase_says_stop(
+    ctx: &Ctx,
+    screen: &Screen,
+    st: &mut State,
+    phase: &mut watch::Receiver<Phase>,
+) -> bool {
+    if phase.changed().await.is_err() {
+        return std::future::pending().await;
+    }
+    let now = *phase.borrow_and_update();
+    st.done(ctx, screen, now)
+}
+
+async fn sse(
+    ctx: &Ctx,
+    screen: &Screen,
+    base: &str,
+    st: &mut State,
+    phase: &mut watch::Receiver<Phase>,
+) -> End {
+    let rid = &ctx.restaurants[screen.restaurant].id;
+    let request = ctx
+        .streams
+        .get(format!("{base}/v1/restaurants/{rid}/stream"))
+        .bearer_auth(&*screen.token)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", st.cursor.to_string())
+        .send();
+    let response = match request.await {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => {
+            st.retry_hint = retry_after(&r);
+            return End::Failed(format!("SSE {base}: HTTP {}", r.status()));
+        }
+        Err(e) => return End::Failed(format!("SSE {base}: {e}")),
+    };
+    st.established(ctx);
+    let mut body = response.bytes_stream();
+    let mut buf = BytesMut::new();
+    let mut data: Option<BytesMut> = None;
+    loop {
+        tokio::select! {
+            chunk = body.next() => match chunk {
+                None => return End::Closed,
+                Some(Err(e)) => return End::Failed(format!("SSE {base}: {e}")),
+                Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
+            },
+            () = screen.cut.notified() => return End::Cut,
+            stop = phase_says_stop(ctx, screen, st, phase) => if stop { return End::Finished } else { continue },
+        }
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let mut line = buf.split_to(nl + 1);
+            line.truncate(nl);
+            if line.last() == Some(&b'\r') {
+                line.truncate(nl - 1);
+            }
+            if line.is_empty() {
+                if let Some(json) = data.take() {
+                    match serde_json::from_slice::<Head<'_>>(&json) {
+                        Ok(head) => st.receive(ctx, screen, &head),
+                        Err(e) => return End::Failed(format!("SSE {base}: bad event: {e}")),
+                    }
+                }
+            } else if let Some(rest) = line.strip_prefix(b"data:") {
+                let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+                let mut d = data.take().unwrap_or_default();
+                if !d.is_empty() {
+                    d.extend_from_slice(b"\n");
+                }
+                d.extend_from_slice(rest);
+                data = Some(d);
+            } else if let Some(ms) = line.strip_prefix(b"retry:") {
+                st.retry_hint = std::str::from_utf8(ms)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .map(Duration::from_millis);
+            }
+        }
+        if st.done(ctx, screen, *phase.borrow()) {
+            return End::Finished;
+        }
+    }
+}
+
+/// The edge's WebSocket frames the tester reads.
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    event: Option<Head<'a>>,
+    #[serde(borrow)]
+    code: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message: Option<Cow<'a, str>>,
+}
+
+async fn ws(
+    ctx: &Ctx,
+    screen: &Screen,
+    base: &str,
+    st: &mut State,
+    phase: &mut watch::Receiver<Phase>,
+) -> End {
+    let rid = &ctx.restaurants[screen.restaurant].id;
+    let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
+    let mut request = match url.as_str().into_client_request() {
+        Ok(r) => r,
+        Err(e) => return End::Failed(format!("WS {url}: {e}")),
+    };
+    let protocols = format!("ordercast.v1, ordercast.bearer.{}", screen.token);
+    match protocols.parse() {
+        Ok(v) => request.headers_mut().insert("sec-websocket-protocol", v),
+        Err(e) => return End::Failed(format!("WS token header: {e}")),
+    };
+    let mut socket = match tokio_tungstenite::connect_async(request).await {
+        Ok((s, _)) => s,
+        Err(e) => return End::Failed(format!("WS {base}: {e}")),
+    };
+    let subscribe =
+        serde_json::json!({"type": "subscribe", "restaurant_id": rid, "since": st.cursor});
+    if let Err(e) = socket.send(Message::text(subscribe.to_string())).await {
+        return End::Failed(format!("WS {base}: {e}"));
+    }
+    loop {
+        let message = tokio::select! {
+            m = socket.next() => m,
+            () = screen.cut.notified() => return End::Cut,
+            stop = phase_says_stop(ctx, screen, st, phase) => if stop { return End::Finished } else { continue },
+        };
+        let text = match message {
+            None => return End::Closed,
+            Some(Err(e)) => return End::Failed(format!("WS {base}: {e}")),
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Close(frame))) => {
+                st.retry_hint = frame
+                    .as_ref()
+                    .and_then(|f| f.reason.strip_prefix("retry="))
+                    .and_then(|ms| ms.parse().ok())
+                    .map(Duration::from_millis);
+                return End::Closed;
+            }
+            Some(Ok(_)) => continue,
+        };
+        let frame = match serde_json::from_str::<Frame<'_>>(&text) {
+            Ok(f) => f,
+            Err(e) => return End::Failed(format!("WS {base}: bad frame: {e}")),
+        };
+        match (&*frame.kind, frame.event) {
+            ("event", Some(head)) => st.receive(ctx, screen, &head),
+            ("subscribed", _) => st.established(ctx),
+            ("error", _) => {
+                return End::Failed(format!(
+                    "WS {base}: {} {}",
+                    frame.code.unwrap_or_default(),
+                    frame.message.unwrap_or_default()
+                ));
+            }
+            _ => {}
+        }
+        if st.done(ctx, screen, *phase.borrow()) {
+            return End::Finished;
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(borrow)]
+    events: Vec<Head<'a>>,
+    next: u64,
+}
+
+async fn poll(
+    ctx: &Ctx,
+    screen: &Screen,
+    base: &str,
+    st: &mut State,
+    phase: &mut watch::Receiver<Phase>,
+) -> End {
+    let rid = &ctx.restaurants[screen.restaurant].id;
+    let mut first = true;
+    loop {
+        let request = ctx
+            .streams
+            // The first poll of a connection answers at once: it is the
+            // connection check (and catch-up); later ones wait for events.
+            .get(format!(
+                "{base}/v1/restaurants/{rid}/events?since={}&limit=1000&wait={}",
+                st.cursor,
+                if first { 0 } else { 25 }
+            ))
+            .bearer_auth(&*screen.token)
+            .send();
+        let response = tokio::select! {
+            r = request => r,
+            () = screen.cut.notified() => return End::Cut,
+            stop = phase_says_stop(ctx, screen, st, phase) => if stop { return End::Finished } else { continue },
+        };
+        let body = match response {
+            Ok(r) if r.status().is_success() => r.bytes().await,
+            Ok(r) => {
+                st.retry_hint = retry_after(&r);
+                return End::Failed(format!("poll {base}: HTTP {}", r.status()));
+            }
+            Err(e) => return End::Failed(format!("poll {base}: {e}")),
+        };
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => return End::Failed(format!("poll {base}: {e}")),
+        };
+        if first {
+            st.established(ctx);
+            first = false;
+        }
+        let page = match serde_json::from_slice::<Page<'_>>(&body) {
+            Ok(p) => p,
+            Err(e) => return End::Failed(format!("poll {base}: bad page: {e}")),
+        };
+        for head in &page.events {
+            st.receive(ctx, screen, head);
+        }
+        st.cursor = st.cursor.max(page.next);
+        if st.done(ctx, screen, *phase.borrow()) {
+            return End::Finished;
+        }
+    }
+}
+
+fn retry_after(r: &reqwest::Response) -> Option<Duration> {
+    r.headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
