@@ -306,7 +306,7 @@ class WsStream {
     this.kind = 'ws';
     this.up = false;
     this.done = false;
-    this.subs = new Map(); // rid -> {gen, pending, ready}
+    this.subs = new Map(); // rid -> {gen, since, ready} of the latest subscribe
     this.timer = null;
     this.pinger = null;
   }
@@ -347,13 +347,12 @@ class WsStream {
 
   add(sub) {
     if (this.ws?.readyState !== 1 || sub.failed) return;
-    const st = this.subs.get(sub.rid) ?? { pending: 0 };
-    st.gen = sub.gen;
-    st.pending += 1;
-    st.ready = false;
-    this.subs.set(sub.rid, st);
+    // Subscribing again replaces the subscription on the server, which may
+    // drop the old one before it answered: wait for the answer to this one.
+    const since = sub.cursor.seq;
+    this.subs.set(sub.rid, { gen: sub.gen, since, ready: false });
     const frame = { type: 'subscribe', restaurant_id: sub.rid };
-    if (sub.cursor.seq !== null) frame.since = sub.cursor.seq;
+    if (since !== null) frame.since = since;
     this.send(frame);
   }
 
@@ -379,12 +378,10 @@ class WsStream {
     const st = rid ? this.subs.get(rid) : undefined;
     switch (f.type) {
       case 'subscribed':
-        if (!sub || !st) return;
-        st.pending = Math.max(0, st.pending - 1);
-        if (st.pending === 0) {
-          st.ready = true;
-          c._advance(sub, f.seq, st.gen);
-        }
+        // The answer to an earlier, replaced subscribe starts elsewhere.
+        if (!sub || !st || st.ready || (st.since !== null && f.seq !== st.since)) return;
+        st.ready = true;
+        c._advance(sub, f.seq, st.gen);
         this.checkUp();
         break;
       case 'event':
@@ -656,11 +653,15 @@ class Poller {
     const c = this.client;
     const sub = this.sub;
     const o = c._o;
+    // The first request after a start or a failure does not wait: it tells
+    // at once whether polling works (and the indicator can say so).
+    let confirmed = false;
     while (!this.stopped) {
       this.restarting = false;
       const gen = sub.gen;
       const since = sub.cursor.seq;
-      const query = `?limit=${o.pollLimit}&wait=${o.pollWait}${since === null ? '' : `&since=${since}`}`;
+      const wait = confirmed ? o.pollWait : 0;
+      const query = `?limit=${o.pollLimit}&wait=${wait}${since === null ? '' : `&since=${since}`}`;
       const url = joinUrl(c._base, `/v1/restaurants/${encodeURIComponent(sub.rid)}/events${query}`);
       const ctrl = new AbortController();
       this.ctrl = ctrl;
@@ -688,10 +689,12 @@ class Poller {
         for (const event of page.events ?? []) c._deliver(sub, event, gen);
         c._advance(sub, page.next, gen);
         this.backoff.reset();
+        confirmed = true;
         c._pollOk();
       } catch {
         if (this.stopped) return;
         if (this.restarting) continue;
+        confirmed = false;
         c._pollFailed();
         await this.sleep(this.backoff.next(hint));
       } finally {

@@ -112,18 +112,45 @@ export function age(ts, now = Date.now()) {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
 }
 
+/** An element showing the age of `ts`, kept current by `tickAges`. */
+export function ageEl(tag, ts, attrs = {}) {
+  const node = el(tag, { ...attrs, 'data-since': ts });
+  showAge(node, Date.now());
+  return node;
+}
+
+function showAge(node, now) {
+  node.textContent = age(node.dataset.since, now);
+  const minutes = (now - Date.parse(node.dataset.since)) / 60000;
+  node.dataset.level = minutes >= 20 ? 'late' : minutes >= 10 ? 'slow' : 'ok';
+}
+
 /** Keeps every `[data-since]` element's text at its age, once a second. */
 export function tickAges(root = document) {
   const tick = () => {
     const now = Date.now();
-    for (const node of root.querySelectorAll('[data-since]')) {
-      node.textContent = age(node.dataset.since, now);
-      const minutes = (now - Date.parse(node.dataset.since)) / 60000;
-      node.dataset.level = minutes >= 20 ? 'late' : minutes >= 10 ? 'slow' : 'ok';
-    }
+    for (const node of root.querySelectorAll('[data-since]')) showAge(node, now);
   };
   tick();
   return setInterval(tick, 1000);
+}
+
+/** Small inline icons (no emoji: kiosk browsers often lack an emoji font). */
+export function icon(name) {
+  const paths = {
+    bell: 'M12 3a5 5 0 0 0-5 5v3.5L5 15v1h14v-1l-2-3.5V8a5 5 0 0 0-5-5zm-2 14a2 2 0 0 0 4 0z',
+    mute: 'M12 3a5 5 0 0 0-5 5v3.5L5 15v1h14v-1l-2-3.5V8a5 5 0 0 0-5-5zm-2 14a2 2 0 0 0 4 0zM4 4l16 16-1.4 1.4-16-16z',
+    note: 'M5 3h10l4 4v14H5zm9 1.5V8h3.5zM8 11h8v1.5H8zm0 3.5h8V16H8z',
+  };
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('class', 'icon');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+  path.setAttribute('d', paths[name]);
+  path.setAttribute('fill', 'currentColor');
+  svg.append(path);
+  return svg;
 }
 
 export function money(cents) {
@@ -131,7 +158,8 @@ export function money(cents) {
 }
 
 export function shortId(id) {
-  return `#${String(id).slice(0, 4).toUpperCase()}`;
+  // Ids are UUIDv7 (time first): the random tail tells orders apart.
+  return `#${String(id).slice(-4).toUpperCase()}`;
 }
 
 export const STATUS_LABEL = {

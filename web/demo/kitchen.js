@@ -1,7 +1,7 @@
 // Kitchen display: tickets by status with items, stations, notes and age
 // timers; start / item ready / bump; urgent notifications; new-ticket sound.
 import {
-  OrderBook, api, connect, el, fatal, indicator, settings, shortId, tickAges, toast,
+  OrderBook, ageEl, api, connect, el, fatal, icon, indicator, settings, shortId, tickAges, toast,
 } from '/demo/common.js';
 
 const cfg = settings();
@@ -105,10 +105,10 @@ function ticket(order, flash) {
         el('strong', {}, order.table ? `Table ${order.table}` : order.channel.toUpperCase()),
         el('span', { class: 'muted' }, `${shortId(order.id)} · ${order.channel}`),
       ]),
-      el('span', { class: 'age', 'data-since': order.created_at }, ''),
+      ageEl('span', order.created_at, { class: 'age' }),
     ]),
     el('ul', { class: 'items' }, order.items.map((item) => itemRow(order, item))),
-    order.notes ? el('p', { class: 'note' }, `📝 ${order.notes}`) : null,
+    order.notes ? el('p', { class: 'note' }, [icon('note'), order.notes]) : null,
     el('footer', {}, [
       el('span', { class: 'progress' }, `${done}/${live.length} ready`),
       el('div', { class: 'actions' }, actions),
@@ -173,7 +173,7 @@ async function finishItems(order) {
 function setupSound() {
   const btn = document.getElementById('sound');
   const show = () => {
-    btn.textContent = sound ? '🔔 Sound on' : '🔕 Sound off';
+    btn.replaceChildren(icon(sound ? 'bell' : 'mute'), sound ? 'Sound on' : 'Sound off');
     btn.setAttribute('aria-pressed', String(sound));
   };
   btn.addEventListener('click', () => {

@@ -1,6 +1,6 @@
 // Owner dashboard: every open order, waiter requests, recent activity.
 import {
-  OrderBook, STATUS_LABEL, api, connect, el, fatal, indicator, money, settings, shortId, tickAges, toast,
+  OrderBook, STATUS_LABEL, ageEl, api, connect, el, fatal, indicator, money, settings, shortId, tickAges, toast,
 } from '/demo/common.js';
 
 const cfg = settings();
@@ -89,7 +89,7 @@ function renderOrders() {
     el('td', {}, el('span', { class: `badge badge-${o.status}` }, STATUS_LABEL[o.status] ?? o.status)),
     el('td', {}, o.waiter_id ?? '—'),
     el('td', { class: 'num' }, money(o.total_cents)),
-    el('td', { class: 'num age', 'data-since': o.created_at }, ''),
+    ageEl('td', o.created_at, { class: 'num age' }),
   ])));
   document.getElementById('orders-empty').hidden = orders.length > 0;
   const count = (f) => orders.filter(f).length;
@@ -110,7 +110,7 @@ function renderRequests() {
     ]),
     el('div', { class: 'request-meta' }, [
       el('span', { class: `badge badge-${r.status}` }, r.status),
-      el('span', { class: 'age', 'data-since': r.created_at }, ''),
+      ageEl('span', r.created_at, { class: 'age' }),
       r.status === 'open' ? el('button', { class: 'btn small', onclick: () => setRequest(r, 'acknowledged') }, 'Ack') : null,
       el('button', { class: 'btn small ghost', onclick: () => setRequest(r, 'resolved') }, 'Done'),
     ]),
@@ -147,7 +147,7 @@ function describe(e) {
     }
     case 'request.created': return `${REQUEST_LABEL[d.kind] ?? 'Request'}, table ${d.table}`;
     case 'request.status_changed': return `Request, table ${d.table}: ${d.status}`;
-    case 'notification': return `🔔 ${d.title}`;
+    case 'notification': return `Alert: ${d.title}`;
     default: return e.type;
   }
 }

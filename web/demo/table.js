@@ -10,7 +10,7 @@ const STEPS = [
   ['ready', 'Ready'],
   ['served', 'Served'],
 ];
-const ITEM_ICON = { queued: '⏳', cooking: '🔥', ready: '✅', served: '🍽️', cancelled: '✖' };
+const ITEM_LABEL = { queued: 'waiting', cooking: 'cooking', ready: 'ready', served: 'served', cancelled: 'cancelled' };
 
 if (!cfg.token || !cfg.restaurant) {
   fatal('No token', 'Open this screen with #token=<customer JWT>&restaurant=<id> in the URL.');
@@ -71,9 +71,9 @@ function card(order) {
       class: i < stepIndex ? 'done' : i === stepIndex ? 'current' : '',
     }, text))),
     el('ul', { class: 'guest-items' }, order.items.map((item) => el('li', { class: `item-${item.status}` }, [
-      el('span', { class: 'icon' }, ITEM_ICON[item.status] ?? ''),
+      el('span', { class: 'dot' }),
       el('span', { class: 'name' }, `${item.quantity}× ${item.name}`),
-      el('span', { class: 'muted' }, item.status),
+      el('span', { class: 'muted' }, ITEM_LABEL[item.status] ?? item.status),
     ]))),
     el('footer', {}, [el('span', {}, 'Total'), el('strong', {}, money(order.total_cents))]),
   ]);

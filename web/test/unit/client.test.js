@@ -98,6 +98,27 @@ test('sync: snapshot first, then exactly the events after its seq', async (t) =>
   assert.deepEqual(log, ['snapshot@5', 'resolved@5', 6, 7]);
 });
 
+test('sync right after subscribing: the replaced subscribe never answers, the new one does', async (t) => {
+  const server = new FakeServer();
+  for (let i = 0; i < 3; i += 1) server.publish(RID);
+  const { rt } = client(server);
+  t.after(() => rt.close());
+  const seqs = [];
+  let synced = null;
+  server.onSubscribe = () => {
+    server.onSubscribe = null;
+    synced = rt.sync(RID); // resubscribes from the snapshot before the first answer is sent
+  };
+  rt.subscribe(RID, { onEvent: (e) => seqs.push(e.seq) });
+  await until('the first subscribe', () => synced);
+  assert.equal((await synced).seq, 3);
+  await until('live', () => rt.state === 'live', 2000);
+  server.publish(RID);
+  await until('event 4', () => seqs.length === 1);
+  assert.deepEqual(seqs, [4]);
+  assert.deepEqual(server.sockets[0].sent.map((f) => f.since), [undefined, 3]);
+});
+
 test('transport poll never opens a stream; unsubscribe stops it', async () => {
   const server = new FakeServer();
   const { rt, states } = client(server, { transport: 'poll' });

@@ -47,7 +47,7 @@ export class FakeServer {
       if (what === 'events') {
         const since = u.searchParams.has('since') ? Number(u.searchParams.get('since')) : this.head(rid);
         await new Promise((resolve, reject) => {
-          if (this.after(rid, since).length > 0) return resolve();
+          if (this.after(rid, since).length > 0 || u.searchParams.get('wait') === '0') return resolve();
           const wake = () => {
             this.waiters.delete(wake);
             resolve();
@@ -90,10 +90,16 @@ export class FakeServer {
         const f = JSON.parse(text);
         this.sent.push(f);
         if (f.type === 'subscribe') {
-          const since = f.since ?? server.head(f.restaurant_id);
-          this.subs.set(f.restaurant_id, since);
-          this.reply({ type: 'subscribed', restaurant_id: f.restaurant_id, seq: since, head: server.head(f.restaurant_id) });
-          for (const e of server.after(f.restaurant_id, since)) this.reply({ type: 'event', event: e });
+          // Like the edge: a new subscribe replaces the old one, whose
+          // answers not yet sent are dropped.
+          const rid = f.restaurant_id;
+          const since = f.since ?? server.head(rid);
+          const current = {};
+          this.subs.set(rid, current);
+          const live = () => this.subs.get(rid) === current;
+          this.reply({ type: 'subscribed', restaurant_id: rid, seq: since, head: server.head(rid) }, live);
+          for (const e of server.after(rid, since)) this.reply({ type: 'event', event: e }, live);
+          server.onSubscribe?.(f);
         }
       }
 
@@ -101,8 +107,8 @@ export class FakeServer {
         if (this.readyState === 1 && this.subs.has(event.restaurant_id)) this.reply({ type: 'event', event });
       }
 
-      reply(frame) {
-        setTimeout(() => this.readyState === 1 && this.onmessage?.({ data: JSON.stringify(frame) }), 0);
+      reply(frame, still = () => true) {
+        setTimeout(() => this.readyState === 1 && still() && this.onmessage?.({ data: JSON.stringify(frame) }), 0);
       }
 
       /** The server ends the socket (code, reason). */
