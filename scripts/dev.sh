@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: local PostgreSQL + Redis on loopback (data in .local/), migrate,
-# a demo restaurant, working curl examples, and the service (`ordercast all`:
-# api and edge on one port) in the foreground.
+# a demo restaurant, links to its screens (kitchen, owner, table), a small
+# simulated flow of orders that keeps them alive, working curl examples, and
+# the service (`ordercast all`: api and edge on one port) in the foreground.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -17,7 +18,9 @@ services_install
 mkdir -p .local
 chmod 755 .local
 server_pid=""
+sim_pid=""
 cleanup() {
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null || true
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
   services_stop
 }
@@ -53,16 +56,31 @@ done
 admin=$($bin token --role admin --chain "$DEMO_CHAIN" --sub demo-admin)
 owner=$($bin token --role owner --restaurant "$DEMO_RESTAURANT" --sub demo-owner)
 kitchen=$($bin token --role kitchen --restaurant "$DEMO_RESTAURANT" --sub demo-kds)
+guest=$($bin token --role customer --restaurant "$DEMO_RESTAURANT" --session table-12 --sub demo-guest)
 curl -fs -o /dev/null -X POST "http://127.0.0.1:$HTTP_PORT/v1/restaurants" \
   -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
   -d "{\"id\":\"$DEMO_RESTAURANT\",\"name\":\"Demo Bistro\",\"region\":\"local\"}" || true
 
 api="http://127.0.0.1:$HTTP_PORT"
+if [ "${ORDERCAST_DEV_SIMULATE:-1}" != 0 ] && command -v node >/dev/null 2>&1; then
+  node web/tools/simulate.js --api "$api" --restaurant "$DEMO_RESTAURANT" --token "$owner" \
+    --guest-token "$guest" --guest-table 12 &
+  sim_pid=$!
+  simulation="A simulated flow of orders keeps them moving (ORDERCAST_DEV_SIMULATE=0 turns it off)."
+else
+  simulation="No simulated orders (ORDERCAST_DEV_SIMULATE=0, or Node.js is not installed)."
+fi
 psql="$(pg_bindir)/psql -h 127.0.0.1 -p $PG_PORT -U postgres ordercast"
 cat <<MSG
 
   Ordercast is running (api + edge): $api, admin http://127.0.0.1:$ADMIN_PORT (metrics, readyz, debug/stats)
   Demo restaurant: $DEMO_RESTAURANT
+
+  Screens (open in a browser; the token sits in the #fragment, which is never sent to a server):
+    Kitchen display:  $api/demo/kitchen.html#token=$kitchen&restaurant=$DEMO_RESTAURANT
+    Owner dashboard:  $api/demo/owner.html#token=$owner&restaurant=$DEMO_RESTAURANT
+    Table 12 (guest): $api/demo/table.html#token=$guest&restaurant=$DEMO_RESTAURANT&table=12
+  $simulation
 
   Tokens (12 h):
     export OWNER='$owner'

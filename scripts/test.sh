@@ -31,3 +31,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast "$@"
 fi
+echo "==> browser client and screens"
+bash scripts/browser-test.sh

@@ -61,10 +61,12 @@ function render() {
 }
 
 function card(order) {
-  const stepIndex = STEPS.findIndex(([s]) => s === order.status);
+  // Served is the last step: shown done, not in progress.
+  const served = order.status === 'served';
+  const stepIndex = STEPS.findIndex(([s]) => s === order.status) + (served ? 1 : 0);
   return el('article', { class: 'guest-order', 'data-testid': 'guest-order', 'data-order-id': order.id, 'data-status': order.status }, [
     el('header', {}, [
-      el('h2', {}, stepIndex >= 3 ? 'Ready — enjoy!' : 'Your order'),
+      el('h2', {}, served ? 'Served — enjoy!' : order.status === 'ready' ? 'Ready — on its way' : 'Your order'),
       el('span', { class: 'muted' }, new Date(order.created_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })),
     ]),
     el('ol', { class: 'steps' }, STEPS.map(([status, text], i) => el('li', {
