@@ -1,5 +1,5 @@
 # Ordercast — the two commands are `make run` and `make test`.
-.PHONY: run test bench cluster cluster-stop loadtest loadtest-chaos fmt lint check
+.PHONY: run test bench bench-edge cluster cluster-stop loadtest loadtest-chaos fmt lint check
 
 run: ## Build, start local PostgreSQL + Redis, migrate, run with a demo restaurant
 	bash scripts/dev.sh
@@ -9,6 +9,9 @@ test: ## Throw-away PostgreSQL + Redis, fmt check, clippy, every test
 
 bench: ## Order-creation benchmark (release build, durable PostgreSQL); see docs/performance.md
 	bash scripts/bench.sh
+
+bench-edge: ## Edge benchmarks (idle connections, latency, mass reconnect) against one edge; see docs/performance.md
+	bash scripts/bench-edge.sh
 
 cluster: ## 2 api + 2 edge processes, PostgreSQL, Redis on loopback, in the background
 	bash scripts/cluster.sh up

@@ -211,7 +211,8 @@ pub fn render(r: &Report) -> String {
         }],
         &|x| {
             let q = 100.0 * (1.0 - 10f64.powf(-x));
-            format!("p{}", format_num(q))
+            let q = format!("{q:.2}");
+            format!("p{}", q.trim_end_matches('0').trim_end_matches('.'))
         },
         &dist_ticks,
         &[],

@@ -349,12 +349,17 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         (Some(secret), None) => Minter::Secret(TokenIssuer::hs256(secret.as_bytes())?),
         (None, None) => anyhow::bail!("no way to mint tokens"),
     };
+    // Idle pooled connections are dropped well before the server's
+    // keep-alive timeout (10 s by default), so a write never races the
+    // server closing the connection it reuses.
     let api = reqwest::Client::builder()
         .pool_max_idle_per_host(scenario.max_in_flight)
+        .pool_idle_timeout(Duration::from_secs(4))
         .timeout(Duration::from_secs(30))
         .build()?;
     let streams = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(4))
         .pool_max_idle_per_host(usize::MAX)
         .build()?;
     let restaurants = create_restaurants(&scenario, &minter, &api).await?;

@@ -231,7 +231,7 @@ async fn sse(
             st.retry_hint = retry_after(&r);
             return End::Failed(format!("SSE {base}: HTTP {}", r.status()));
         }
-        Err(e) => return End::Failed(format!("SSE {base}: {e}")),
+        Err(e) => return End::Failed(format!("SSE {base}: {}", e.without_url())),
     };
     st.established(ctx);
     let mut body = response.bytes_stream();
@@ -241,7 +241,7 @@ async fn sse(
         tokio::select! {
             chunk = body.next() => match chunk {
                 None => return End::Closed,
-                Some(Err(e)) => return End::Failed(format!("SSE {base}: {e}")),
+                Some(Err(e)) => return End::Failed(format!("SSE {base}: {}", e.without_url())),
                 Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
             },
             () = screen.cut.notified() => return End::Cut,
@@ -402,11 +402,11 @@ async fn poll(
                 st.retry_hint = retry_after(&r);
                 return End::Failed(format!("poll {base}: HTTP {}", r.status()));
             }
-            Err(e) => return End::Failed(format!("poll {base}: {e}")),
+            Err(e) => return End::Failed(format!("poll {base}: {}", e.without_url())),
         };
         let body = match body {
             Ok(b) => b,
-            Err(e) => return End::Failed(format!("poll {base}: {e}")),
+            Err(e) => return End::Failed(format!("poll {base}: {}", e.without_url())),
         };
         if first {
             st.established(ctx);
