@@ -43,16 +43,21 @@ export async function until(what, check, ms = 20_000) {
   }
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+/**
+ * A free port below the kernel's ephemeral range (32768+), so no outgoing
+ * connection takes it while the edge is down between a stop and a restart.
+ */
+async function freePort() {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise((resolve) => {
+      const server = net.createServer();
+      server.unref();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 function required(name) {
@@ -211,7 +216,9 @@ class Ingress {
 /** api + edge + ingress + Chromium, and one method per thing a test does. */
 export class Stack {
   async start() {
-    const [apiPort, apiAdmin, edgePort, edgeAdmin] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const ports = new Set();
+    while (ports.size < 4) ports.add(await freePort());
+    const [apiPort, apiAdmin, edgePort, edgeAdmin] = ports;
     const base = {
       ...process.env,
       ORDERCAST_DATABASE_URL: freshDatabase(),
