@@ -49,8 +49,14 @@ fi
 
 echo "==> npm ci (web/)"
 (cd web && npm ci --no-audit --no-fund --loglevel=error)
-echo "==> cargo build -p ordercast"
-cargo build --locked --quiet -p ordercast
+# Built as the test step builds it (the same features), so after `make
+# test`'s cargo tests this is a no-op where `cargo build` would rebuild.
+echo "==> ordercast binary"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-run --cargo-quiet
+else
+  cargo test --workspace --locked --no-run --quiet
+fi
 export ORDERCAST_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/ordercast"
 
 echo "==> client unit tests (node --test)"
