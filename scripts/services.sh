@@ -104,3 +104,19 @@ services_stop() {
   for d in ${REDIS_STARTED_DIRS:-}; do redis_stop "$d"; done
   PG_STARTED_DIRS=""; REDIS_STARTED_DIRS=""
 }
+
+# test_services_start DIR — throw-away PostgreSQL (fsync off) and Redis on
+# free loopback ports, data under DIR, exported as the ORDERCAST_TEST_*
+# variables the test suites read. Stopped by `services_stop`.
+test_services_start() {
+  local dir=$1 pg_port redis_port
+  pg_port=$(free_port)
+  redis_port=$(free_port)
+  echo "==> PostgreSQL on 127.0.0.1:$pg_port, Redis on 127.0.0.1:$redis_port"
+  postgres_start "$dir/pg" "$pg_port" fast
+  redis_start "$dir/redis" "$redis_port"
+  export ORDERCAST_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+  export ORDERCAST_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+  ORDERCAST_TEST_PG_BIN="$(pg_bindir)"
+  export ORDERCAST_TEST_PG_BIN
+}

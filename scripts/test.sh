@@ -11,15 +11,7 @@ chmod 755 "$work"
 cleanup() { services_stop; rm -rf "$work"; }
 trap cleanup EXIT
 
-pg_port=$(free_port)
-redis_port=$(free_port)
-echo "==> PostgreSQL on 127.0.0.1:$pg_port, Redis on 127.0.0.1:$redis_port"
-postgres_start "$work/pg" "$pg_port" fast
-redis_start "$work/redis" "$redis_port"
-
-export ORDERCAST_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
-export ORDERCAST_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
-export ORDERCAST_TEST_PG_BIN="$(pg_bindir)"
+test_services_start "$work"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::ledger::{Audience, Kind, Known, Role};
@@ -391,9 +390,4 @@ pub async fn drive(ctx: Arc<Ctx>, length: Duration) {
         .in_flight
         .acquire_many(ctx.scenario.max_in_flight as u32)
         .await;
-}
-
-/// The semaphore bounding api requests in flight.
-pub fn in_flight(max: usize) -> Semaphore {
-    Semaphore::new(max)
 }

@@ -380,7 +380,7 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         phase,
         streams,
         api,
-        in_flight: driver::in_flight(scenario.max_in_flight),
+        in_flight: Semaphore::new(scenario.max_in_flight),
         writes_sent: AtomicU64::new(0),
         traffic_over: AtomicBool::new(false),
         failures: Mutex::new((0, Vec::new())),
