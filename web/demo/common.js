@@ -43,7 +43,7 @@ export function fatal(title, detail) {
 }
 
 /** Creates the client, wires the indicator, and exposes both for tests. */
-export function connect(cfg, indicator) {
+function connect(cfg, indicator) {
   const client = new OrdercastClient({
     baseUrl: location.origin,
     apiUrl: cfg.api,
@@ -65,8 +65,32 @@ export function connect(cfg, indicator) {
   return screen;
 }
 
+/**
+ * Starts a screen on `cfg.restaurant`: the connection indicator in #conn,
+ * the client, and a subscription whose events go to `onEvent` and whose
+ * snapshots load `book` and `render()`. Call `screen.client.sync(rid)` to
+ * load the open orders.
+ */
+export function follow(cfg, book, { onEvent, render }) {
+  const conn = indicator();
+  document.getElementById('conn').append(conn);
+  const screen = connect(cfg, conn);
+  screen.client.subscribe(cfg.restaurant, {
+    onEvent: (event) => {
+      screen.delivered.push(event.seq);
+      onEvent(event);
+    },
+    onSnapshot: (snapshot) => {
+      screen.snapshots += 1;
+      book.load(snapshot);
+      render();
+    },
+  });
+  return screen;
+}
+
 /** The connection indicator element (live / reconnecting / polling / offline). */
-export function indicator() {
+function indicator() {
   return el('div', { class: 'conn', 'data-testid': 'connection', 'data-state': 'connecting' }, [
     el('span', { class: 'dot' }),
     el('span', { class: 'label' }, 'connecting'),

@@ -1,7 +1,7 @@
 // Kitchen display: tickets by status with items, stations, notes and age
 // timers; start / item ready / bump; urgent notifications; new-ticket sound.
 import {
-  OrderBook, ageEl, api, connect, el, fatal, icon, indicator, settings, shortId, tickAges, toast,
+  OrderBook, ageEl, api, el, fatal, follow, icon, settings, shortId, tickAges, toast,
 } from '/demo/common.js';
 
 const cfg = settings();
@@ -17,21 +17,8 @@ if (!cfg.token || !cfg.restaurant) {
 }
 
 function start() {
-  const conn = indicator();
-  document.getElementById('conn').append(conn);
-  const screen = connect(cfg, conn);
+  const screen = follow(cfg, book, { onEvent, render });
   const rid = cfg.restaurant;
-  screen.client.subscribe(rid, {
-    onEvent: (event) => {
-      screen.delivered.push(event.seq);
-      onEvent(event);
-    },
-    onSnapshot: (snapshot) => {
-      screen.snapshots += 1;
-      book.load(snapshot);
-      render();
-    },
-  });
   screen.client.sync(rid).catch((e) => toast('Could not load open orders', e.message, { urgent: true }));
   api(cfg, 'GET', `/v1/restaurants/${rid}`)
     .then((r) => {

@@ -1,6 +1,6 @@
 // Owner dashboard: every open order, waiter requests, recent activity.
 import {
-  OrderBook, STATUS_LABEL, ageEl, api, connect, el, fatal, indicator, money, settings, shortId, tickAges, toast,
+  OrderBook, STATUS_LABEL, ageEl, api, el, fatal, follow, money, settings, shortId, tickAges, toast,
 } from '/demo/common.js';
 
 const cfg = settings();
@@ -16,21 +16,8 @@ if (!cfg.token || !cfg.restaurant) {
 }
 
 async function start() {
-  const conn = indicator();
-  document.getElementById('conn').append(conn);
-  const screen = connect(cfg, conn);
+  const screen = follow(cfg, book, { onEvent, render: renderOrders });
   const rid = cfg.restaurant;
-  screen.client.subscribe(rid, {
-    onEvent: (event) => {
-      screen.delivered.push(event.seq);
-      onEvent(event);
-    },
-    onSnapshot: (snapshot) => {
-      screen.snapshots += 1;
-      book.load(snapshot);
-      renderOrders();
-    },
-  });
   try {
     const restaurant = await api(cfg, 'GET', `/v1/restaurants/${rid}`);
     document.getElementById('name').textContent = restaurant.name;

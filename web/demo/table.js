@@ -1,5 +1,5 @@
 // Table screen: a customer's own orders (its session only), step by step.
-import { OrderBook, api, claims, connect, el, fatal, indicator, money, settings, toast } from '/demo/common.js';
+import { OrderBook, api, claims, el, fatal, follow, money, settings, toast } from '/demo/common.js';
 
 const cfg = settings();
 const book = new OrderBook();
@@ -19,24 +19,16 @@ if (!cfg.token || !cfg.restaurant) {
 }
 
 function start() {
-  const conn = indicator();
-  document.getElementById('conn').append(conn);
-  const screen = connect(cfg, conn);
   const session = claims(cfg.token).session_id;
   document.body.dataset.session = session ?? '';
-  screen.client.subscribe(cfg.restaurant, {
+  const screen = follow(cfg, book, {
     onEvent: (event) => {
-      screen.delivered.push(event.seq);
       const before = book.orders.get(event.data?.id)?.status;
       const order = book.apply(event);
       if (order && order.status === 'ready' && before !== 'ready') toast('Your order is ready', '');
       render();
     },
-    onSnapshot: (snapshot) => {
-      screen.snapshots += 1;
-      book.load(snapshot);
-      render();
-    },
+    render,
   });
   screen.client.sync(cfg.restaurant).catch((e) => toast('Could not load your orders', e.message, { urgent: true }));
   api(cfg, 'GET', `/v1/restaurants/${cfg.restaurant}`)
