@@ -209,10 +209,9 @@ async fn publish(writer: &Writer, restaurant: RestaurantId, batch: &Batch) -> Re
         "priority": batch.priority,
     });
     let draft = EventDraft::new(EventType::CacheInvalidate, batch.audience.clone(), data);
-    let pending = writer
+    let write = writer
         .store
-        .publish_event(restaurant, draft, batch.trace.as_deref())
-        .await?;
-    writer.commit(pending).await?;
+        .publish_event(restaurant, draft, batch.trace.as_deref());
+    writer.commit_now(restaurant, write).await?;
     Ok(())
 }

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use ordercast_bus::Publisher;
+use ordercast_core::RestaurantId;
 use ordercast_core::Seq;
 use ordercast_core::auth::TokenVerifier;
-use ordercast_store::{Pending, Store};
+use ordercast_store::{Created, Pending, Store, StoreError};
 
 use crate::auth::ChainDirectory;
 use crate::coalesce::Coalescer;
@@ -29,6 +30,20 @@ impl Writer {
         let created = pending.commit().await?;
         let seq = created.last_seq();
         reservation.release(created.events);
+        Ok((created.value, seq))
+    }
+
+    /// Runs a single-statement write to `restaurant` (committed when it
+    /// returns) and publishes its events after any earlier ones.
+    pub async fn commit_now<T>(
+        &self,
+        restaurant: RestaurantId,
+        write: impl Future<Output = Result<Created<T>, StoreError>>,
+    ) -> Result<(T, Seq), ApiError> {
+        let in_flight = self.publisher.ticket(restaurant);
+        let created = write.await?;
+        let seq = created.last_seq();
+        in_flight.release(created.events);
         Ok((created.value, seq))
     }
 }

@@ -12,6 +12,6 @@ mod streams;
 
 pub use keys::{Keys, SHARDS, Shard};
 pub use metrics::BusMetrics;
-pub use publisher::{Publisher, Reservation};
-pub use sequencer::Sequencer;
+pub use publisher::{InFlight, Publisher, Reservation};
+pub use sequencer::{Sequencer, Ticket};
 pub use streams::{PublishOutcome, RedisSettings, Streams};

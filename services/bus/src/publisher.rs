@@ -8,6 +8,7 @@ use ordercast_core::{Envelope, RestaurantId, Seq};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::sequencer::Ticket;
 use crate::{BusMetrics, PublishOutcome, Sequencer, Streams};
 
 /// Events waiting for XADD; beyond this they are left to the outbox sweeper.
@@ -74,6 +75,16 @@ impl Publisher {
         }
     }
 
+    /// Takes a place for a single autocommit statement writing to
+    /// `restaurant`; call before sending it, release it with what it committed.
+    pub fn ticket(&self, restaurant: RestaurantId) -> InFlight {
+        let ticket = self.lock().open_ticket(restaurant);
+        InFlight {
+            publisher: self.clone(),
+            ticket: Some(ticket),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Sequencer> {
         // A panic while holding this lock leaves consistent-enough state:
         // at worst some events wait for the sweeper.
@@ -114,6 +125,34 @@ impl Drop for Reservation {
         if !self.keys.is_empty() {
             let keys = std::mem::take(&mut self.keys);
             self.publisher.settle(|s, out| s.abort(&keys, out));
+        }
+    }
+}
+
+/// An autocommit write in flight (see [`Publisher::ticket`]). Dropping it
+/// means the write failed or its outcome is unknown (the outbox sweeper
+/// covers the latter).
+#[must_use = "release the ticket with the committed events, or drop it on failure"]
+pub struct InFlight {
+    publisher: Publisher,
+    ticket: Option<Ticket>,
+}
+
+impl InFlight {
+    /// The write committed these events: publish them (after any earlier ones).
+    pub fn release(mut self, committed: Vec<Envelope>) {
+        if let Some(ticket) = self.ticket.take() {
+            self.publisher
+                .settle(|s, out| s.close_ticket(ticket, committed, out));
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.publisher
+                .settle(|s, out| s.close_ticket(ticket, Vec::new(), out));
         }
     }
 }

@@ -2,6 +2,10 @@
 
 use ordercast_core::event::EventDraft;
 use ordercast_core::{Envelope, RestaurantId, Seq};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
@@ -11,30 +15,20 @@ use crate::{Store, StoreError};
 /// Most events returned by one [`Store::events_after`] call.
 pub const MAX_EVENTS_PER_READ: i64 = 10_000;
 
-/// Takes the next `drafts.len()` seqs of the restaurant and inserts the
-/// events and their outbox rows, in one statement. The `UPDATE` locks the restaurant row until
-/// the transaction ends: that lock is what makes seqs dense and ordered.
-pub(crate) async fn append(
-    conn: &mut PgConnection,
-    restaurant: RestaurantId,
-    trace: Option<&str>,
-    drafts: Vec<EventDraft>,
-) -> Result<Vec<Envelope>, StoreError> {
-    let ts = Envelope::now();
-    let n = drafts.len() as i64;
-    let kinds: Vec<String> = drafts.iter().map(|d| d.kind.to_string()).collect();
-    let audiences: Vec<Json<&ordercast_core::Audience>> =
-        drafts.iter().map(|d| Json(&d.audience)).collect();
-    let data: Vec<Json<&serde_json::Value>> = drafts.iter().map(|d| Json(&d.data)).collect();
-    let previous: Vec<Option<&str>> = drafts
-        .iter()
-        .map(|d| d.previous_status.as_deref())
-        .collect();
-    let items: Vec<Option<uuid::Uuid>> = drafts
-        .iter()
-        .map(|d| d.item_id.map(|i| i.as_uuid()))
-        .collect();
-    let last: Option<i64> = sqlx::query_scalar(
+/// The statement that takes the restaurant's next `n` seqs and inserts the
+/// events and their outbox rows, with `domain` written in the same
+/// statement: more `name AS (...)` CTEs that may read `s.last_seq` (the new
+/// head) and use parameters from `$10`. The `UPDATE` locks the restaurant
+/// row until the transaction ends: that lock is what makes seqs dense and
+/// ordered. The statement returns the new head, or no row for an unknown
+/// restaurant (and then writes nothing, as long as `domain` reads `FROM s`).
+pub(crate) fn append_sql(domain: &str) -> String {
+    let domain = if domain.is_empty() {
+        String::new()
+    } else {
+        format!(", {domain}")
+    };
+    format!(
         "WITH s AS (
              UPDATE restaurants SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq
          ), e AS (
@@ -45,22 +39,76 @@ pub(crate) async fn append(
              RETURNING restaurant_id, seq, created_at
          ), o AS (
              INSERT INTO outbox (restaurant_id, seq, created_at) SELECT * FROM e
-         )
-         SELECT last_seq FROM s",
+         ){domain}
+         SELECT last_seq FROM s"
     )
-    .bind(restaurant.as_uuid())
-    .bind(n)
-    .bind(trace)
-    .bind(ts)
-    .bind(&kinds)
-    .bind(&audiences)
-    .bind(&data)
-    .bind(&previous)
-    .bind(&items)
-    .fetch_optional(&mut *conn)
-    .await?;
+}
+
+type HeadQuery<'q> = sqlx::query::QueryScalar<'q, sqlx::Postgres, i64, sqlx::postgres::PgArguments>;
+
+/// One write's events as the columns of [`append_sql`]'s parameters `$1..=$9`.
+pub(crate) struct EventColumns<'a> {
+    restaurant: RestaurantId,
+    trace: Option<&'a str>,
+    ts: DateTime<Utc>,
+    kinds: Vec<String>,
+    audiences: Vec<Json<&'a ordercast_core::Audience>>,
+    data: Vec<Json<&'a serde_json::Value>>,
+    previous: Vec<Option<&'a str>>,
+    items: Vec<Option<uuid::Uuid>>,
+}
+
+impl<'a> EventColumns<'a> {
+    pub(crate) fn new(
+        restaurant: RestaurantId,
+        trace: Option<&'a str>,
+        ts: DateTime<Utc>,
+        drafts: &'a [EventDraft],
+    ) -> Self {
+        EventColumns {
+            restaurant,
+            trace,
+            ts,
+            kinds: drafts.iter().map(|d| d.kind.to_string()).collect(),
+            audiences: drafts.iter().map(|d| Json(&d.audience)).collect(),
+            data: drafts.iter().map(|d| Json(&d.data)).collect(),
+            previous: drafts
+                .iter()
+                .map(|d| d.previous_status.as_deref())
+                .collect(),
+            items: drafts
+                .iter()
+                .map(|d| d.item_id.map(|i| i.as_uuid()))
+                .collect(),
+        }
+    }
+
+    /// `sql` (made by [`append_sql`]) with `$1..=$9` bound.
+    pub(crate) fn bind(&'a self, sql: &'static str) -> HeadQuery<'a> {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(self.restaurant.as_uuid())
+            .bind(self.kinds.len() as i64)
+            .bind(self.trace)
+            .bind(self.ts)
+            .bind(&self.kinds)
+            .bind(&self.audiences)
+            .bind(&self.data)
+            .bind(&self.previous)
+            .bind(&self.items)
+    }
+}
+
+/// The envelopes of events appended with head `last` (`None`: the
+/// restaurant does not exist).
+pub(crate) fn seal(
+    restaurant: RestaurantId,
+    trace: Option<&str>,
+    ts: DateTime<Utc>,
+    drafts: Vec<EventDraft>,
+    last: Option<i64>,
+) -> Result<Vec<Envelope>, StoreError> {
     let last = last.ok_or(StoreError::NotFound("restaurant"))?;
-    let first = last - n + 1;
+    let first = last - drafts.len() as i64 + 1;
     Ok(drafts
         .into_iter()
         .zip(first..)
@@ -74,6 +122,21 @@ pub(crate) async fn append(
             )
         })
         .collect())
+}
+
+/// Appends `drafts` as the restaurant's next events (see [`append_sql`]).
+pub(crate) async fn append(
+    conn: &mut PgConnection,
+    restaurant: RestaurantId,
+    trace: Option<&str>,
+    drafts: Vec<EventDraft>,
+) -> Result<Vec<Envelope>, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| append_sql(""));
+    let ts = Envelope::now();
+    let columns = EventColumns::new(restaurant, trace, ts, &drafts);
+    let last = columns.bind(&SQL).fetch_optional(conn).await?;
+    drop(columns);
+    seal(restaurant, trace, ts, drafts, last)
 }
 
 impl Store {

@@ -1,9 +1,12 @@
 //! PostgreSQL, the durable record (DESIGN §2–3).
 //!
 //! Every command runs in one transaction that writes the domain rows, takes
-//! the restaurant's next `seq` and appends the event row. Commands return a
-//! [`Pending`] write: the caller sees the sequenced events *before* the
-//! commit (so a publisher can keep commit order) and then commits.
+//! the restaurant's next `seq` and appends the event row. A command that
+//! reads before it writes returns a [`Pending`] write: the caller sees the
+//! sequenced events *before* the commit (so a publisher can keep commit
+//! order) and then commits. A command that only writes (creating an order,
+//! publishing an event) is one autocommit statement, one round trip, and
+//! returns [`Created`]: the caller takes the publisher's ticket before it.
 
 mod error;
 mod events;
@@ -23,7 +26,7 @@ pub use orders::SNAPSHOT_LIMIT;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Transaction};
 
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, Outcome, Replay};
@@ -37,6 +40,9 @@ pub use sessions::Transfer;
 
 /// The embedded migrations of `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// A pooled connection idle this long is pinged before it is used again.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
 
 /// How to reach PostgreSQL.
 #[derive(Clone, Debug)]
@@ -74,6 +80,18 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // sqlx pings every connection when it returns to the pool; a
+            // ping before each use too would cost every command a round
+            // trip, so only connections idle for a while are checked.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(settings.connect.clone().application_name("ordercast"));
         Store { pool }
     }

@@ -6,12 +6,14 @@ use ordercast_core::order::{Channel, ItemStatus, Order, OrderItem, OrderStatus};
 use ordercast_core::{
     Envelope, EventType, ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId,
 };
+use std::sync::LazyLock;
+
 use sqlx::PgConnection;
 
-use crate::events::append;
+use crate::events::{EventColumns, append, append_sql, seal};
 use crate::idempotency::{self, IdempotencyKey, Outcome};
 use crate::rows::{ItemRow, ORDER_COLUMNS, OrderRow};
-use crate::{Pending, Store, StoreError};
+use crate::{Created, Pending, Store, StoreError};
 
 /// Most orders one snapshot returns.
 pub const SNAPSHOT_LIMIT: i64 = 1_000;
@@ -85,31 +87,42 @@ fn order_event(order: &Order, kind: EventType) -> EventDraft {
 }
 
 impl Store {
-    /// Creates an order and its `order.created` event.
+    /// Creates an order and its `order.created` event in one autocommit
+    /// statement: when this returns, the write is committed. Take the
+    /// publisher's ticket before calling it.
     pub async fn create_order(
         &self,
         restaurant: RestaurantId,
         new: NewOrder,
-        key: Option<IdempotencyKey>,
+        trace: Option<&str>,
+    ) -> Result<Created<Order>, StoreError> {
+        let order = build_order(restaurant, new);
+        let mut conn = self.pool.acquire().await?;
+        let events = insert_order(&mut conn, &order, trace).await?;
+        Ok(Created {
+            value: order,
+            events,
+        })
+    }
+
+    /// [`Store::create_order`] under an idempotency key: claims the key and
+    /// writes in one transaction; a retry of a committed command gets the
+    /// first answer.
+    pub async fn create_order_once(
+        &self,
+        restaurant: RestaurantId,
+        new: NewOrder,
+        key: IdempotencyKey,
         trace: Option<&str>,
     ) -> Result<Outcome<Order>, StoreError> {
         let mut tx = self.begin().await?;
-        if let Some(key) = &key
-            && !idempotency::claim(&mut tx, key).await?
-        {
+        if !idempotency::claim(&mut tx, &key).await? {
             drop(tx);
-            return Ok(Outcome::Replayed(self.replay(key).await?));
+            return Ok(Outcome::Replayed(self.replay(&key).await?));
         }
         let order = build_order(restaurant, new);
-        insert_order(&mut tx, &order).await?;
-        let events = append(
-            &mut tx,
-            restaurant,
-            trace,
-            vec![order_event(&order, EventType::OrderCreated)],
-        )
-        .await?;
-        Ok(Outcome::Fresh(Pending::new(tx, order, events, key)))
+        let events = insert_order(&mut tx, &order, trace).await?;
+        Ok(Outcome::Fresh(Pending::new(tx, order, events, Some(key))))
     }
 
     /// One order with its items.
@@ -288,44 +301,58 @@ fn build_order(restaurant: RestaurantId, new: NewOrder) -> Order {
     }
 }
 
-/// Inserts the order and all its items in one statement.
-async fn insert_order(conn: &mut PgConnection, order: &Order) -> Result<(), StoreError> {
+/// The order and its items, written in the statement of its event
+/// (parameters from `$10`; see [`append_sql`]).
+const INSERT_ORDER: &str = "
+    ins_order AS (
+        INSERT INTO orders (id, restaurant_id, status, version, table_label, session_id,
+                            waiter_id, channel, notes, total_cents, created_at, updated_at)
+        SELECT $10, $1, $11, 1, $12, $13, $14, $15, $16, $17, $18, $18 FROM s
+    ), ins_items AS (
+        INSERT INTO order_items (order_id, id, position, sku, name, quantity, unit_price_cents,
+                                 station, notes, status)
+        SELECT $10, i.id, i.ord - 1, i.sku, i.name, i.quantity, i.price, i.station, i.notes, 'queued'
+        FROM s, unnest($19::uuid[], $20::text[], $21::text[], $22::int[], $23::bigint[], $24::text[], $25::text[])
+             WITH ORDINALITY AS i(id, sku, name, quantity, price, station, notes, ord)
+    )";
+
+/// Inserts the order, all its items and its `order.created` event in one
+/// statement.
+async fn insert_order(
+    conn: &mut PgConnection,
+    order: &Order,
+    trace: Option<&str>,
+) -> Result<Vec<Envelope>, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| append_sql(INSERT_ORDER));
+    let restaurant = order.restaurant_id;
+    let ts = Envelope::now();
+    let drafts = vec![order_event(order, EventType::OrderCreated)];
+    let columns = EventColumns::new(restaurant, trace, ts, &drafts);
     let col = |f: fn(&OrderItem) -> Option<&str>| order.items.iter().map(f).collect::<Vec<_>>();
     let ids: Vec<uuid::Uuid> = order.items.iter().map(|i| i.id.as_uuid()).collect();
     let quantities: Vec<i32> = order.items.iter().map(|i| i.quantity).collect();
     let prices: Vec<i64> = order.items.iter().map(|i| i.unit_price_cents).collect();
-    sqlx::query(
-        "WITH o AS (
-             INSERT INTO orders (id, restaurant_id, status, version, table_label, session_id,
-                                 waiter_id, channel, notes, total_cents, created_at, updated_at)
-             VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $10)
-         )
-         INSERT INTO order_items (order_id, id, position, sku, name, quantity, unit_price_cents,
-                                  station, notes, status)
-         SELECT $1, i.id, i.ord - 1, i.sku, i.name, i.quantity, i.price, i.station, i.notes, 'queued'
-         FROM unnest($11::uuid[], $12::text[], $13::text[], $14::int[], $15::bigint[], $16::text[], $17::text[])
-              WITH ORDINALITY AS i(id, sku, name, quantity, price, station, notes, ord)",
-    )
-    .bind(order.id.as_uuid())
-    .bind(order.restaurant_id.as_uuid())
-    .bind(order.status.as_str())
-    .bind(&order.table)
-    .bind(order.session_id.as_ref().map(SessionId::as_str))
-    .bind(order.waiter_id.as_ref().map(WaiterId::as_str))
-    .bind(order.channel.as_str())
-    .bind(&order.notes)
-    .bind(order.total_cents)
-    .bind(order.created_at)
-    .bind(&ids)
-    .bind(col(|i| Some(i.sku.as_str())))
-    .bind(col(|i| Some(i.name.as_str())))
-    .bind(&quantities)
-    .bind(&prices)
-    .bind(col(|i| i.station.as_deref()))
-    .bind(col(|i| i.notes.as_deref()))
-    .execute(conn)
-    .await?;
-    Ok(())
+    let query = columns
+        .bind(&SQL)
+        .bind(order.id.as_uuid())
+        .bind(order.status.as_str())
+        .bind(&order.table)
+        .bind(order.session_id.as_ref().map(SessionId::as_str))
+        .bind(order.waiter_id.as_ref().map(WaiterId::as_str))
+        .bind(order.channel.as_str())
+        .bind(&order.notes)
+        .bind(order.total_cents)
+        .bind(order.created_at)
+        .bind(&ids)
+        .bind(col(|i| Some(i.sku.as_str())))
+        .bind(col(|i| Some(i.name.as_str())))
+        .bind(&quantities)
+        .bind(&prices)
+        .bind(col(|i| i.station.as_deref()))
+        .bind(col(|i| i.notes.as_deref()));
+    let last = query.fetch_optional(conn).await?;
+    drop(columns);
+    seal(restaurant, trace, ts, drafts, last)
 }
 
 /// Records a change in memory: a new version and update time.

@@ -8,7 +8,7 @@ use ordercast_core::{
 
 use crate::events::append;
 use crate::rows::{REQUEST_COLUMNS, RequestRow};
-use crate::{Pending, Store, StoreError};
+use crate::{Created, Pending, Store, StoreError};
 
 /// A request to create (validated by the caller).
 #[derive(Clone, Debug)]
@@ -150,15 +150,17 @@ impl Store {
     }
 
     /// Appends a free-standing event (notification, cache invalidation,
-    /// integration `x.*` event) that changes no domain row.
+    /// integration `x.*` event) that changes no domain row, in one
+    /// autocommit statement: when this returns, it is committed. Take the
+    /// publisher's ticket before calling it.
     pub async fn publish_event(
         &self,
         restaurant: RestaurantId,
         draft: EventDraft,
         trace: Option<&str>,
-    ) -> Result<Pending<()>, StoreError> {
-        let mut tx = self.begin().await?;
-        let events = append(&mut tx, restaurant, trace, vec![draft]).await?;
-        Ok(Pending::new(tx, (), events, None))
+    ) -> Result<Created<()>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let events = append(&mut conn, restaurant, trace, vec![draft]).await?;
+        Ok(Created { value: (), events })
     }
 }

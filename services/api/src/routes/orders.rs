@@ -180,9 +180,18 @@ async fn create_order(
         }
     });
     let trace = traceparent(&headers);
+    let new = body.into_new();
+    let Some(key) = key else {
+        let (order, seq) = state
+            .writer
+            .commit_now(rid, state.store.create_order(rid, new, trace.as_deref()))
+            .await?;
+        let written = OrderWritten { order, seq };
+        return Ok(created(rid, &written.order, &written));
+    };
     match state
         .store
-        .create_order(rid, body.into_new(), key, trace.as_deref())
+        .create_order_once(rid, new, key, trace.as_deref())
         .await?
     {
         Outcome::Replayed(replay) => {
@@ -197,16 +206,21 @@ async fn create_order(
             let json = serde_json::to_value(&written).expect("orders serialize");
             pending.remember_response(201, &json).await?;
             state.writer.commit(pending).await?;
-            let location = format!("/v1/restaurants/{rid}/orders/{}", written.order.id);
-            Ok((
-                StatusCode::CREATED,
-                [(header::LOCATION, location)],
-                etag(&written.order),
-                Json(json),
-            )
-                .into_response())
+            Ok(created(rid, &written.order, json))
         }
     }
+}
+
+/// `201 Created` with the order's location and ETag.
+fn created(rid: RestaurantId, order: &Order, body: impl Serialize) -> Response {
+    let location = format!("/v1/restaurants/{rid}/orders/{}", order.id);
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        etag(order),
+        Json(body),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

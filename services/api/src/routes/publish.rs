@@ -96,11 +96,10 @@ async fn publish(
     headers: &HeaderMap,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let trace = traceparent(headers);
-    let pending = state
-        .store
-        .publish_event(rid, draft, trace.as_deref())
+    let ((), seq) = state
+        .writer
+        .commit_now(rid, state.store.publish_event(rid, draft, trace.as_deref()))
         .await?;
-    let ((), seq) = state.writer.commit(pending).await?;
     Ok((StatusCode::CREATED, Json(Published { seq })))
 }
 
