@@ -108,9 +108,11 @@ impl Subscription {
                         .inc();
                     self.catching_up = true;
                 }
-                match self.read_redis(max).await {
+                // Boxed: these futures are large and rarely alive, and every
+                // idle subscriber's future would otherwise be as big as them.
+                match Box::pin(self.read_redis(max)).await {
                     Some(frames) => (frames, Source::Redis),
-                    None => (self.read_postgres(max).await?, Source::Postgres),
+                    None => (Box::pin(self.read_postgres(max)).await?, Source::Postgres),
                 }
             }
         };
