@@ -1,11 +1,10 @@
 //! Appending events (taking the restaurant's next seqs) and reading them back.
 
-use ordercast_core::event::EventDraft;
-use ordercast_core::{Envelope, RestaurantId, Seq};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-
+use ordercast_core::event::EventDraft;
+use ordercast_core::{Envelope, RestaurantId, Seq};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
@@ -46,11 +45,29 @@ pub(crate) fn append_sql(domain: &str) -> String {
 
 type HeadQuery<'q> = sqlx::query::QueryScalar<'q, sqlx::Postgres, i64, sqlx::postgres::PgArguments>;
 
-/// One write's events as the columns of [`append_sql`]'s parameters `$1..=$9`.
-pub(crate) struct EventColumns<'a> {
+/// What every event of one write shares; the same stamp is bound into the
+/// statement and sealed into the envelopes, so the two cannot disagree.
+#[derive(Clone, Copy)]
+pub(crate) struct Stamp<'a> {
     restaurant: RestaurantId,
     trace: Option<&'a str>,
     ts: DateTime<Utc>,
+}
+
+impl<'a> Stamp<'a> {
+    /// Events of `restaurant` written now.
+    pub(crate) fn now(restaurant: RestaurantId, trace: Option<&'a str>) -> Self {
+        Stamp {
+            restaurant,
+            trace,
+            ts: Envelope::now(),
+        }
+    }
+}
+
+/// One write's events as the columns of [`append_sql`]'s parameters `$1..=$9`.
+pub(crate) struct EventColumns<'a> {
+    stamp: Stamp<'a>,
     kinds: Vec<String>,
     audiences: Vec<Json<&'a ordercast_core::Audience>>,
     data: Vec<Json<&'a serde_json::Value>>,
@@ -59,16 +76,9 @@ pub(crate) struct EventColumns<'a> {
 }
 
 impl<'a> EventColumns<'a> {
-    pub(crate) fn new(
-        restaurant: RestaurantId,
-        trace: Option<&'a str>,
-        ts: DateTime<Utc>,
-        drafts: &'a [EventDraft],
-    ) -> Self {
+    pub(crate) fn new(stamp: Stamp<'a>, drafts: &'a [EventDraft]) -> Self {
         EventColumns {
-            restaurant,
-            trace,
-            ts,
+            stamp,
             kinds: drafts.iter().map(|d| d.kind.to_string()).collect(),
             audiences: drafts.iter().map(|d| Json(&d.audience)).collect(),
             data: drafts.iter().map(|d| Json(&d.data)).collect(),
@@ -86,10 +96,10 @@ impl<'a> EventColumns<'a> {
     /// `sql` (made by [`append_sql`]) with `$1..=$9` bound.
     pub(crate) fn bind(&'a self, sql: &'static str) -> HeadQuery<'a> {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(self.restaurant.as_uuid())
+            .bind(self.stamp.restaurant.as_uuid())
             .bind(self.kinds.len() as i64)
-            .bind(self.trace)
-            .bind(self.ts)
+            .bind(self.stamp.trace)
+            .bind(self.stamp.ts)
             .bind(&self.kinds)
             .bind(&self.audiences)
             .bind(&self.data)
@@ -101,9 +111,7 @@ impl<'a> EventColumns<'a> {
 /// The envelopes of events appended with head `last` (`None`: the
 /// restaurant does not exist).
 pub(crate) fn seal(
-    restaurant: RestaurantId,
-    trace: Option<&str>,
-    ts: DateTime<Utc>,
+    stamp: Stamp<'_>,
     drafts: Vec<EventDraft>,
     last: Option<i64>,
 ) -> Result<Vec<Envelope>, StoreError> {
@@ -114,10 +122,10 @@ pub(crate) fn seal(
         .zip(first..)
         .map(|(draft, seq)| {
             Envelope::seal(
-                restaurant,
+                stamp.restaurant,
                 Seq::from_i64(seq),
-                ts,
-                trace.map(str::to_owned),
+                stamp.ts,
+                stamp.trace.map(str::to_owned),
                 draft,
             )
         })
@@ -132,11 +140,12 @@ pub(crate) async fn append(
     drafts: Vec<EventDraft>,
 ) -> Result<Vec<Envelope>, StoreError> {
     static SQL: LazyLock<String> = LazyLock::new(|| append_sql(""));
-    let ts = Envelope::now();
-    let columns = EventColumns::new(restaurant, trace, ts, &drafts);
-    let last = columns.bind(&SQL).fetch_optional(conn).await?;
-    drop(columns);
-    seal(restaurant, trace, ts, drafts, last)
+    let stamp = Stamp::now(restaurant, trace);
+    let last = EventColumns::new(stamp, &drafts)
+        .bind(&SQL)
+        .fetch_optional(conn)
+        .await?;
+    seal(stamp, drafts, last)
 }
 
 impl Store {

@@ -1,16 +1,16 @@
 //! Orders: create, read (consistent snapshots), status and item changes.
 
+use std::sync::LazyLock;
+
 use ordercast_core::auth::Principal;
 use ordercast_core::event::EventDraft;
 use ordercast_core::order::{Channel, ItemStatus, Order, OrderItem, OrderStatus};
 use ordercast_core::{
     Envelope, EventType, ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId,
 };
-use std::sync::LazyLock;
-
 use sqlx::PgConnection;
 
-use crate::events::{EventColumns, append, append_sql, seal};
+use crate::events::{EventColumns, Stamp, append, append_sql, seal};
 use crate::idempotency::{self, IdempotencyKey, Outcome};
 use crate::rows::{ItemRow, ORDER_COLUMNS, OrderRow};
 use crate::{Created, Pending, Store, StoreError};
@@ -324,10 +324,9 @@ async fn insert_order(
     trace: Option<&str>,
 ) -> Result<Vec<Envelope>, StoreError> {
     static SQL: LazyLock<String> = LazyLock::new(|| append_sql(INSERT_ORDER));
-    let restaurant = order.restaurant_id;
-    let ts = Envelope::now();
+    let stamp = Stamp::now(order.restaurant_id, trace);
     let drafts = vec![order_event(order, EventType::OrderCreated)];
-    let columns = EventColumns::new(restaurant, trace, ts, &drafts);
+    let columns = EventColumns::new(stamp, &drafts);
     let col = |f: fn(&OrderItem) -> Option<&str>| order.items.iter().map(f).collect::<Vec<_>>();
     let ids: Vec<uuid::Uuid> = order.items.iter().map(|i| i.id.as_uuid()).collect();
     let quantities: Vec<i32> = order.items.iter().map(|i| i.quantity).collect();
@@ -351,8 +350,7 @@ async fn insert_order(
         .bind(col(|i| i.station.as_deref()))
         .bind(col(|i| i.notes.as_deref()));
     let last = query.fetch_optional(conn).await?;
-    drop(columns);
-    seal(restaurant, trace, ts, drafts, last)
+    seal(stamp, drafts, last)
 }
 
 /// Records a change in memory: a new version and update time.
