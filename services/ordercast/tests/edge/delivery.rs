@@ -56,6 +56,25 @@ async fn watched(app: &TestApp) -> u64 {
     stats["edge"]["watched_restaurants"].as_u64().unwrap()
 }
 
+/// Waits until the restaurant's stream holds seq `last` (publishing follows
+/// the commit asynchronously), so a resume that follows reads what it
+/// should from where it should.
+async fn until_published(app: &TestApp, rid: ordercast_core::RestaurantId, last: u64) {
+    let top = format!("{last}-0");
+    eventually(
+        "the writes to be published",
+        Duration::from_secs(20),
+        || async {
+            app.stream(rid)
+                .await
+                .last()
+                .is_some_and(|(id, _)| *id == top)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 /// Waits until no client of `app` watches any restaurant (its hubs and
 /// rings are gone).
 async fn until_unwatched(app: &TestApp) {
@@ -82,12 +101,14 @@ async fn a_kitchen_offline_for_50_events_resumes_with_exactly_those_from_ring_re
     let postgres = r#"ordercast_catchup_events_total{source="postgres"}"#;
 
     // From the ring: a second screen keeps the restaurant's hub alive.
-    let keeper = Sse::connect(&app.base, rid, &kitchen, Resume::default()).await;
+    let mut keeper = Sse::connect(&app.base, rid, &kitchen, Resume::default()).await;
     app.order(rid).await;
     let mut kds = Sse::connect(&app.base, rid, &kitchen, since(0)).await;
     kds.until_count(1).await;
     drop(kds);
     app.orders(rid, 50).await;
+    // The hub has all 50 (not some of them arriving live after the resume).
+    keeper.until_count(51).await;
     let before = app.metric(ring).await;
     let mut kds = Sse::connect(&app.base, rid, &kitchen, last_event_id(1)).await;
     kds.until_count(50).await;
@@ -98,6 +119,7 @@ async fn a_kitchen_offline_for_50_events_resumes_with_exactly_those_from_ring_re
     drop((kds, keeper));
     until_unwatched(&app).await;
     app.orders(rid, 50).await;
+    until_published(&app, rid, 101).await;
     let before = app.metric(redis_source).await;
     let mut kds = Sse::connect(&app.base, rid, &kitchen, last_event_id(51)).await;
     kds.until_count(50).await;
@@ -108,6 +130,8 @@ async fn a_kitchen_offline_for_50_events_resumes_with_exactly_those_from_ring_re
     drop(kds);
     until_unwatched(&app).await;
     app.orders(rid, 50).await;
+    // Trimmed after the last XADD, so none of the 50 is left in Redis.
+    until_published(&app, rid, 151).await;
     let mut conn = redis_conn(&app).await;
     let _: i64 = redis::cmd("XTRIM")
         .arg(app.keys.stream(rid))
@@ -126,6 +150,7 @@ async fn a_kitchen_offline_for_50_events_resumes_with_exactly_those_from_ring_re
     drop(kds);
     until_unwatched(&app).await;
     app.orders(rid, 50).await;
+    until_published(&app, rid, 201).await;
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
     let mut kds = Sse::connect(&app.base, rid, &kitchen, last_event_id(151)).await;
     kds.until_count(50).await;
