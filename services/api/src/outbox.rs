@@ -131,6 +131,11 @@ async fn sweep_once(
     }
 }
 
+/// The marker records receipts at most this often: one DELETE (and one
+/// commit) per interval instead of one per XADD pipeline, which at a high
+/// rate would be one per order. Well below the sweeper's grace period.
+const MARK_EVERY: Duration = Duration::from_millis(100);
+
 /// Records the fast path's receipts (events known to be in Redis) until the
 /// publisher stops.
 pub async fn mark_published(
@@ -139,7 +144,14 @@ pub async fn mark_published(
     mut receipts: mpsc::Receiver<Vec<(RestaurantId, Seq)>>,
 ) {
     let mut buffer = Vec::new();
-    while receipts.recv_many(&mut buffer, 64).await > 0 {
+    let mut next = tokio::time::Instant::now();
+    loop {
+        // Receipts gather in the channel while this waits.
+        tokio::time::sleep_until(next).await;
+        if receipts.recv_many(&mut buffer, 1_024).await == 0 {
+            return;
+        }
+        next = tokio::time::Instant::now() + MARK_EVERY;
         let keys: Vec<_> = buffer.drain(..).flatten().collect();
         for chunk in keys.chunks(5_000) {
             // On failure the sweeper will find these and settle them itself.
