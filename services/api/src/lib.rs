@@ -72,6 +72,7 @@ impl ApiService {
         settings: ApiSettings,
     ) -> prometheus::Result<ApiService> {
         let metrics = ApiMetrics::new(registry)?;
+        store.register_metrics(registry)?;
         let shutdown = CancellationToken::new();
         let (receipts_tx, receipts_rx) = mpsc::channel(1_024);
         let (publisher, publisher_task) =

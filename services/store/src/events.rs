@@ -57,10 +57,15 @@ pub(crate) struct Stamp<'a> {
 impl<'a> Stamp<'a> {
     /// Events of `restaurant` written now.
     pub(crate) fn now(restaurant: RestaurantId, trace: Option<&'a str>) -> Self {
+        Stamp::at(restaurant, trace, Envelope::now())
+    }
+
+    /// Events of `restaurant` written at `ts`.
+    pub(crate) fn at(restaurant: RestaurantId, trace: Option<&'a str>, ts: DateTime<Utc>) -> Self {
         Stamp {
             restaurant,
             trace,
-            ts: Envelope::now(),
+            ts,
         }
     }
 }

@@ -7,9 +7,12 @@
 //! order) and then commits. A command that only writes (creating an order,
 //! publishing an event) is one autocommit statement, one round trip, and
 //! returns [`Created`]: the caller takes the publisher's ticket before it.
+//! New orders arriving together share one statement (group commit, see
+//! `group.rs`).
 
 mod error;
 mod events;
+mod group;
 mod idempotency;
 mod orders;
 mod outbox;
@@ -23,8 +26,10 @@ mod sessions;
 pub use events::MAX_EVENTS_PER_READ;
 pub use orders::SNAPSHOT_LIMIT;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use prometheus::Registry;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, Transaction};
 
@@ -71,6 +76,9 @@ impl DbSettings {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// Started on the first new order (it needs a runtime).
+    orders: Arc<OnceLock<group::OrderBatcher>>,
+    group_metrics: group::GroupMetrics,
 }
 
 impl Store {
@@ -93,12 +101,22 @@ impl Store {
                 })
             })
             .connect_lazy_with(settings.connect.clone().application_name("ordercast"));
-        Store { pool }
+        Store::from_pool(pool)
     }
 
     /// Wraps an existing pool.
     pub fn from_pool(pool: PgPool) -> Store {
-        Store { pool }
+        Store {
+            pool,
+            orders: Arc::default(),
+            group_metrics: group::GroupMetrics::new(),
+        }
+    }
+
+    /// Registers the store's metrics (once per process, by the service that
+    /// writes orders).
+    pub fn register_metrics(&self, registry: &Registry) -> prometheus::Result<()> {
+        self.group_metrics.register(registry)
     }
 
     /// Applies pending migrations.
@@ -115,6 +133,12 @@ impl Store {
     /// The underlying pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn order_batcher(&self) -> &group::OrderBatcher {
+        self.orders.get_or_init(|| {
+            group::OrderBatcher::start(self.pool.clone(), self.group_metrics.clone())
+        })
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {

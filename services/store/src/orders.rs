@@ -78,7 +78,7 @@ pub struct OrdersSnapshot {
     pub truncated: bool,
 }
 
-fn order_event(order: &Order, kind: EventType) -> EventDraft {
+pub(crate) fn order_event(order: &Order, kind: EventType) -> EventDraft {
     EventDraft::new(
         kind,
         order.audience(),
@@ -88,8 +88,9 @@ fn order_event(order: &Order, kind: EventType) -> EventDraft {
 
 impl Store {
     /// Creates an order and its `order.created` event in one autocommit
-    /// statement: when this returns, the write is committed. Take the
-    /// publisher's ticket before calling it.
+    /// statement, shared with the orders created at the same moment (see
+    /// the `group` module): when this returns, the write is committed. Take
+    /// the publisher's ticket before calling it.
     pub async fn create_order(
         &self,
         restaurant: RestaurantId,
@@ -97,12 +98,7 @@ impl Store {
         trace: Option<&str>,
     ) -> Result<Created<Order>, StoreError> {
         let order = build_order(restaurant, new);
-        let mut conn = self.pool.acquire().await?;
-        let events = insert_order(&mut conn, &order, trace).await?;
-        Ok(Created {
-            value: order,
-            events,
-        })
+        self.order_batcher().write(order, trace).await
     }
 
     /// [`Store::create_order`] under an idempotency key: claims the key and
@@ -121,7 +117,8 @@ impl Store {
             return Ok(Outcome::Replayed(self.replay(&key).await?));
         }
         let order = build_order(restaurant, new);
-        let events = insert_order(&mut tx, &order, trace).await?;
+        let stamp = Stamp::now(restaurant, trace);
+        let events = insert_order(&mut tx, &order, stamp).await?;
         Ok(Outcome::Fresh(Pending::new(tx, order, events, Some(key))))
     }
 
@@ -318,13 +315,12 @@ const INSERT_ORDER: &str = "
 
 /// Inserts the order, all its items and its `order.created` event in one
 /// statement.
-async fn insert_order(
+pub(crate) async fn insert_order(
     conn: &mut PgConnection,
     order: &Order,
-    trace: Option<&str>,
+    stamp: Stamp<'_>,
 ) -> Result<Vec<Envelope>, StoreError> {
     static SQL: LazyLock<String> = LazyLock::new(|| append_sql(INSERT_ORDER));
-    let stamp = Stamp::now(order.restaurant_id, trace);
     let drafts = vec![order_event(order, EventType::OrderCreated)];
     let columns = EventColumns::new(stamp, &drafts);
     let col = |f: fn(&OrderItem) -> Option<&str>| order.items.iter().map(f).collect::<Vec<_>>();

@@ -6,6 +6,7 @@ mod common;
 mod access;
 mod bad_input;
 mod events;
+mod group_commit;
 mod idempotency;
 mod outages;
 mod retention;
