@@ -28,6 +28,15 @@ cargo build --release --quiet -p ordercast -p ordercast-loadtest
 pg_port=$(free_port); redis_port=$(free_port); http_port=$(free_port); admin_port=$(free_port)
 postgres_start "$work/pg" "$pg_port"
 createdb_if_missing "$pg_port" ordercast
+# A database that has run for a while reuses its WAL segment files at each
+# checkpoint; a fresh one must create and zero-fill a new 16 MiB segment
+# every few seconds at this rate, stalling every commit for tens of
+# milliseconds. Write ~200 MiB of WAL and checkpoint, so the measurement
+# sees the steady state (see docs/performance.md).
+echo "==> warming PostgreSQL's WAL"
+"$(pg_bindir)/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d ordercast -qX \
+  -c "CREATE TABLE wal_warmup AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 800000) g" \
+  -c "DROP TABLE wal_warmup" -c "CHECKPOINT"
 redis_start "$work/redis" "$redis_port"
 
 export ORDERCAST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/ordercast"
@@ -52,5 +61,5 @@ echo "==> server side (POST orders latency buckets, seconds: cumulative count)"
 metrics=$(curl -fs "http://127.0.0.1:$admin_port/metrics")
 echo "$metrics" | grep 'ordercast_http_request_duration_seconds_bucket{method="POST",route="/v1/restaurants/{rid}/orders",status="201"' \
   | sed -E 's/.*le="([^"]+)"} ([0-9]+)/  le \1: \2/'
-echo "$metrics" | grep -E '^ordercast_(publish_latency_seconds_(sum|count)|outbox_backlog|events_published_total)' || true
+echo "$metrics" | grep -E '^ordercast_(publish_latency_seconds_(sum|count)|outbox_backlog|events_published_total|order_batch_size_(sum|count))' || true
 ps -o rss=,time= -p "$server_pid" | awk '{printf "ordercast api: RSS %.1f MiB, CPU time %s\n", $1/1024, $2}'
