@@ -11,24 +11,20 @@
 //! 1,500 orders/s: a second writer made batches smaller and cost the
 //! database 20 % more CPU; see docs/performance.md.)
 //!
-//! One statement may take seqs of many restaurants. It locks their rows in
-//! id order, and no other command waits for anything once it holds its
-//! restaurant's row, so batches from any number of replicas never deadlock
-//! with each other or with other commands.
+//! The statement is the one every new order is written with
+//! (`orders::insert_orders`); it may take seqs of many restaurants.
 
-use std::sync::LazyLock;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use ordercast_core::order::{Order, OrderItem, OrderStatus};
-use ordercast_core::{Envelope, EventType, SessionId, WaiterId};
+use ordercast_core::Envelope;
+use ordercast_core::order::Order;
 use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
 use sqlx::PgPool;
-use sqlx::types::Json;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::events::{Stamp, seal};
-use crate::orders::{insert_order, order_event};
+use crate::events::Stamp;
+use crate::orders::{insert_order, insert_orders};
 use crate::{Created, StoreError};
 
 /// Most orders one statement writes.
@@ -160,13 +156,10 @@ async fn work(pool: PgPool, mut rx: mpsc::Receiver<Job>, metrics: GroupMetrics) 
 
 async fn write_batch(pool: &PgPool, jobs: Vec<Job>) {
     let written = match pool.acquire().await {
-        Ok(mut conn) if jobs.len() == 1 => {
-            let job = &jobs[0];
-            insert_order(&mut conn, &job.order, job.stamp())
-                .await
-                .map(|events| vec![Some(events)])
+        Ok(mut conn) => {
+            let orders: Vec<_> = jobs.iter().map(|j| (&j.order, j.stamp())).collect();
+            insert_orders(&mut conn, &orders).await
         }
-        Ok(mut conn) => insert_batch(&mut conn, &jobs).await,
         Err(err) => Err(err.into()),
     };
     match written {
@@ -217,116 +210,4 @@ fn copier(err: &StoreError) -> impl Fn() -> StoreError + use<> {
             StoreError::Database(source)
         }
     }
-}
-
-/// The batch statement: `b` is one row per order, `i` one per item (with
-/// its order's ordinal). Orders of an unknown restaurant match no `s` row
-/// and are not written.
-const INSERT_BATCH: &str = "
-    WITH b AS (
-        SELECT * FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
-                             $9::text[], $10::bigint[], $11::timestamptz[], $12::timestamptz[],
-                             $13::text[], $14::jsonb[], $15::jsonb[])
-            WITH ORDINALITY AS b(restaurant_id, id, table_label, session_id, waiter_id, channel,
-                                 notes, total_cents, created_at, event_at, trace, audience, data, ord)
-    ), n AS (
-        SELECT restaurant_id, count(*) AS n FROM b GROUP BY restaurant_id
-    ), locked AS MATERIALIZED (
-        SELECT r.id FROM restaurants r JOIN n ON n.restaurant_id = r.id ORDER BY r.id FOR UPDATE OF r
-    ), s AS (
-        UPDATE restaurants r SET last_seq = r.last_seq + n.n
-        FROM n, locked WHERE r.id = n.restaurant_id AND locked.id = r.id
-        RETURNING r.id, r.last_seq - n.n AS base
-    ), q AS (
-        SELECT b.*, s.base + row_number() OVER (PARTITION BY b.restaurant_id ORDER BY b.ord) AS seq
-        FROM b JOIN s ON s.id = b.restaurant_id
-    ), e AS (
-        INSERT INTO events (restaurant_id, seq, type, audience, data, trace, created_at)
-        SELECT restaurant_id, seq, $1, audience, data, trace, event_at FROM q
-        RETURNING restaurant_id, seq, created_at
-    ), o AS (
-        INSERT INTO outbox (restaurant_id, seq, created_at) SELECT * FROM e
-    ), ins_order AS (
-        INSERT INTO orders (id, restaurant_id, status, version, table_label, session_id,
-                            waiter_id, channel, notes, total_cents, created_at, updated_at)
-        SELECT id, restaurant_id, $2, 1, table_label, session_id, waiter_id, channel, notes,
-               total_cents, created_at, created_at FROM q
-    ), ins_items AS (
-        INSERT INTO order_items (order_id, id, position, sku, name, quantity, unit_price_cents,
-                                 station, notes, status)
-        SELECT q.id, i.id, i.position, i.sku, i.name, i.quantity, i.price, i.station, i.notes, 'queued'
-        FROM unnest($16::bigint[], $17::uuid[], $18::int[], $19::text[], $20::text[], $21::int[],
-                    $22::bigint[], $23::text[], $24::text[])
-             AS i(ord, id, position, sku, name, quantity, price, station, notes)
-        JOIN q ON q.ord = i.ord
-    )
-    SELECT ord, seq FROM q";
-
-/// Writes every job's order in one statement; per job, its events, or
-/// `None` when its restaurant does not exist.
-async fn insert_batch(
-    conn: &mut sqlx::PgConnection,
-    jobs: &[Job],
-) -> Result<Vec<Option<Vec<Envelope>>>, StoreError> {
-    static EVENT_TYPE: LazyLock<String> = LazyLock::new(|| EventType::OrderCreated.to_string());
-    let orders: Vec<&Order> = jobs.iter().map(|j| &j.order).collect();
-    let drafts: Vec<_> = orders
-        .iter()
-        .map(|o| order_event(o, EventType::OrderCreated))
-        .collect();
-    let order_col = |f: fn(&Order) -> Option<&str>| orders.iter().map(|o| f(o)).collect::<Vec<_>>();
-    let items: Vec<(i64, usize, &OrderItem)> = orders
-        .iter()
-        .zip(1..)
-        .flat_map(|(o, ord)| o.items.iter().enumerate().map(move |(p, i)| (ord, p, i)))
-        .collect();
-    let item_col =
-        |f: fn(&OrderItem) -> Option<&str>| items.iter().map(|i| f(i.2)).collect::<Vec<_>>();
-    let rows: Vec<(i64, i64)> = sqlx::query_as(INSERT_BATCH)
-        .bind(EVENT_TYPE.as_str())
-        .bind(OrderStatus::New.as_str())
-        .bind(
-            orders
-                .iter()
-                .map(|o| o.restaurant_id.as_uuid())
-                .collect::<Vec<_>>(),
-        )
-        .bind(orders.iter().map(|o| o.id.as_uuid()).collect::<Vec<_>>())
-        .bind(order_col(|o| o.table.as_deref()))
-        .bind(order_col(|o| o.session_id.as_ref().map(SessionId::as_str)))
-        .bind(order_col(|o| o.waiter_id.as_ref().map(WaiterId::as_str)))
-        .bind(order_col(|o| Some(o.channel.as_str())))
-        .bind(order_col(|o| o.notes.as_deref()))
-        .bind(orders.iter().map(|o| o.total_cents).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.created_at).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.ts).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.trace.as_deref()).collect::<Vec<_>>())
-        .bind(drafts.iter().map(|d| Json(&d.audience)).collect::<Vec<_>>())
-        .bind(drafts.iter().map(|d| Json(&d.data)).collect::<Vec<_>>())
-        .bind(items.iter().map(|i| i.0).collect::<Vec<_>>())
-        .bind(items.iter().map(|i| i.2.id.as_uuid()).collect::<Vec<_>>())
-        .bind(items.iter().map(|i| i.1 as i32).collect::<Vec<_>>())
-        .bind(item_col(|i| Some(i.sku.as_str())))
-        .bind(item_col(|i| Some(i.name.as_str())))
-        .bind(items.iter().map(|i| i.2.quantity).collect::<Vec<_>>())
-        .bind(
-            items
-                .iter()
-                .map(|i| i.2.unit_price_cents)
-                .collect::<Vec<_>>(),
-        )
-        .bind(item_col(|i| i.station.as_deref()))
-        .bind(item_col(|i| i.notes.as_deref()))
-        .fetch_all(conn)
-        .await?;
-    let mut seqs = vec![None; jobs.len()];
-    for (ord, seq) in rows {
-        seqs[ord as usize - 1] = Some(seq);
-    }
-    Ok(jobs
-        .iter()
-        .zip(drafts)
-        .zip(seqs)
-        .map(|((job, draft), seq)| seal(job.stamp(), vec![draft], seq).ok())
-        .collect())
 }

@@ -9,8 +9,9 @@ use ordercast_core::{
     Envelope, EventType, ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId,
 };
 use sqlx::PgConnection;
+use sqlx::types::Json;
 
-use crate::events::{EventColumns, Stamp, append, append_sql, seal};
+use crate::events::{Stamp, append, seal};
 use crate::idempotency::{self, IdempotencyKey, Outcome};
 use crate::rows::{ItemRow, ORDER_COLUMNS, OrderRow};
 use crate::{Created, Pending, Store, StoreError};
@@ -298,55 +299,134 @@ fn build_order(restaurant: RestaurantId, new: NewOrder) -> Order {
     }
 }
 
-/// The order and its items, written in the statement of its event
-/// (parameters from `$10`; see [`append_sql`]).
-const INSERT_ORDER: &str = "
-    ins_order AS (
+/// Writes new orders, their items, their `order.created` events and outbox
+/// rows in one statement: `b` is one row per order, `i` one per item (with
+/// its order's ordinal). It may take seqs of many restaurants; it locks
+/// their rows in id order, and no other command waits for anything once it
+/// holds its restaurant's row, so statements from any number of replicas
+/// never deadlock with each other or with other commands. Orders of an
+/// unknown restaurant match no `s` row and are not written.
+const INSERT_ORDERS: &str = "
+    WITH b AS (
+        SELECT * FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
+                             $9::text[], $10::bigint[], $11::timestamptz[], $12::timestamptz[],
+                             $13::text[], $14::jsonb[], $15::jsonb[])
+            WITH ORDINALITY AS b(restaurant_id, id, table_label, session_id, waiter_id, channel,
+                                 notes, total_cents, created_at, event_at, trace, audience, data, ord)
+    ), n AS (
+        SELECT restaurant_id, count(*) AS n FROM b GROUP BY restaurant_id
+    ), locked AS MATERIALIZED (
+        SELECT r.id FROM restaurants r JOIN n ON n.restaurant_id = r.id ORDER BY r.id FOR UPDATE OF r
+    ), s AS (
+        UPDATE restaurants r SET last_seq = r.last_seq + n.n
+        FROM n, locked WHERE r.id = n.restaurant_id AND locked.id = r.id
+        RETURNING r.id, r.last_seq - n.n AS base
+    ), q AS (
+        SELECT b.*, s.base + row_number() OVER (PARTITION BY b.restaurant_id ORDER BY b.ord) AS seq
+        FROM b JOIN s ON s.id = b.restaurant_id
+    ), e AS (
+        INSERT INTO events (restaurant_id, seq, type, audience, data, trace, created_at)
+        SELECT restaurant_id, seq, $1, audience, data, trace, event_at FROM q
+        RETURNING restaurant_id, seq, created_at
+    ), o AS (
+        INSERT INTO outbox (restaurant_id, seq, created_at) SELECT * FROM e
+    ), ins_order AS (
         INSERT INTO orders (id, restaurant_id, status, version, table_label, session_id,
                             waiter_id, channel, notes, total_cents, created_at, updated_at)
-        SELECT $10, $1, $11, 1, $12, $13, $14, $15, $16, $17, $18, $18 FROM s
+        SELECT id, restaurant_id, $2, 1, table_label, session_id, waiter_id, channel, notes,
+               total_cents, created_at, created_at FROM q
     ), ins_items AS (
         INSERT INTO order_items (order_id, id, position, sku, name, quantity, unit_price_cents,
                                  station, notes, status)
-        SELECT $10, i.id, i.ord - 1, i.sku, i.name, i.quantity, i.price, i.station, i.notes, 'queued'
-        FROM s, unnest($19::uuid[], $20::text[], $21::text[], $22::int[], $23::bigint[], $24::text[], $25::text[])
-             WITH ORDINALITY AS i(id, sku, name, quantity, price, station, notes, ord)
-    )";
+        SELECT q.id, i.id, i.position, i.sku, i.name, i.quantity, i.price, i.station, i.notes, 'queued'
+        FROM unnest($16::bigint[], $17::uuid[], $18::int[], $19::text[], $20::text[], $21::int[],
+                    $22::bigint[], $23::text[], $24::text[])
+             AS i(ord, id, position, sku, name, quantity, price, station, notes)
+        JOIN q ON q.ord = i.ord
+    )
+    SELECT ord, seq FROM q";
 
-/// Inserts the order, all its items and its `order.created` event in one
-/// statement.
+/// Writes `orders` (each with the stamp of its event) in one statement
+/// ([`INSERT_ORDERS`]); per order, its events, or `None` when its
+/// restaurant does not exist.
+pub(crate) async fn insert_orders(
+    conn: &mut PgConnection,
+    writes: &[(&Order, Stamp<'_>)],
+) -> Result<Vec<Option<Vec<Envelope>>>, StoreError> {
+    static EVENT_TYPE: LazyLock<String> = LazyLock::new(|| EventType::OrderCreated.to_string());
+    let orders: Vec<&Order> = writes.iter().map(|w| w.0).collect();
+    let drafts: Vec<_> = orders
+        .iter()
+        .map(|o| order_event(o, EventType::OrderCreated))
+        .collect();
+    let order_col = |f: fn(&Order) -> Option<&str>| orders.iter().map(|o| f(o)).collect::<Vec<_>>();
+    let items: Vec<(i64, usize, &OrderItem)> = orders
+        .iter()
+        .zip(1..)
+        .flat_map(|(o, ord)| o.items.iter().enumerate().map(move |(p, i)| (ord, p, i)))
+        .collect();
+    let item_col =
+        |f: fn(&OrderItem) -> Option<&str>| items.iter().map(|i| f(i.2)).collect::<Vec<_>>();
+    let rows: Vec<(i64, i64)> = sqlx::query_as(INSERT_ORDERS)
+        .bind(EVENT_TYPE.as_str())
+        .bind(OrderStatus::New.as_str())
+        .bind(
+            orders
+                .iter()
+                .map(|o| o.restaurant_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(orders.iter().map(|o| o.id.as_uuid()).collect::<Vec<_>>())
+        .bind(order_col(|o| o.table.as_deref()))
+        .bind(order_col(|o| o.session_id.as_ref().map(SessionId::as_str)))
+        .bind(order_col(|o| o.waiter_id.as_ref().map(WaiterId::as_str)))
+        .bind(order_col(|o| Some(o.channel.as_str())))
+        .bind(order_col(|o| o.notes.as_deref()))
+        .bind(orders.iter().map(|o| o.total_cents).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.created_at).collect::<Vec<_>>())
+        .bind(writes.iter().map(|w| w.1.ts).collect::<Vec<_>>())
+        .bind(writes.iter().map(|w| w.1.trace).collect::<Vec<_>>())
+        .bind(drafts.iter().map(|d| Json(&d.audience)).collect::<Vec<_>>())
+        .bind(drafts.iter().map(|d| Json(&d.data)).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.0).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.2.id.as_uuid()).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.1 as i32).collect::<Vec<_>>())
+        .bind(item_col(|i| Some(i.sku.as_str())))
+        .bind(item_col(|i| Some(i.name.as_str())))
+        .bind(items.iter().map(|i| i.2.quantity).collect::<Vec<_>>())
+        .bind(
+            items
+                .iter()
+                .map(|i| i.2.unit_price_cents)
+                .collect::<Vec<_>>(),
+        )
+        .bind(item_col(|i| i.station.as_deref()))
+        .bind(item_col(|i| i.notes.as_deref()))
+        .fetch_all(conn)
+        .await?;
+    let mut seqs = vec![None; writes.len()];
+    for (ord, seq) in rows {
+        seqs[ord as usize - 1] = Some(seq);
+    }
+    Ok(writes
+        .iter()
+        .zip(drafts)
+        .zip(seqs)
+        .map(|((write, draft), seq)| seal(write.1, vec![draft], seq).ok())
+        .collect())
+}
+
+/// Writes one new order (see [`insert_orders`]) and returns its events.
 pub(crate) async fn insert_order(
     conn: &mut PgConnection,
     order: &Order,
     stamp: Stamp<'_>,
 ) -> Result<Vec<Envelope>, StoreError> {
-    static SQL: LazyLock<String> = LazyLock::new(|| append_sql(INSERT_ORDER));
-    let drafts = vec![order_event(order, EventType::OrderCreated)];
-    let columns = EventColumns::new(stamp, &drafts);
-    let col = |f: fn(&OrderItem) -> Option<&str>| order.items.iter().map(f).collect::<Vec<_>>();
-    let ids: Vec<uuid::Uuid> = order.items.iter().map(|i| i.id.as_uuid()).collect();
-    let quantities: Vec<i32> = order.items.iter().map(|i| i.quantity).collect();
-    let prices: Vec<i64> = order.items.iter().map(|i| i.unit_price_cents).collect();
-    let query = columns
-        .bind(&SQL)
-        .bind(order.id.as_uuid())
-        .bind(order.status.as_str())
-        .bind(&order.table)
-        .bind(order.session_id.as_ref().map(SessionId::as_str))
-        .bind(order.waiter_id.as_ref().map(WaiterId::as_str))
-        .bind(order.channel.as_str())
-        .bind(&order.notes)
-        .bind(order.total_cents)
-        .bind(order.created_at)
-        .bind(&ids)
-        .bind(col(|i| Some(i.sku.as_str())))
-        .bind(col(|i| Some(i.name.as_str())))
-        .bind(&quantities)
-        .bind(&prices)
-        .bind(col(|i| i.station.as_deref()))
-        .bind(col(|i| i.notes.as_deref()));
-    let last = query.fetch_optional(conn).await?;
-    seal(stamp, drafts, last)
+    let mut written = insert_orders(conn, &[(order, stamp)]).await?;
+    written
+        .pop()
+        .flatten()
+        .ok_or(StoreError::NotFound("restaurant"))
 }
 
 /// Records a change in memory: a new version and update time.
