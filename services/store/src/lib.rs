@@ -47,7 +47,7 @@ pub use sessions::Transfer;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// A pooled connection idle this long is pinged before it is used again.
-const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
+pub(crate) const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
 
 /// How to reach PostgreSQL.
 #[derive(Clone, Debug)]
