@@ -214,6 +214,16 @@ impl EdgeService {
             .merge(assets::router())
     }
 
+    /// Whether `path` is an SSE stream of [`EdgeService::router`]: the
+    /// long-lived responses the server may write without hyper.
+    pub fn is_event_stream(path: &str) -> bool {
+        let mut parts = path.split('/');
+        matches!(
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
+            (Some(""), Some("v1"), Some("restaurants"), Some(rid), Some("stream"), None) if !rid.is_empty()
+        )
+    }
+
     /// Tells every client to reconnect (spread over the drain window) and
     /// refuses new ones.
     pub fn drain(&self) {

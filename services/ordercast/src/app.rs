@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Health};
+use crate::direct::IsStream;
 use crate::http::{HttpMetrics, instrument};
 use crate::server::{self, OnStall, ServerSettings};
 
@@ -206,6 +207,9 @@ impl App {
             stop.clone(),
             connections.clone(),
             on_stall,
+            self.edge
+                .as_ref()
+                .map(|_| EdgeService::is_event_stream as IsStream),
         )
         .await;
         tracing::info!(grace = ?self.grace, "shutting down");

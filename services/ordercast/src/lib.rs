@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod direct;
 pub mod http;
 pub mod server;
 pub mod telemetry;

@@ -2,20 +2,25 @@
 //! for what a streaming edge needs per connection: a write timeout (a client
 //! that stops reading is cut instead of pinning buffers), a header-read
 //! timeout (slow or idle handshakes), upgrades for WebSocket, and a drain
-//! that lets in-flight responses finish.
+//! that lets in-flight responses finish. Event streams opened on a fresh
+//! connection skip hyper (see [`crate::direct`]).
 
 use std::error::Error as _;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::direct::{self, First, IsStream, Prefixed};
 
 /// Per-connection limits.
 #[derive(Clone, Copy, Debug)]
@@ -31,7 +36,9 @@ pub struct ServerSettings {
 pub type OnStall = Arc<dyn Fn() + Send + Sync>;
 
 /// Accepts connections until `stop`, then lets each one finish its current
-/// response; every connection task is tracked by `tracker`.
+/// response; every connection task is tracked by `tracker`. A connection
+/// whose first request is for a path `streams` accepts is served by
+/// [`direct`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -39,6 +46,7 @@ pub async fn serve(
     stop: CancellationToken,
     tracker: TaskTracker,
     on_stall: OnStall,
+    streams: Option<IsStream>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -57,32 +65,67 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let mut io = TimeoutStream::new(tcp);
         io.set_write_timeout(Some(settings.write_timeout));
-        let io = TokioIo::new(Box::pin(io));
-        let service = TowerToHyperService::new(router.clone());
+        let mut io = Box::pin(io);
+        let router = router.clone();
         let stop = stop.clone();
         let on_stall = on_stall.clone();
         tracker.spawn(async move {
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(settings.handshake_timeout)
-                .serve_connection(io, service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            let first = match streams {
+                Some(is_stream) => {
+                    let read = direct::read_first(&mut io, is_stream);
+                    tokio::select! {
+                        read = tokio::time::timeout(settings.handshake_timeout, read) => match read {
+                            Ok(Ok(first)) => first,
+                            // Too slow, or gone: as hyper would, just close.
+                            Err(_) | Ok(Err(_)) => return,
+                        },
+                        _ = stop.cancelled() => return,
+                    }
                 }
+                None => First::Other(Bytes::new()),
+            };
+            let result = match first {
+                First::Stream(request) => direct::respond(&mut io, router, request).await,
+                First::Other(prefix) => serve_hyper(Prefixed::new(prefix, io), router, settings, stop).await,
             };
             if let Err(e) = result {
-                if timed_out(&e) {
+                if e.kind() == std::io::ErrorKind::TimedOut {
                     on_stall();
                 }
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
+}
+
+/// Serves the connection with hyper until it closes, or until `stop` and
+/// its response in flight is done.
+async fn serve_hyper(
+    io: Prefixed<Pin<Box<TimeoutStream<TcpStream>>>>,
+    router: Router,
+    settings: ServerSettings,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.handshake_timeout)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(router))
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    result.map_err(|e| {
+        let kind = match timed_out(&e) {
+            true => std::io::ErrorKind::TimedOut,
+            false => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    })
 }
 
 fn timed_out(e: &hyper::Error) -> bool {

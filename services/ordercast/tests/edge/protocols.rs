@@ -3,8 +3,11 @@ use std::time::Duration;
 use ordercast::app::Role as ServerRole;
 use ordercast_core::Role;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 
-use crate::clients::{Resume, Sse, Ws, assert_exactly, poll};
+use crate::clients::{DEADLINE, Resume, Sse, Ws, assert_exactly, poll};
 use crate::common::{Backends, TestApp};
 
 #[tokio::test]
@@ -128,4 +131,114 @@ async fn sse_sends_heartbeats_and_takes_the_token_from_the_query() {
             .await
             >= 1.0
     );
+}
+
+/// Sends `request` over a fresh connection, `step` bytes per write, and
+/// reads until `done` holds for what came back.
+async fn raw_exchange(
+    app: &TestApp,
+    request: &str,
+    step: usize,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let addr = app.base.trim_start_matches("http://");
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    for part in request.as_bytes().chunks(step) {
+        tcp.write_all(part).await.unwrap();
+        tcp.flush().await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while !done(&String::from_utf8_lossy(&seen)) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no answer; got {:?}", String::from_utf8_lossy(&seen)))
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(seen).unwrap()
+}
+
+#[tokio::test]
+async fn sse_on_a_fresh_connection_is_plain_http_whatever_the_client_version_or_packet_size() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let token = app.token(Role::Kitchen, rid);
+    app.order(rid).await;
+    let get = |version: &str, token: &str| {
+        format!(
+            "GET /v1/restaurants/{rid}/stream?since=0 {version}\r\nHost: x\r\n\
+             Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+    };
+    let seq1 = |s: &str| s.contains("id: 1\n");
+
+    // HTTP/1.1, the head arriving a few bytes at a time: a chunked stream.
+    let answer = raw_exchange(&app, &get("HTTP/1.1", &token), 7, seq1).await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    for field in [
+        "content-type: text/event-stream",
+        "cache-control: no-cache",
+        "x-accel-buffering: no",
+        "transfer-encoding: chunked",
+        "date: ",
+    ] {
+        assert!(head.contains(field), "{field} missing from {head}");
+    }
+    assert!(
+        body.contains("retry: ") && body.contains("event: order.created\n"),
+        "{body}"
+    );
+
+    // HTTP/1.0 has no chunks: the stream is the body, delimited by the close.
+    let answer = raw_exchange(&app, &get("HTTP/1.0", &token), 1024, seq1).await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    assert!(body.starts_with("retry: "), "{body}");
+
+    // A refused stream is a complete problem response, then the close.
+    let answer = raw_exchange(&app, &get("HTTP/1.1", "not-a-token"), 1024, |_| false).await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{head}"
+    );
+    let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert!(
+        problem["type"].as_str().unwrap().ends_with("unauthorized"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn other_requests_on_a_fresh_connection_keep_http_keep_alive() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let token = app.token(Role::Kitchen, rid);
+    let get = format!(
+        "GET /v1/restaurants/{rid}/events?since=0&wait=0 HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    // Two requests on one connection, the first split across writes: both
+    // answered, so the bytes read while looking for a stream reached hyper.
+    let answer = raw_exchange(&app, &format!("{get}{get}"), 5, |s| {
+        s.matches("HTTP/1.1 200 OK").count() == 2 && s.ends_with('}')
+    })
+    .await;
+    assert_eq!(answer.matches("\"events\":[]").count(), 2, "{answer}");
 }

@@ -1,0 +1,332 @@
+//! Event streams written without hyper.
+//!
+//! hyper keeps two buffers for the whole life of an HTTP/1 connection, one
+//! to read requests and one for response heads (8 KiB each, of which the
+//! first page of each is resident); for an idle SSE client they are most of
+//! what it costs. So the first request of each connection is read here,
+//! with a buffer freed once it is parsed. An event-stream request is
+//! answered by the router like any other request, and its response is
+//! written straight to the socket, after which the connection closes.
+//! Anything else, and anything unusual (a body, an upgrade, a head larger
+//! than [`MAX_HEAD`]), goes to hyper with the bytes already read.
+
+use std::io::{self, Write as _};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::{Body, HttpBody as _};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, Version, header};
+use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tower::ServiceExt;
+
+/// The largest request head read here; a larger one goes to hyper.
+const MAX_HEAD: usize = 16 * 1024;
+/// The most header fields read here; more go to hyper.
+const MAX_HEADERS: usize = 64;
+
+/// Tells the paths served here (the event streams) from the rest.
+pub type IsStream = fn(&str) -> bool;
+
+/// What the first request of a connection turned out to be.
+pub enum First {
+    /// An event-stream request, to serve with [`respond`].
+    Stream(Box<Request<Body>>),
+    /// Anything else: the bytes read so far, for hyper.
+    Other(Bytes),
+}
+
+/// Reads the first request head of a connection; stops reading as soon as
+/// it is clearly not an event-stream request.
+pub async fn read_first<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    is_stream: IsStream,
+) -> io::Result<First> {
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if io.read_buf(&mut buf).await? == 0 {
+            return Ok(First::Other(buf.freeze()));
+        }
+        match parse(&buf, is_stream) {
+            Parsed::Stream(request) => return Ok(First::Stream(request)),
+            Parsed::Partial if buf.len() < MAX_HEAD => {}
+            Parsed::Partial | Parsed::Other => return Ok(First::Other(buf.freeze())),
+        }
+    }
+}
+
+enum Parsed {
+    Stream(Box<Request<Body>>),
+    Partial,
+    Other,
+}
+
+fn parse(buf: &[u8], is_stream: IsStream) -> Parsed {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut fields);
+    let Ok(status) = head.parse(buf) else {
+        return Parsed::Other;
+    };
+    if let Some(target) = head.path {
+        let path = target.split_once('?').map_or(target, |(path, _)| path);
+        if head.method != Some("GET") || !is_stream(path) {
+            return Parsed::Other;
+        }
+    }
+    match status {
+        httparse::Status::Partial => Parsed::Partial,
+        // Bytes after the head (a body, a pipelined request): hyper's job.
+        httparse::Status::Complete(len) if len != buf.len() => Parsed::Other,
+        httparse::Status::Complete(_) => request(&head).map_or(Parsed::Other, |r| Parsed::Stream(Box::new(r))),
+    }
+}
+
+/// The parsed head as a request for the router, or `None` when it carries
+/// anything this module leaves to hyper.
+fn request(head: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
+    let version = match head.version? {
+        0 => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let mut request = Request::builder()
+        .method(Method::GET)
+        .uri(head.path?)
+        .version(version)
+        .body(Body::empty())
+        .ok()?;
+    let headers = request.headers_mut();
+    for field in head.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes()).ok()?;
+        let body_or_upgrade = name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::UPGRADE
+            || name == header::EXPECT;
+        if body_or_upgrade {
+            return None;
+        }
+        headers.append(name, HeaderValue::from_bytes(field.value).ok()?);
+    }
+    Some(request)
+}
+
+/// Answers `request` with `router` and writes the response to `io`:
+/// chunked when its length is unknown (HTTP/1.1), delimited by the close
+/// for HTTP/1.0. The connection is closed afterwards.
+pub async fn respond<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    router: Router,
+    request: Box<Request<Body>>,
+) -> io::Result<()> {
+    let http10 = request.version() == Version::HTTP_10;
+    let response = match router.oneshot(*request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, mut body) = response.into_parts();
+    let length = body.size_hint().exact();
+    let chunked = length.is_none() && !http10;
+    io.write_all(&head(&Response::from_parts(parts, ()), length, chunked))
+        .await?;
+    io.flush().await?;
+    while let Some(frame) = body.frame().await {
+        // A body that fails ends the response; without the last chunk the
+        // client sees it cut short.
+        let Ok(frame) = frame else {
+            return Ok(());
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            let mut chunk = Vec::with_capacity(data.len() + 12);
+            let _ = write!(chunk, "{:x}\r\n", data.len());
+            chunk.extend_from_slice(&data);
+            chunk.extend_from_slice(b"\r\n");
+            io.write_all(&chunk).await?;
+        } else {
+            io.write_all(&data).await?;
+        }
+        io.flush().await?;
+    }
+    if chunked {
+        io.write_all(b"0\r\n\r\n").await?;
+    }
+    io.shutdown().await
+}
+
+/// The status line and header fields of `response`.
+fn head(response: &Response<()>, length: Option<u64>, chunked: bool) -> Vec<u8> {
+    let status = response.status();
+    let mut head = Vec::with_capacity(256);
+    let _ = write!(
+        head,
+        "HTTP/1.1 {} {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let headers = response.headers();
+    for (name, value) in headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains_key(header::DATE) {
+        let _ = write!(
+            head,
+            "date: {}\r\n",
+            httpdate::fmt_http_date(SystemTime::now())
+        );
+    }
+    match length {
+        Some(n) if !headers.contains_key(header::CONTENT_LENGTH) => {
+            let _ = write!(head, "content-length: {n}\r\n");
+        }
+        _ => {}
+    }
+    if chunked {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+    head
+}
+
+/// `io` with `prefix` (bytes already read from it) in front: how a
+/// connection that is not served here is handed to hyper.
+pub struct Prefixed<IO> {
+    prefix: Bytes,
+    io: IO,
+}
+
+impl<IO> Prefixed<IO> {
+    pub fn new(prefix: Bytes, io: IO) -> Prefixed<IO> {
+        Prefixed { prefix, io }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(&self.prefix[..n]);
+        self.prefix.advance(n);
+        if self.prefix.is_empty() {
+            // Let go of the buffer the prefix was read into.
+            self.prefix = Bytes::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_stream(path: &str) -> bool {
+        path.ends_with("/stream")
+    }
+
+    fn parsed(raw: &str) -> Parsed {
+        parse(raw.as_bytes(), is_stream)
+    }
+
+    #[test]
+    fn a_complete_stream_request_is_served_here_with_its_headers() {
+        let raw =
+            "GET /v1/restaurants/r1/stream?since=4 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 7\r\n\r\n";
+        let Parsed::Stream(request) = parsed(raw) else {
+            panic!("not served here");
+        };
+        assert_eq!(request.uri(), "/v1/restaurants/r1/stream?since=4");
+        assert_eq!(request.version(), Version::HTTP_11);
+        assert_eq!(request.headers()["last-event-id"], "7");
+    }
+
+    #[test]
+    fn other_requests_are_left_to_hyper_as_soon_as_the_request_line_tells() {
+        assert!(matches!(
+            parsed("POST /v1/restaurants/r1/orders HTTP/1.1\r\n"),
+            Parsed::Other
+        ));
+        assert!(matches!(parsed("GET /v1/ws HTTP/1.1\r\nHo"), Parsed::Other));
+        assert!(matches!(
+            parsed("POST /v1/restaurants/r1/stream HTTP/1.1\r\n"),
+            Parsed::Other
+        ));
+        assert!(matches!(parsed("not http\r\n\r\n"), Parsed::Other));
+    }
+
+    #[test]
+    fn a_stream_request_with_a_body_an_upgrade_or_more_bytes_is_left_to_hyper() {
+        let base = "GET /r/stream HTTP/1.1\r\nHost: x\r\n";
+        for extra in [
+            "Content-Length: 3\r\n\r\nabc",
+            "Upgrade: websocket\r\n\r\n",
+            "\r\nGET / HTTP/1.1\r\n",
+        ] {
+            assert!(
+                matches!(parsed(&format!("{base}{extra}")), Parsed::Other),
+                "{extra}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_head_still_arriving_is_partial() {
+        assert!(matches!(
+            parsed("GET /r/stream HTTP/1.1\r\nHost: x\r\n"),
+            Parsed::Partial
+        ));
+        assert!(matches!(parsed("GET /r/str"), Parsed::Partial));
+    }
+
+    #[tokio::test]
+    async fn hyper_reads_the_prefix_then_the_rest() {
+        let mut io = Prefixed::new(Bytes::from_static(b"hello "), &b"world"[..]);
+        let mut all = String::new();
+        io.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "hello world");
+    }
+}
