@@ -80,7 +80,9 @@ fn parse(buf: &[u8], is_stream: IsStream) -> Parsed {
         httparse::Status::Partial => Parsed::Partial,
         // Bytes after the head (a body, a pipelined request): hyper's job.
         httparse::Status::Complete(len) if len != buf.len() => Parsed::Other,
-        httparse::Status::Complete(_) => request(&head).map_or(Parsed::Other, |r| Parsed::Stream(Box::new(r))),
+        httparse::Status::Complete(_) => {
+            request(&head).map_or(Parsed::Other, |r| Parsed::Stream(Box::new(r)))
+        }
     }
 }
 
@@ -114,8 +116,9 @@ fn request(head: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
 
 /// Answers `request` with `router` and writes the response to `io`:
 /// chunked when its length is unknown (HTTP/1.1), delimited by the close
-/// for HTTP/1.0. The connection is closed afterwards.
-pub async fn respond<IO: AsyncWrite + Unpin>(
+/// for HTTP/1.0. The connection is closed afterwards, or as soon as the
+/// client closes it.
+pub async fn respond<IO: AsyncRead + AsyncWrite + Unpin>(
     io: &mut IO,
     router: Router,
     request: Box<Request<Body>>,
@@ -131,11 +134,19 @@ pub async fn respond<IO: AsyncWrite + Unpin>(
     io.write_all(&head(&Response::from_parts(parts, ()), length, chunked))
         .await?;
     io.flush().await?;
-    while let Some(frame) = body.frame().await {
-        // A body that fails ends the response; without the last chunk the
-        // client sees it cut short.
-        let Ok(frame) = frame else {
-            return Ok(());
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            // Without this a client gone away would be noticed only at the
+            // next write, a heartbeat away.
+            () = closed(io) => return Ok(()),
+        };
+        let frame = match frame {
+            Some(Ok(frame)) => frame,
+            None => break,
+            // A body that fails ends the response without the last chunk,
+            // so the client sees it cut short.
+            Some(Err(_)) => return Ok(()),
         };
         let Ok(data) = frame.into_data() else {
             continue;
@@ -158,6 +169,13 @@ pub async fn respond<IO: AsyncWrite + Unpin>(
         io.write_all(b"0\r\n\r\n").await?;
     }
     io.shutdown().await
+}
+
+/// Completes when the client has closed the connection (or it failed);
+/// whatever else it sends is not read as requests and is dropped.
+async fn closed<IO: AsyncRead + Unpin>(io: &mut IO) {
+    let mut sink = [0u8; 64];
+    while let Ok(1..) = io.read(&mut sink).await {}
 }
 
 /// The status line and header fields of `response`.

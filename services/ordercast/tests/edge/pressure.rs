@@ -9,6 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::clients::{Resume, Sse, Ws, assert_exactly, poll};
 use crate::common::{Backends, TestApp};
+use ordercast_testkit::eventually;
 
 /// A custom event of about `kb` KiB, to fill socket buffers quickly.
 async fn big_event(app: &TestApp, rid: ordercast_core::RestaurantId, kb: usize) {
@@ -236,4 +237,30 @@ async fn past_the_connection_limit_clients_get_503_with_retry_after() {
         problem["type"],
         "https://ordercast.dev/problems/too-many-connections"
     );
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_gives_back_its_connection_before_any_write() {
+    // One connection allowed and no heartbeat for an hour: only noticing
+    // the hang-up itself can free the slot for the screen's reconnect.
+    let app = TestApp::spawn_with(Backends::fresh().await, ServerRole::All, |s| {
+        s.edge.max_connections = 1;
+        s.edge.heartbeat = Duration::from_secs(3600);
+    })
+    .await;
+    let rid = app.create_restaurant().await;
+    let token = app.token(Role::Kitchen, rid);
+    let sse = r#"ordercast_connections{transport="sse"}"#;
+    let first = Sse::connect(&app.base, rid, &token, Resume::default()).await;
+    assert_eq!(app.metric(sse).await, 1.0);
+    drop(first);
+    eventually(
+        "the hung-up stream to close",
+        Duration::from_secs(20),
+        || async { (app.metric(sse).await == 0.0).then_some(()) },
+    )
+    .await;
+    let mut again = Sse::connect(&app.base, rid, &token, Resume::default()).await;
+    app.order(rid).await;
+    again.until_count(1).await;
 }
