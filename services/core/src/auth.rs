@@ -198,6 +198,18 @@ impl Principal {
         self.chain_id
     }
 
+    /// How long the token stays valid from `now`: the verifier accepts it
+    /// while the current whole second is at most `exp` plus the clock skew
+    /// it tolerates. A stream ends when that runs out, exactly when a
+    /// reconnect with the same token would be refused.
+    pub fn valid_for(&self, now: std::time::SystemTime) -> std::time::Duration {
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let refused_from = self.expires_at.saturating_add(LEEWAY_SECS + 1);
+        std::time::Duration::from_secs(refused_from).saturating_sub(now)
+    }
+
     /// The identity events are filtered for.
     pub fn viewer(&self) -> Viewer {
         Viewer {

@@ -2,7 +2,7 @@
 //! fallback where streaming is blocked. Answers at once when events follow
 //! `since`, otherwise waits up to `wait` seconds for one.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
@@ -76,6 +76,8 @@ pub(crate) async fn events(
     let mut sub = Subscription::open(&state, rid, subscriber.0.viewer(), since).await?;
     let mut guard = ConnectionGuard::new(&state.metrics, Transport::LongPoll);
     guard.set_reason("answered");
+    // A wait never outlives the token.
+    let wait = wait.min(subscriber.0.valid_for(SystemTime::now()));
     let deadline = tokio::time::Instant::now() + wait;
     let mut frames = Vec::new();
     while frames.is_empty() {

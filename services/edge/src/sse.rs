@@ -1,7 +1,8 @@
 //! Server-sent events: `GET /v1/restaurants/{rid}/stream`.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -13,7 +14,7 @@ use ordercast_api::extract::ApiPath;
 use ordercast_core::RestaurantId;
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Instant, Interval};
+use tokio::time::{Instant, Interval, Sleep};
 
 use crate::auth::{Subscriber, may_watch};
 use crate::metrics::{ConnectionGuard, Transport};
@@ -41,6 +42,9 @@ pub(crate) async fn stream(
         None => query.since.as_deref().map(parse_cursor).transpose()?,
     };
     let sub = Subscription::open(&state, rid, subscriber.0.viewer(), since).await?;
+    let expiry = Box::pin(tokio::time::sleep(
+        subscriber.0.valid_for(SystemTime::now()),
+    ));
     let heartbeat = state.settings.heartbeat;
     let hello = format!(
         "retry: {}\n: subscribed at {}\n\n",
@@ -52,6 +56,7 @@ pub(crate) async fn stream(
         state,
         sub,
         heartbeat: tokio::time::interval_at(Instant::now() + heartbeat, heartbeat),
+        expiry,
         pending: Some(Bytes::from(hello)),
         done: false,
         _permit: permit,
@@ -76,6 +81,8 @@ struct SseStream {
     state: EdgeState,
     sub: Subscription,
     heartbeat: Interval,
+    /// When the token expires; the stream ends then.
+    expiry: Pin<Box<Sleep>>,
     pending: Option<Bytes>,
     done: bool,
     guard: ConnectionGuard,
@@ -99,6 +106,13 @@ impl SseStream {
                     self.guard.set_reason("draining");
                     let retry = self.state.drain_jitter();
                     return Some(Bytes::from(format!("retry: {}\n\n", retry.as_millis())));
+                }
+                () = &mut self.expiry => {
+                    // The client reconnects with a fresh token; this one
+                    // would be refused.
+                    self.done = true;
+                    self.guard.set_reason("token_expired");
+                    return Some(Bytes::from_static(b": token expired\n\n"));
                 }
                 batch = self.sub.next() => match batch {
                     Ok(batch) if batch.frames.is_empty() => continue,

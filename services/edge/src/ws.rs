@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
@@ -32,6 +32,9 @@ use crate::{EdgeError, EdgeState};
 
 /// The subprotocol the server selects when the client offers it.
 pub(crate) const PROTOCOL: &str = "ordercast.v1";
+
+/// Close code when the token expires: reconnect with a fresh token.
+const TOKEN_EXPIRED: u16 = 4001;
 
 pub(crate) async fn upgrade(
     State(state): State<EdgeState>,
@@ -198,6 +201,8 @@ async fn session(
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     let mut bucket = TokenBucket::new(settings.ws_rate);
+    let expiry = tokio::time::sleep(session.principal.valid_for(SystemTime::now()));
+    tokio::pin!(expiry);
     let ending = loop {
         let message = tokio::select! {
             biased;
@@ -205,6 +210,7 @@ async fn session(
                 let retry = state.drain_jitter().as_millis();
                 break Ending::with("draining", close_code::RESTART, format!("retry={retry}"));
             }
+            () = &mut expiry => break Ending::with("token_expired", TOKEN_EXPIRED, "token expired"),
             out = rx.recv() => match out.expect("the session holds a sender") {
                 Out::Event { restaurant, id, frame } => {
                     if session.subs.get(&restaurant).map(|s| s.0) != Some(id) {

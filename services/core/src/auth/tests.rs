@@ -49,6 +49,23 @@ fn expired_tokens_are_refused() {
 }
 
 #[test]
+fn a_token_is_valid_until_the_second_the_verifier_refuses_it() {
+    // The verifier refuses once the whole second is past exp + leeway.
+    let mut c = claims(Role::Kitchen);
+    c.exp = 1_000_000;
+    let p = Principal::from_claims(c).unwrap();
+    let at = |secs: f64| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs);
+    let secs = std::time::Duration::from_secs_f64;
+    assert_eq!(p.valid_for(at(1_000_000.0)), secs((LEEWAY_SECS + 1) as f64));
+    assert_eq!(
+        p.valid_for(at(1_000_000.0 + LEEWAY_SECS as f64 + 0.25)),
+        secs(0.75)
+    );
+    assert_eq!(p.valid_for(at(1_000_001.0 + LEEWAY_SECS as f64)), secs(0.0));
+    assert_eq!(p.valid_for(at(2_000_000.0)), secs(0.0));
+}
+
+#[test]
 fn a_token_signed_with_another_secret_is_refused() {
     let other = TokenIssuer::hs256(b"another-secret-that-is-long-enough-for-hs256").unwrap();
     let token = other.mint(&claims(Role::Owner));

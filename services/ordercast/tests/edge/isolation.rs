@@ -1,9 +1,13 @@
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use ordercast_core::Role;
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio::time::Instant;
 
 use crate::clients::{Resume, Sse, Ws, poll};
-use crate::common::{TestApp, simple_order};
+use crate::common::{TestApp, mint, simple_order};
+use ordercast_testkit::eventually;
 
 #[tokio::test]
 async fn a_token_for_one_restaurant_cannot_watch_another() {
@@ -129,4 +133,76 @@ async fn a_waiter_never_sees_another_waiters_notification_nor_a_kitchen_staff_on
     );
     assert_eq!(waiter2.seqs(), vec![1, 3]);
     assert_eq!(kds.seqs(), vec![2, 3]);
+}
+
+#[tokio::test]
+async fn an_open_stream_ends_when_its_token_expires() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let quiet = app.create_restaurant().await;
+    // Expired 25 s ago: still inside the verifier's 30 s clock-skew
+    // allowance, so accepted, with ~5 s of validity left.
+    let expiring = mint(
+        Role::Kitchen,
+        vec![rid.to_string(), quiet.to_string()],
+        |c| {
+            c.exp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                - 25;
+        },
+    );
+    let long_poll = tokio::spawn({
+        let (base, token) = (app.base.clone(), expiring.clone());
+        async move {
+            let asked = Instant::now();
+            let (status, page) = poll(&base, quiet, &token, "wait=25").await;
+            (status, page, asked.elapsed())
+        }
+    });
+    let mut sse = Sse::connect(&app.base, rid, &expiring, Resume::default()).await;
+    let mut ws = Ws::connect(&app.base, &expiring).await;
+    ws.send(json!({"type": "subscribe", "restaurant_id": rid}))
+        .await;
+    ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
+        .await;
+
+    // Events before the expiry arrive; then each stream is ended.
+    app.order(rid).await;
+    sse.until_count(1).await;
+    sse.until_end().await;
+    assert_eq!(ws.until_closed().await, (4001, "token expired".to_string()));
+    assert_eq!(ws.seqs(rid), vec![1]);
+    let (status, page, waited) = long_poll.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["events"], json!([]));
+    assert!(
+        waited < Duration::from_secs(20),
+        "the wait outlived the token"
+    );
+    eventually(
+        "the SSE disconnect to be counted",
+        Duration::from_secs(10),
+        || async {
+            let metric = r#"ordercast_disconnects_total{reason="token_expired",transport="sse"}"#;
+            (app.metric(metric).await == 1.0).then_some(())
+        },
+    )
+    .await;
+
+    // Coming back with the same token is refused; a fresh one resumes.
+    let (status, _) = Sse::open(&app.base, rid, &expiring, Resume::default())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let resume = Resume {
+        last_event_id: sse.last_id(),
+        ..Resume::default()
+    };
+    let mut sse = Sse::connect(&app.base, rid, &app.token(Role::Kitchen, rid), resume).await;
+    app.order(rid).await;
+    sse.until_count(1).await;
+    assert_eq!(sse.seqs(), vec![2]);
 }
