@@ -30,6 +30,13 @@ macro_rules! asset {
 const JS: &str = "text/javascript; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
+/// The pages run only the scripts, styles and images served here, so an
+/// order note that reached the page as markup could not run. They may
+/// connect elsewhere: the `api=` setting names the api's origin.
+const PAGE_POLICY: &str = "default-src 'self'; connect-src 'self' http: https: ws: wss:; \
+    img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
+
 static ASSETS: &[Asset] = &[
     asset!("/client/ordercast.js", "client/ordercast.js", JS),
     asset!(
@@ -41,6 +48,7 @@ static ASSETS: &[Asset] = &[
     asset!("/demo/kitchen.html", "demo/kitchen.html", HTML),
     asset!("/demo/owner.html", "demo/owner.html", HTML),
     asset!("/demo/table.html", "demo/table.html", HTML),
+    asset!("/demo/index.js", "demo/index.js", JS),
     asset!("/demo/common.js", "demo/common.js", JS),
     asset!("/demo/kitchen.js", "demo/kitchen.js", JS),
     asset!("/demo/owner.js", "demo/owner.js", JS),
@@ -104,6 +112,12 @@ async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     );
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
+    }
+    if asset.content_type == HTML {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_POLICY),
+        );
     }
     response
 }

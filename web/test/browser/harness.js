@@ -302,6 +302,11 @@ export class Stack {
     const page = await this.browser.newPage({ viewport: { width, height } });
     page.errors = [];
     page.on('pageerror', (e) => page.errors.push(String(e)));
+    // The pages are served with a Content-Security-Policy; anything it
+    // blocks is a bug in the page.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) page.errors.push(m.text());
+    });
     this.pages.push(page);
     const fragment = new URLSearchParams(settings).toString();
     await page.goto(`${this.origin}/demo/${screen}.html#${fragment}`);

@@ -21,6 +21,7 @@ async fn the_edge_serves_the_browser_client_and_the_demo_screens_from_the_binary
         ("/demo/kitchen.html", "text/html", "/demo/kitchen.js"),
         ("/demo/owner.html", "text/html", "/demo/owner.js"),
         ("/demo/table.html", "text/html", "/demo/table.js"),
+        ("/demo/index.js", "text/javascript", "location.hash"),
         ("/demo/common.js", "text/javascript", "/client/ordercast.js"),
         ("/demo/demo.css", "text/css", ".ticket"),
         ("/demo/icon.svg", "image/svg+xml", "<svg"),
@@ -42,6 +43,12 @@ async fn the_edge_serves_the_browser_client_and_the_demo_screens_from_the_binary
             headers[CONTENT_TYPE]
         );
         assert_eq!(headers[CACHE_CONTROL], "no-cache", "{path}");
+        if content_type == "text/html" {
+            // Only the scripts served here run: no inline script, no eval.
+            let policy = headers["content-security-policy"].to_str().unwrap();
+            assert!(policy.contains("default-src 'self'"), "{path}: {policy}");
+            assert!(!policy.contains("unsafe"), "{path}: {policy}");
+        }
         assert!(res.text().await.unwrap().contains(needle), "{path}");
         // A screen that already has the file revalidates for nothing.
         let again = app
