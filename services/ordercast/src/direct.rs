@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::{Body, HttpBody as _};
-use axum::http::{HeaderName, HeaderValue, Method, Request, Response, Version, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Version, header, response};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -131,8 +131,7 @@ pub async fn respond<IO: AsyncRead + AsyncWrite + Unpin>(
     let (parts, mut body) = response.into_parts();
     let length = body.size_hint().exact();
     let chunked = length.is_none() && !http10;
-    io.write_all(&head(&Response::from_parts(parts, ()), length, chunked))
-        .await?;
+    io.write_all(&head(&parts, length, chunked)).await?;
     io.flush().await?;
     loop {
         let frame = tokio::select! {
@@ -178,9 +177,9 @@ async fn closed<IO: AsyncRead + Unpin>(io: &mut IO) {
     while let Ok(1..) = io.read(&mut sink).await {}
 }
 
-/// The status line and header fields of `response`.
-fn head(response: &Response<()>, length: Option<u64>, chunked: bool) -> Vec<u8> {
-    let status = response.status();
+/// The status line and header fields of a response.
+fn head(parts: &response::Parts, length: Option<u64>, chunked: bool) -> Vec<u8> {
+    let status = parts.status;
     let mut head = Vec::with_capacity(256);
     let _ = write!(
         head,
@@ -188,7 +187,7 @@ fn head(response: &Response<()>, length: Option<u64>, chunked: bool) -> Vec<u8> 
         status.as_str(),
         status.canonical_reason().unwrap_or("")
     );
-    let headers = response.headers();
+    let headers = &parts.headers;
     for (name, value) in headers {
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
