@@ -9,6 +9,7 @@
 # Writes target/bench/edge-*.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/services.sh
 
 started=""
 if ! scripts/cluster.sh status >/dev/null 2>&1; then
@@ -16,7 +17,7 @@ if ! scripts/cluster.sh status >/dev/null 2>&1; then
   started=1
 fi
 cleanup() { [ -z "$started" ] || scripts/cluster.sh down; }
-trap cleanup EXIT
+on_exit cleanup
 cargo build --release --quiet -p ordercast-loadtest
 # shellcheck disable=SC1091
 source target/cluster/env

@@ -20,7 +20,7 @@ cleanup() {
   services_stop
   rm -rf "$work"
 }
-trap cleanup EXIT
+on_exit cleanup
 
 echo "==> release build"
 cargo build --release --quiet -p ordercast -p ordercast-loadtest

@@ -30,8 +30,7 @@ cleanup() {
   [ -n "$work" ] && rm -rf "$work"
   return 0
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+on_exit cleanup
 
 if [ -z "${ORDERCAST_TEST_DATABASE_URL:-}" ] || [ -z "${ORDERCAST_TEST_REDIS_URL:-}" ]; then
   services_install

@@ -6,6 +6,7 @@
 # Writes target/loadtest/report.json and report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/services.sh
 
 SCENARIO=${LOADTEST_SCENARIO:-loadtest/scenarios/default.toml}
 OUT=${LOADTEST_OUT:-target/loadtest}
@@ -16,7 +17,7 @@ if ! scripts/cluster.sh status >/dev/null 2>&1; then
   started=1
 fi
 cleanup() { [ -z "$started" ] || scripts/cluster.sh down; }
-trap cleanup EXIT
+on_exit cleanup
 cargo build --release --quiet -p ordercast-loadtest
 # shellcheck disable=SC1091
 source target/cluster/env

@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Local PostgreSQL and Redis on loopback, for `make run` and `make test`.
 # Source it, then call the functions. Everything started here is stopped by
-# `services_stop` (the callers install it as an EXIT trap).
+# `services_stop` (the callers run it through `on_exit`).
 set -euo pipefail
+
+# on_exit FN — runs FN once when the script ends, however it ends: normal
+# exit, error, Ctrl-C or SIGTERM. Signals are ignored while FN runs: `make`
+# passes SIGTERM on to its child after the whole process group got it, and
+# that second signal must not cut the clean-up short.
+on_exit() {
+  # shellcheck disable=SC2064
+  trap "trap '' INT TERM; $1" EXIT
+  trap "trap '' INT TERM; exit 130" INT
+  trap "trap '' INT TERM; exit 143" TERM
+}
 
 _sudo() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

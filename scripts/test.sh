@@ -9,7 +9,7 @@ services_install
 work=$(mktemp -d /tmp/ordercast-test.XXXXXX)
 chmod 755 "$work"
 cleanup() { services_stop; rm -rf "$work"; }
-trap cleanup EXIT
+on_exit cleanup
 
 test_services_start "$work"
 
