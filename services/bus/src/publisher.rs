@@ -169,6 +169,7 @@ async fn run(
         let mut settled = Vec::with_capacity(batch.len());
         match streams.publish(batch.iter().map(|q| &q.envelope)).await {
             Ok(outcomes) => {
+                let (mut refused, mut last_refusal) = (0usize, None);
                 for (queued, outcome) in batch.iter().zip(outcomes) {
                     let e = &queued.envelope;
                     match outcome {
@@ -185,11 +186,15 @@ async fn run(
                         PublishOutcome::Failed(err) => {
                             metrics.redis_errors.with_label_values(&["xadd"]).inc();
                             metrics.dropped.inc();
-                            tracing::warn!(restaurant = %e.restaurant_id, seq = %e.seq, error = %err, "XADD refused; the outbox sweeper will retry");
+                            refused += 1;
+                            last_refusal = Some((e.restaurant_id, e.seq, err));
                             continue;
                         }
                     }
                     settled.push((e.restaurant_id, e.seq));
+                }
+                if let Some((restaurant, seq, error)) = last_refusal {
+                    tracing::warn!(%restaurant, %seq, %error, refused, "XADD refused; the outbox sweeper will retry");
                 }
                 if !healthy {
                     tracing::info!("Redis is back; publishing on the fast path again");

@@ -1,25 +1,50 @@
-//! Publishing envelopes to restaurant streams with `XADD <seq>-0`.
+//! Publishing envelopes to restaurant streams with `XADD <seq>-0`, on one
+//! Redis node (a primary, with or without replicas) or a Redis Cluster.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::{Pool, Runtime};
 use ordercast_core::Envelope;
-use redis::RedisError;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use tokio::sync::OnceCell;
 
-use crate::Keys;
+use crate::{Keys, Shard};
+
+/// Longest a command may take before it counts as failed: callers fall back
+/// to the outbox, or to PostgreSQL.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How to reach Redis and shape its streams.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
-    /// `redis://host:port/db` (`ORDERCAST_REDIS_URL`).
+    /// `redis://host:port/db` (`ORDERCAST_REDIS_URL`); with `cluster`, the
+    /// comma-separated URLs of one or more of the cluster's nodes.
     pub url: String,
+    /// The URL names Redis Cluster nodes (`ORDERCAST_REDIS_CLUSTER`).
+    pub cluster: bool,
     /// Key prefix (`ORDERCAST_REDIS_PREFIX`, default `oc`).
     pub prefix: String,
     /// Approximate per-restaurant stream length (`ORDERCAST_STREAM_MAXLEN`,
     /// default 10 000); older events are served from PostgreSQL.
     pub stream_maxlen: u64,
-    /// Command connections in the pool. Default 16.
+    /// Command connections in the pool (one Redis node only: a cluster
+    /// connection multiplexes one connection per node). Default 16.
     pub pool_size: usize,
+}
+
+impl RedisSettings {
+    /// The node URLs: one, or a cluster's seeds.
+    pub fn urls(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
 }
 
 /// What became of one event's XADD.
@@ -45,23 +70,62 @@ impl PublishOutcome {
 /// The restaurant streams of one Redis deployment.
 #[derive(Clone)]
 pub struct Streams {
-    pool: Pool,
+    commands: Commands,
     keys: Keys,
     maxlen: u64,
 }
 
+/// Where commands go.
+#[derive(Clone)]
+enum Commands {
+    /// A pool of connections to one node.
+    Node(Pool),
+    /// A Redis Cluster.
+    Cluster(Arc<Cluster>),
+}
+
+/// One multiplexed cluster connection, made on first use (and retried on the
+/// next use while that fails); it follows the cluster's slot map.
+struct Cluster {
+    client: ClusterClient,
+    conn: OnceCell<ClusterConnection>,
+}
+
+/// A command connection of either kind.
+pub enum Conn {
+    Node(deadpool_redis::Connection),
+    Cluster(ClusterConnection),
+}
+
 impl Streams {
-    /// A lazily connecting pool for `settings`.
-    pub fn new(settings: &RedisSettings) -> Result<Streams, deadpool_redis::CreatePoolError> {
-        let mut config = deadpool_redis::Config::from_url(&settings.url);
-        let mut pool = deadpool_redis::PoolConfig::new(settings.pool_size);
-        // Fail fast when Redis is away: callers fall back to the outbox.
-        pool.timeouts.wait = Some(Duration::from_secs(1));
-        pool.timeouts.create = Some(Duration::from_secs(1));
-        pool.timeouts.recycle = Some(Duration::from_secs(1));
-        config.pool = Some(pool);
+    /// Connects lazily to the Redis of `settings`.
+    pub fn new(settings: &RedisSettings) -> RedisResult<Streams> {
+        let commands = if settings.cluster {
+            let client = ClusterClientBuilder::new(settings.urls())
+                .connection_timeout(COMMAND_TIMEOUT)
+                .response_timeout(COMMAND_TIMEOUT)
+                .overall_response_timeout(Some(2 * COMMAND_TIMEOUT))
+                .retries(2)
+                .build()?;
+            Commands::Cluster(Arc::new(Cluster {
+                client,
+                conn: OnceCell::new(),
+            }))
+        } else {
+            let mut config = deadpool_redis::Config::from_url(&settings.url);
+            let mut pool = deadpool_redis::PoolConfig::new(settings.pool_size);
+            // Fail fast when Redis is away: callers fall back to the outbox.
+            pool.timeouts.wait = Some(COMMAND_TIMEOUT);
+            pool.timeouts.create = Some(COMMAND_TIMEOUT);
+            pool.timeouts.recycle = Some(COMMAND_TIMEOUT);
+            config.pool = Some(pool);
+            let pool = config
+                .create_pool(Some(Runtime::Tokio1))
+                .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))?;
+            Commands::Node(pool)
+        };
         Ok(Streams {
-            pool: config.create_pool(Some(Runtime::Tokio1))?,
+            commands,
             keys: Keys::new(settings.prefix.clone()),
             maxlen: settings.stream_maxlen,
         })
@@ -72,17 +136,82 @@ impl Streams {
         &self.keys
     }
 
-    /// The command pool.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// A connection for one command or a pipeline of one shard's keys.
+    pub async fn conn(&self) -> RedisResult<Conn> {
+        match &self.commands {
+            Commands::Node(pool) => Ok(Conn::Node(pool.get().await.map_err(pool_error)?)),
+            Commands::Cluster(cluster) => {
+                let connect = || cluster.client.get_async_connection();
+                Ok(Conn::Cluster(
+                    cluster.conn.get_or_try_init(connect).await?.clone(),
+                ))
+            }
+        }
     }
 
-    /// XADDs `events` in one pipeline, in order. `Err` means nothing is
-    /// known to have been published (no connection).
+    /// XADDs `events`, in order per restaurant: in one pipeline on a single
+    /// node; on a cluster, one pipeline per shard (a shard is one hash slot),
+    /// all at once. `Err` means nothing is known to have been published.
     pub async fn publish<'a>(
         &self,
         events: impl IntoIterator<Item = &'a Envelope>,
-    ) -> Result<Vec<PublishOutcome>, RedisError> {
+    ) -> RedisResult<Vec<PublishOutcome>> {
+        let events: Vec<&Envelope> = events.into_iter().collect();
+        let replies = match &self.commands {
+            Commands::Node(_) => self.xadd(self.conn().await?, &events).await?,
+            Commands::Cluster(_) => {
+                // Positions in `events`, by shard.
+                let mut by_shard: BTreeMap<Shard, Vec<usize>> = BTreeMap::new();
+                for (i, e) in events.iter().enumerate() {
+                    by_shard
+                        .entry(Shard::of(e.restaurant_id))
+                        .or_default()
+                        .push(i);
+                }
+                let Conn::Cluster(conn) = self.conn().await? else {
+                    unreachable!("a cluster hands out cluster connections")
+                };
+                let pipelines = by_shard.values().map(|at| {
+                    let group: Vec<&Envelope> = at.iter().map(|&i| events[i]).collect();
+                    let conn = Conn::Cluster(conn.clone());
+                    async move { self.xadd(conn, &group).await }
+                });
+                let results = futures_util::future::join_all(pipelines).await;
+                if let Some(Err(e)) = results.iter().find(|r| r.is_err())
+                    && results.iter().all(|r| r.is_err())
+                {
+                    return Err(e.clone());
+                }
+                let mut replies: Vec<Option<RedisResult<Value>>> = Vec::new();
+                replies.resize_with(events.len(), || None);
+                for (at, result) in by_shard.values().zip(results) {
+                    match result {
+                        Ok(group) => {
+                            for (&i, reply) in at.iter().zip(group) {
+                                replies[i] = Some(reply);
+                            }
+                        }
+                        Err(e) => {
+                            for &i in at {
+                                replies[i] = Some(Err(e.clone()));
+                            }
+                        }
+                    }
+                }
+                replies
+                    .into_iter()
+                    .map(|r| r.expect("every event is in one shard's pipeline"))
+                    .collect()
+            }
+        };
+        Ok(replies.into_iter().map(outcome).collect())
+    }
+
+    async fn xadd(
+        &self,
+        mut conn: Conn,
+        events: &[&Envelope],
+    ) -> RedisResult<Vec<RedisResult<Value>>> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for event in events {
@@ -96,19 +225,45 @@ impl Streams {
                 .arg("event")
                 .arg(json);
         }
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let replies: Vec<redis::RedisResult<redis::Value>> = pipe.query_async(&mut *conn).await?;
-        Ok(replies.into_iter().map(outcome).collect())
+        pipe.query_async(&mut conn).await
     }
 
     /// Checks that Redis answers.
-    pub async fn ping(&self) -> Result<(), RedisError> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
-        redis::cmd("PING").query_async::<()>(&mut *conn).await
+    pub async fn ping(&self) -> RedisResult<()> {
+        let mut conn = self.conn().await?;
+        redis::cmd("PING").query_async::<()>(&mut conn).await
     }
 }
 
-fn outcome(reply: redis::RedisResult<redis::Value>) -> PublishOutcome {
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Node(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipe: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Node(c) => c.req_packed_commands(pipe, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipe, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Node(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+fn outcome(reply: RedisResult<Value>) -> PublishOutcome {
     match reply {
         Ok(_) => PublishOutcome::Added,
         Err(e) if e.to_string().contains("equal or smaller") => PublishOutcome::AlreadyThere,

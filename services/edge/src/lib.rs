@@ -20,7 +20,7 @@ use axum::Router;
 use axum::routing::get;
 use ordercast_api::auth::ChainDirectory;
 use ordercast_api::error::ApiError;
-use ordercast_bus::Streams;
+use ordercast_bus::{RedisSettings, Streams};
 use ordercast_core::Seq;
 use ordercast_core::auth::TokenVerifier;
 use ordercast_store::{Store, StoreError};
@@ -179,13 +179,13 @@ impl EdgeService {
     pub fn start(
         store: Store,
         streams: Streams,
-        redis_url: &str,
+        redis: &RedisSettings,
         verifier: TokenVerifier,
         registry: &prometheus::Registry,
         settings: EdgeSettings,
     ) -> anyhow::Result<EdgeService> {
         let metrics = EdgeMetrics::new(registry)?;
-        let readers = ShardReaders::new(redis_url, streams.clone(), metrics.clone())?;
+        let readers = ShardReaders::new(redis, streams.clone(), metrics.clone())?;
         Ok(EdgeService {
             shared: Arc::new(Shared {
                 store,

@@ -1,7 +1,11 @@
 //! Shard readers: one task and one dedicated Redis connection per shard with
 //! local demand, blocking in `XREAD` over the streams of that shard's
 //! watched restaurants. A change of that set wakes the reader at once with
-//! `CLIENT UNBLOCK`.
+//! `CLIENT UNBLOCK`, sent on a second connection to the same node.
+//!
+//! On a Redis Cluster a shard is one hash slot: the reader starts at a seed
+//! node and follows `MOVED` to the node that holds the slot, again whenever
+//! the slot moves.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -9,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ordercast_bus::{Keys, Shard, Streams};
+use ordercast_bus::{Keys, RedisSettings, Shard, Streams};
 use ordercast_core::{RestaurantId, Seq};
-use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +47,8 @@ struct ReaderState {
     seen: AtomicU64,
     /// The Redis `CLIENT ID` of the reader's connection (-1 when none).
     client_id: AtomicI64,
+    /// A connection to the reader's node, for `CLIENT UNBLOCK`.
+    control: Mutex<Option<MultiplexedConnection>>,
     degraded: Arc<AtomicBool>,
     wake: Notify,
     stop: CancellationToken,
@@ -62,20 +68,26 @@ impl ReaderState {
 /// The shard readers of this process.
 pub(crate) struct ShardReaders {
     readers: Mutex<HashMap<Shard, Arc<ReaderState>>>,
-    client: redis::Client,
+    /// Where readers start: the Redis node, or the cluster's seed nodes.
+    seeds: Arc<[ConnectionInfo]>,
     streams: Streams,
     metrics: EdgeMetrics,
 }
 
 impl ShardReaders {
     pub(crate) fn new(
-        url: &str,
+        redis: &RedisSettings,
         streams: Streams,
         metrics: EdgeMetrics,
     ) -> redis::RedisResult<Self> {
+        let seeds = redis
+            .urls()
+            .into_iter()
+            .map(IntoConnectionInfo::into_connection_info)
+            .collect::<redis::RedisResult<Vec<_>>>()?;
         Ok(ShardReaders {
             readers: Mutex::default(),
-            client: redis::Client::open(url)?,
+            seeds: seeds.into(),
             streams,
             metrics,
         })
@@ -152,6 +164,7 @@ impl ShardReaders {
             generation: AtomicU64::new(0),
             seen: AtomicU64::new(0),
             client_id: AtomicI64::new(-1),
+            control: Mutex::default(),
             degraded: Arc::new(AtomicBool::new(false)),
             wake: Notify::new(),
             stop: CancellationToken::new(),
@@ -159,17 +172,17 @@ impl ShardReaders {
         self.metrics.shard_readers.inc();
         tokio::spawn(read(
             state.clone(),
-            self.client.clone(),
+            self.seeds.clone(),
             self.metrics.clone(),
         ));
-        tokio::spawn(unblock(state.clone(), self.streams.clone()));
+        tokio::spawn(unblock(state.clone()));
         state
     }
 }
 
 /// Wakes the reader with `CLIENT UNBLOCK` until it has picked up the latest
 /// membership (an unblock sent before its `XREAD` arrives is retried).
-async fn unblock(state: Arc<ReaderState>, streams: Streams) {
+async fn unblock(state: Arc<ReaderState>) {
     loop {
         tokio::select! {
             _ = state.stop.cancelled() => return,
@@ -180,13 +193,18 @@ async fn unblock(state: Arc<ReaderState>, streams: Streams) {
                 break;
             }
             let id = state.client_id.load(Ordering::Acquire);
+            let control = state
+                .control
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             if id >= 0
-                && let Ok(mut conn) = streams.pool().get().await
+                && let Some(mut conn) = control
             {
                 let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
                     .arg("UNBLOCK")
                     .arg(id)
-                    .query_async(&mut *conn)
+                    .query_async(&mut conn)
                     .await;
             }
             tokio::select! {
@@ -197,18 +215,52 @@ async fn unblock(state: Arc<ReaderState>, streams: Streams) {
     }
 }
 
-async fn connect(client: &redis::Client) -> redis::RedisResult<(MultiplexedConnection, i64)> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
+/// The reader's connection to `node` and its `CLIENT ID`, and a control
+/// connection to the same node.
+async fn connect(
+    node: &ConnectionInfo,
+) -> redis::RedisResult<(MultiplexedConnection, i64, MultiplexedConnection)> {
+    let client = redis::Client::open(node.clone())?;
+    let timeout = Some(Duration::from_secs(1));
+    let reading = AsyncConnectionConfig::new()
+        .set_connection_timeout(timeout)
         .set_response_timeout(Some(BLOCK + Duration::from_secs(5)));
     let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
+        .get_multiplexed_async_connection_with_config(&reading)
         .await?;
     let id: i64 = redis::cmd("CLIENT")
         .arg("ID")
         .query_async(&mut conn)
         .await?;
-    Ok((conn, id))
+    let controlling = AsyncConnectionConfig::new()
+        .set_connection_timeout(timeout)
+        .set_response_timeout(timeout);
+    let control = client
+        .get_multiplexed_async_connection_with_config(&controlling)
+        .await?;
+    Ok((conn, id, control))
+}
+
+/// `node` with its address replaced by `host:port` (a `MOVED` target), TLS
+/// and credentials kept.
+fn moved_to(node: &ConnectionInfo, target: &str) -> Option<ConnectionInfo> {
+    let (host, port) = target.rsplit_once(':')?;
+    let (host, port) = (host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?);
+    let addr = match node.addr() {
+        ConnectionAddr::Tcp(..) => ConnectionAddr::Tcp(host, port),
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => return None,
+    };
+    Some(node.clone().set_addr(addr))
 }
 
 fn set_degraded(state: &ReaderState, metrics: &EdgeMetrics, degraded: bool) {
@@ -224,15 +276,19 @@ fn set_degraded(state: &ReaderState, metrics: &EdgeMetrics, degraded: bool) {
 }
 
 /// The reader task: (re)connects, then loops on `XREAD BLOCK`.
-async fn read(state: Arc<ReaderState>, client: redis::Client, metrics: EdgeMetrics) {
+async fn read(state: Arc<ReaderState>, seeds: Arc<[ConnectionInfo]>, metrics: EdgeMetrics) {
     let mut backoff = Duration::from_millis(100);
+    // The node to read from: a seed until a MOVED names the shard's node.
+    let mut next_seed = 0;
+    let mut node = seeds[0].clone();
     while !state.stop.is_cancelled() {
         let connected = tokio::select! {
             _ = state.stop.cancelled() => return,
-            c = connect(&client) => c,
+            c = connect(&node) => c,
         };
         let mut conn = match connected {
-            Ok((conn, id)) => {
+            Ok((conn, id, control)) => {
+                *state.control.lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
                 state.client_id.store(id, Ordering::Release);
                 set_degraded(&state, &metrics, false);
                 backoff = Duration::from_millis(100);
@@ -242,6 +298,8 @@ async fn read(state: Arc<ReaderState>, client: redis::Client, metrics: EdgeMetri
                 metrics.redis_errors.inc();
                 tracing::debug!(shard = %state.shard, error = %e, "cannot connect to Redis");
                 set_degraded(&state, &metrics, true);
+                next_seed = (next_seed + 1) % seeds.len();
+                node = seeds[next_seed].clone();
                 tokio::select! {
                     _ = state.stop.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
@@ -271,9 +329,22 @@ async fn read(state: Arc<ReaderState>, client: redis::Client, metrics: EdgeMetri
                 _ = state.stop.cancelled() => return,
                 r = redis::AsyncCommands::xread_options(&mut conn, &keys, &ids, &options) => r,
             };
+            let moved = match &reply {
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => {
+                    e.redirect_node().and_then(|(to, _)| moved_to(&node, to))
+                }
+                _ => None,
+            };
             match reply {
                 Ok(Some(reply)) => route(&state, reply),
                 Ok(None) => {}
+                Err(_) if moved.is_some() => {
+                    let to = moved.expect("checked");
+                    tracing::debug!(shard = %state.shard, node = ?to.addr(), "shard is served by another node");
+                    state.client_id.store(-1, Ordering::Release);
+                    node = to;
+                    break;
+                }
                 Err(e) => {
                     metrics.redis_errors.inc();
                     tracing::warn!(shard = %state.shard, error = %e, "XREAD failed; reconnecting");

@@ -147,10 +147,10 @@ impl Subscription {
     async fn read_redis(&self, max: usize) -> Option<Vec<Arc<Frame>>> {
         let restaurant = self.restaurant();
         let key = self.ctx.streams.keys().stream(restaurant);
-        let mut conn = self.ctx.streams.pool().get().await.ok()?;
+        let mut conn = self.ctx.streams.conn().await.ok()?;
         let start = format!("{}-0", self.cursor.0 + 1);
         let reply: StreamRangeReply =
-            redis::AsyncCommands::xrange_count(&mut *conn, &key, &start, "+", max)
+            redis::AsyncCommands::xrange_count(&mut conn, &key, &start, "+", max)
                 .await
                 .ok()?;
         let mut expected = self.cursor.next();

@@ -103,7 +103,7 @@ impl App {
             true => Some(EdgeService::start(
                 store.clone(),
                 streams.clone(),
-                &settings.redis.url,
+                &settings.redis,
                 settings.verifier,
                 &registry,
                 settings.edge,

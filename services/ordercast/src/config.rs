@@ -89,9 +89,14 @@ impl DbArgs {
 
 #[derive(Debug, Args)]
 pub struct RedisArgs {
-    /// Redis URL, e.g. redis://127.0.0.1:6379/0.
+    /// Redis URL, e.g. redis://127.0.0.1:6379/0; with --redis-cluster, the
+    /// comma-separated URLs of one or more cluster nodes.
     #[arg(long, env = "ORDERCAST_REDIS_URL", hide_env_values = true)]
     pub redis_url: Secret,
+    /// Redis is a Redis Cluster: commands follow its slots, each shard is
+    /// read from the node that holds it.
+    #[arg(long, env = "ORDERCAST_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
     /// Prefix of every Redis key.
     #[arg(long, env = "ORDERCAST_REDIS_PREFIX", default_value = "oc")]
     pub redis_prefix: String,
@@ -106,12 +111,25 @@ pub struct RedisArgs {
 impl RedisArgs {
     pub fn settings(&self) -> anyhow::Result<RedisSettings> {
         let url = self.redis_url.expose();
-        anyhow::ensure!(
-            url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("unix://"),
-            "ORDERCAST_REDIS_URL must start with redis://, rediss:// or unix://"
-        );
+        let urls: Vec<&str> = url.split(',').map(str::trim).collect();
+        if self.redis_cluster {
+            anyhow::ensure!(
+                urls.iter()
+                    .all(|u| u.starts_with("redis://") || u.starts_with("rediss://")),
+                "with ORDERCAST_REDIS_CLUSTER, ORDERCAST_REDIS_URL must be one or more comma-separated redis:// or rediss:// URLs"
+            );
+        } else {
+            anyhow::ensure!(
+                urls.len() == 1,
+                "ORDERCAST_REDIS_URL names several nodes; set ORDERCAST_REDIS_CLUSTER=true for a Redis Cluster"
+            );
+            anyhow::ensure!(
+                url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("unix://"),
+                "ORDERCAST_REDIS_URL must start with redis://, rediss:// or unix://"
+            );
+        }
         anyhow::ensure!(
             !self.redis_prefix.is_empty() && !self.redis_prefix.contains(['{', '}', ' ']),
             "ORDERCAST_REDIS_PREFIX must be non-empty, without braces or spaces"
@@ -122,6 +140,7 @@ impl RedisArgs {
         );
         Ok(RedisSettings {
             url: url.to_owned(),
+            cluster: self.redis_cluster,
             prefix: self.redis_prefix.clone(),
             stream_maxlen: self.stream_maxlen,
             pool_size: self.redis_pool.max(1),
@@ -361,6 +380,35 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    fn redis(url: &str, cluster: bool) -> anyhow::Result<RedisSettings> {
+        RedisArgs {
+            redis_url: url.parse().unwrap(),
+            redis_cluster: cluster,
+            redis_prefix: "oc".into(),
+            stream_maxlen: 10_000,
+            redis_pool: 16,
+        }
+        .settings()
+    }
+
+    #[test]
+    fn a_redis_cluster_is_named_by_its_nodes_and_only_with_the_cluster_switch() {
+        let nodes = "redis://10.0.0.1:6379, redis://10.0.0.2:6379";
+        let cluster = redis(nodes, true).unwrap();
+        assert!(cluster.cluster);
+        assert_eq!(
+            cluster.urls(),
+            ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]
+        );
+        let several = redis(nodes, false).unwrap_err().to_string();
+        assert!(several.contains("ORDERCAST_REDIS_CLUSTER"), "{several}");
+        assert!(redis("unix:///run/redis.sock", true).is_err());
+        assert_eq!(
+            redis("unix:///run/redis.sock", false).unwrap().urls(),
+            ["unix:///run/redis.sock"]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Executor, PgConnection};
 
-pub use servers::{PostgresServer, RedisServer};
+pub use servers::{PostgresServer, RedisCluster, RedisServer};
 
 /// A variable `make test` exports; a clear message when run otherwise.
 pub fn env(name: &str) -> String {

@@ -19,15 +19,22 @@ fn scratch_dir(kind: &str) -> PathBuf {
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    options: Vec<&'static str>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     /// Starts `redis-server` (no persistence) and waits until it answers.
     pub async fn spawn() -> RedisServer {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts `redis-server` with extra command-line `options`.
+    async fn spawn_with(options: &[&'static str]) -> RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             dir: scratch_dir("redis"),
+            options: options.to_vec(),
             child: None,
         };
         server.start().await;
@@ -53,6 +60,7 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .args(&self.options)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -64,8 +72,7 @@ impl RedisServer {
         eventually("redis-server to answer", Duration::from_secs(10), || {
             let url = url.clone();
             async move {
-                let client = redis::Client::open(url).ok()?;
-                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                let mut conn = connect(&url).await?;
                 redis::cmd("PING")
                     .query_async::<String>(&mut conn)
                     .await
@@ -89,6 +96,113 @@ impl Drop for RedisServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A Redis Cluster of three primaries (no replicas) on loopback ports, made
+/// with `redis-cli --cluster create`; killed on drop.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the nodes, spreads the 16 384 slots over them and waits until
+    /// every node reports the cluster healthy.
+    pub async fn spawn() -> RedisCluster {
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let options = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ];
+            nodes.push(RedisServer::spawn_with(&options).await);
+        }
+        let cluster = RedisCluster { nodes };
+        let addrs: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = tokio::task::spawn_blocking(move || {
+            Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&addrs)
+                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+        })
+        .await
+        .expect("join redis-cli");
+        assert!(
+            matches!(created, Ok(s) if s.success()),
+            "redis-cli --cluster create failed"
+        );
+        cluster.until_healthy().await;
+        cluster
+    }
+
+    /// Waits until every node reports the cluster healthy.
+    async fn until_healthy(&self) {
+        for url in self.node_urls() {
+            eventually("the cluster to be healthy", Duration::from_secs(20), || {
+                let url = url.clone();
+                async move {
+                    let mut conn = connect(&url).await?;
+                    let info: String = redis::cmd("CLUSTER")
+                        .arg("INFO")
+                        .query_async(&mut conn)
+                        .await
+                        .ok()?;
+                    info.contains("cluster_state:ok").then_some(())
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Kills node `i` (SIGKILL; it loses its data, keeps its slots).
+    pub fn stop_node(&mut self, i: usize) {
+        self.nodes[i].stop();
+    }
+
+    /// Starts node `i` again and waits until the cluster is healthy.
+    pub async fn start_node(&mut self, i: usize) {
+        self.nodes[i].start().await;
+        self.until_healthy().await;
+    }
+
+    /// Every node's `redis://` URL.
+    pub fn node_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The node URLs, comma-separated (as `ORDERCAST_REDIS_URL` takes them).
+    pub fn url(&self) -> String {
+        self.node_urls().join(",")
+    }
+
+    /// The node that holds `key`'s slot (the one that answers a command on
+    /// it rather than redirecting).
+    pub async fn node_of(&self, key: &str) -> usize {
+        for (i, url) in self.node_urls().iter().enumerate() {
+            let mut conn = connect(url).await.expect("connect to a cluster node");
+            let here: redis::RedisResult<i64> =
+                redis::cmd("EXISTS").arg(key).query_async(&mut conn).await;
+            if here.is_ok() {
+                return i;
+            }
+        }
+        panic!("no node holds the slot of {key}")
+    }
+}
+
+async fn connect(url: &str) -> Option<redis::aio::MultiplexedConnection> {
+    let client = redis::Client::open(url).ok()?;
+    client.get_multiplexed_async_connection().await.ok()
 }
 
 /// A PostgreSQL cluster of its own, stopped on drop. fsync is off (the OS

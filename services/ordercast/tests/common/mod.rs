@@ -8,7 +8,7 @@ use ordercast::app::Role as ServerRole;
 use ordercast::server::ServerSettings;
 use ordercast::{App, Settings};
 use ordercast_api::ApiSettings;
-use ordercast_bus::{Keys, RedisSettings};
+use ordercast_bus::{Keys, RedisSettings, Streams};
 use ordercast_core::auth::{Claims, TokenIssuer, TokenVerifier};
 use ordercast_core::{RestaurantId, Role};
 use ordercast_edge::EdgeSettings;
@@ -25,6 +25,8 @@ pub const SECRET: &str = "integration-test-secret-at-least-32-bytes";
 pub struct Backends {
     pub database_url: String,
     pub redis_url: String,
+    /// `redis_url` names the nodes of a Redis Cluster.
+    pub redis_cluster: bool,
     pub prefix: String,
 }
 
@@ -34,7 +36,17 @@ impl Backends {
         Backends {
             database_url: ordercast_testkit::fresh_database().await,
             redis_url: ordercast_testkit::redis_url(),
+            redis_cluster: false,
             prefix: ordercast_testkit::unique_prefix(),
+        }
+    }
+
+    /// A fresh database and key prefix, on a Redis Cluster of the test's own.
+    pub async fn with_redis_cluster(cluster: &ordercast_testkit::RedisCluster) -> Backends {
+        Backends {
+            redis_url: cluster.url(),
+            redis_cluster: true,
+            ..Backends::fresh().await
         }
     }
 
@@ -54,6 +66,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: PgPool,
     pub redis_url: String,
+    pub redis_cluster: bool,
     pub keys: Keys,
     pub database_url: String,
     backends_prefix: String,
@@ -94,6 +107,7 @@ impl TestApp {
             db,
             redis: RedisSettings {
                 url: backends.redis_url.clone(),
+                cluster: backends.redis_cluster,
                 prefix: backends.prefix.clone(),
                 stream_maxlen: 10_000,
                 pool_size: 8,
@@ -125,11 +139,6 @@ impl TestApp {
             .connect(&backends.database_url)
             .await
             .unwrap();
-        let backends = Backends {
-            database_url: backends.database_url,
-            redis_url: backends.redis_url,
-            prefix: backends.prefix,
-        };
         TestApp {
             backends_prefix: backends.prefix.clone(),
             base,
@@ -137,6 +146,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             db,
             redis_url: backends.redis_url,
+            redis_cluster: backends.redis_cluster,
             keys: Keys::new(backends.prefix),
             database_url: backends.database_url.clone(),
             stop: Some(stop),
@@ -149,6 +159,7 @@ impl TestApp {
         Backends {
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
+            redis_cluster: self.redis_cluster,
             prefix: self.backends_prefix.clone(),
         }
     }
@@ -285,8 +296,15 @@ impl TestApp {
 
     /// The restaurant's stream: (entry id, envelope) in stream order.
     pub async fn stream(&self, rid: RestaurantId) -> Vec<(String, Value)> {
-        let client = redis::Client::open(self.redis_url.clone()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let streams = Streams::new(&RedisSettings {
+            url: self.redis_url.clone(),
+            cluster: self.redis_cluster,
+            prefix: self.keys.prefix().to_owned(),
+            stream_maxlen: 10_000,
+            pool_size: 1,
+        })
+        .unwrap();
+        let mut conn = streams.conn().await.unwrap();
         let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
             .arg(self.keys.stream(rid))
             .arg("-")

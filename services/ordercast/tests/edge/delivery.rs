@@ -59,7 +59,7 @@ async fn watched(app: &TestApp) -> u64 {
 /// Waits until the restaurant's stream holds seq `last` (publishing follows
 /// the commit asynchronously), so a resume that follows reads what it
 /// should from where it should.
-async fn until_published(app: &TestApp, rid: ordercast_core::RestaurantId, last: u64) {
+pub(crate) async fn until_published(app: &TestApp, rid: ordercast_core::RestaurantId, last: u64) {
     let top = format!("{last}-0");
     eventually(
         "the writes to be published",
@@ -77,7 +77,7 @@ async fn until_published(app: &TestApp, rid: ordercast_core::RestaurantId, last:
 
 /// Waits until no client of `app` watches any restaurant (its hubs and
 /// rings are gone).
-async fn until_unwatched(app: &TestApp) {
+pub(crate) async fn until_unwatched(app: &TestApp) {
     eventually("every hub to close", Duration::from_secs(20), || async {
         (watched(app).await == 0).then_some(())
     })

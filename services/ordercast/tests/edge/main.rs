@@ -6,6 +6,7 @@ mod common;
 
 mod assets;
 mod clients;
+mod cluster;
 mod delivery;
 mod isolation;
 mod outages;
