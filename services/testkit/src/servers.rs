@@ -175,6 +175,19 @@ impl RedisCluster {
         self.until_healthy().await;
     }
 
+    /// Kills every node.
+    pub fn stop(&mut self) {
+        self.nodes.iter_mut().for_each(RedisServer::stop);
+    }
+
+    /// Starts every node again and waits until the cluster is healthy.
+    pub async fn start(&mut self) {
+        for node in &mut self.nodes {
+            node.start().await;
+        }
+        self.until_healthy().await;
+    }
+
     /// Every node's `redis://` URL.
     pub fn node_urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()

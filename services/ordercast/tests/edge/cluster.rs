@@ -160,3 +160,36 @@ async fn a_cluster_node_that_dies_and_returns_costs_no_event() {
         until_published(&app, rid, 15).await;
     }
 }
+
+#[tokio::test]
+async fn after_the_whole_cluster_restarts_events_stream_again() {
+    let mut cluster = RedisCluster::spawn().await;
+    let app = TestApp::spawn_on(Backends::with_redis_cluster(&cluster).await).await;
+    let restaurants = one_restaurant_per_node(&app, &cluster).await;
+    let mut kds = screens(&app, &restaurants, from_now()).await;
+    orders_everywhere(&app, &restaurants, 3).await;
+
+    cluster.stop();
+    orders_everywhere(&app, &restaurants, 3).await;
+    for sse in &mut kds {
+        sse.until_count(6).await;
+    }
+    cluster.start().await;
+    eventually(
+        "every shard streaming again",
+        Duration::from_secs(30),
+        || async { (app.metric("ordercast_degraded_shards").await == 0.0).then_some(()) },
+    )
+    .await;
+
+    // Published again, by the fast path and the sweeper: the new orders
+    // reach the streams, and through them the screens.
+    orders_everywhere(&app, &restaurants, 3).await;
+    for &rid in &restaurants {
+        until_published(&app, rid, 9).await;
+    }
+    for (sse, rid) in kds.iter_mut().zip(&restaurants) {
+        sse.until_count(9).await;
+        assert_exactly(&sse.seqs(), 1..=9, &format!("restaurant {rid}"));
+    }
+}
