@@ -275,86 +275,157 @@ fn set_degraded(state: &ReaderState, metrics: &EdgeMetrics, degraded: bool) {
     }
 }
 
-/// The reader task: (re)connects, then loops on `XREAD BLOCK`.
+/// Pauses between failed attempts to read a shard.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Most `MOVED` redirects followed in a row without a pause (two nodes may
+/// disagree for a moment while a slot migrates).
+const MAX_REDIRECTS: u32 = 3;
+
+/// Why a reader stopped reading from a node.
+enum Interrupted {
+    /// The reader was stopped.
+    Stopped,
+    /// The node could not be reached.
+    Unreachable,
+    /// The node does not hold the shard; this one does.
+    Moved(ConnectionInfo),
+    /// A command failed (connection lost, cluster down, …).
+    Failed,
+}
+
+/// The reader task: reads from a node until interrupted, then moves on to
+/// the node a `MOVED` names, or pauses (degraded) and tries again, the next
+/// seed if the node was unreachable.
 async fn read(state: Arc<ReaderState>, seeds: Arc<[ConnectionInfo]>, metrics: EdgeMetrics) {
-    let mut backoff = Duration::from_millis(100);
-    // The node to read from: a seed until a MOVED names the shard's node.
+    let mut backoff = MIN_BACKOFF;
+    let mut redirects = 0;
     let mut next_seed = 0;
     let mut node = seeds[0].clone();
-    while !state.stop.is_cancelled() {
-        let connected = tokio::select! {
-            _ = state.stop.cancelled() => return,
-            c = connect(&node) => c,
-        };
-        let mut conn = match connected {
-            Ok((conn, id, control)) => {
-                *state.control.lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
-                state.client_id.store(id, Ordering::Release);
-                set_degraded(&state, &metrics, false);
-                backoff = Duration::from_millis(100);
-                conn
+    loop {
+        match read_from(&state, &node, &metrics, &mut backoff).await {
+            Interrupted::Stopped => return,
+            Interrupted::Moved(to) => {
+                tracing::debug!(shard = %state.shard, node = ?to.addr(), "shard is served by another node");
+                node = to;
+                redirects += 1;
+                if redirects <= MAX_REDIRECTS {
+                    continue;
+                }
             }
-            Err(e) => {
-                metrics.redis_errors.inc();
-                tracing::debug!(shard = %state.shard, error = %e, "cannot connect to Redis");
-                set_degraded(&state, &metrics, true);
+            Interrupted::Unreachable => {
                 next_seed = (next_seed + 1) % seeds.len();
                 node = seeds[next_seed].clone();
-                tokio::select! {
-                    _ = state.stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
             }
+            Interrupted::Failed => {}
+        }
+        redirects = 0;
+        set_degraded(&state, &metrics, true);
+        tokio::select! {
+            _ = state.stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Connects to `node` and loops on `XREAD BLOCK` there. The shard counts as
+/// served (not degraded, `backoff` reset) once a command on one of its keys
+/// succeeds.
+async fn read_from(
+    state: &ReaderState,
+    node: &ConnectionInfo,
+    metrics: &EdgeMetrics,
+    backoff: &mut Duration,
+) -> Interrupted {
+    let connected = tokio::select! {
+        _ = state.stop.cancelled() => return Interrupted::Stopped,
+        c = connect(node) => c,
+    };
+    let (mut conn, id, control) = match connected {
+        Ok(connected) => connected,
+        Err(e) => {
+            metrics.redis_errors.inc();
+            tracing::debug!(shard = %state.shard, error = %e, "cannot connect to Redis");
+            return Interrupted::Unreachable;
+        }
+    };
+    *state.control.lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
+    state.client_id.store(id, Ordering::Release);
+    let interrupted = stream(state, &mut conn, node, metrics, backoff).await;
+    state.client_id.store(-1, Ordering::Release);
+    interrupted
+}
+
+async fn stream(
+    state: &ReaderState,
+    conn: &mut MultiplexedConnection,
+    node: &ConnectionInfo,
+    metrics: &EdgeMetrics,
+    backoff: &mut Duration,
+) -> Interrupted {
+    // A keyed command answers at once whether this node holds the shard
+    // (else MOVED) and whether the cluster serves it (else CLUSTERDOWN).
+    let probe = state.members().values().next().map(|m| m.key.clone());
+    if let Some(key) = probe {
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(&key);
+        let served: redis::RedisResult<i64> = tokio::select! {
+            _ = state.stop.cancelled() => return Interrupted::Stopped,
+            r = exists.query_async(conn) => r,
         };
-        loop {
-            let generation = state.generation.load(Ordering::Acquire);
-            let (keys, ids): (Vec<String>, Vec<String>) = state
-                .members()
-                .values()
-                .map(|m| (m.key.clone(), format!("{}-0", m.last.max(m.hub.head()))))
-                .unzip();
-            state.seen.store(generation, Ordering::Release);
-            if keys.is_empty() {
-                tokio::select! {
-                    _ = state.stop.cancelled() => return,
-                    _ = state.wake.notified() => continue,
-                }
-            }
-            let options = StreamReadOptions::default()
-                .block(BLOCK.as_millis() as usize)
-                .count(COUNT);
-            let reply: redis::RedisResult<Option<StreamReadReply>> = tokio::select! {
-                _ = state.stop.cancelled() => return,
-                r = redis::AsyncCommands::xread_options(&mut conn, &keys, &ids, &options) => r,
-            };
-            let moved = match &reply {
-                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => {
-                    e.redirect_node().and_then(|(to, _)| moved_to(&node, to))
-                }
-                _ => None,
-            };
-            match reply {
-                Ok(Some(reply)) => route(&state, reply),
-                Ok(None) => {}
-                Err(_) if moved.is_some() => {
-                    let to = moved.expect("checked");
-                    tracing::debug!(shard = %state.shard, node = ?to.addr(), "shard is served by another node");
-                    state.client_id.store(-1, Ordering::Release);
-                    node = to;
-                    break;
-                }
-                Err(e) => {
-                    metrics.redis_errors.inc();
-                    tracing::warn!(shard = %state.shard, error = %e, "XREAD failed; reconnecting");
-                    state.client_id.store(-1, Ordering::Release);
-                    set_degraded(&state, &metrics, true);
-                    break;
-                }
-            }
+        if let Err(e) = served {
+            return failed(state, node, metrics, &e, "probe");
         }
     }
+    set_degraded(state, metrics, false);
+    *backoff = MIN_BACKOFF;
+    loop {
+        let generation = state.generation.load(Ordering::Acquire);
+        let (keys, ids): (Vec<String>, Vec<String>) = state
+            .members()
+            .values()
+            .map(|m| (m.key.clone(), format!("{}-0", m.last.max(m.hub.head()))))
+            .unzip();
+        state.seen.store(generation, Ordering::Release);
+        if keys.is_empty() {
+            tokio::select! {
+                _ = state.stop.cancelled() => return Interrupted::Stopped,
+                _ = state.wake.notified() => continue,
+            }
+        }
+        let options = StreamReadOptions::default()
+            .block(BLOCK.as_millis() as usize)
+            .count(COUNT);
+        let reply: redis::RedisResult<Option<StreamReadReply>> = tokio::select! {
+            _ = state.stop.cancelled() => return Interrupted::Stopped,
+            r = redis::AsyncCommands::xread_options(conn, &keys, &ids, &options) => r,
+        };
+        match reply {
+            Ok(Some(reply)) => route(state, reply),
+            Ok(None) => {}
+            Err(e) => return failed(state, node, metrics, &e, "XREAD"),
+        }
+    }
+}
+
+/// A failed command: a redirect to the node that holds the shard, or a
+/// failure (counted and logged).
+fn failed(
+    state: &ReaderState,
+    node: &ConnectionInfo,
+    metrics: &EdgeMetrics,
+    e: &redis::RedisError,
+    what: &str,
+) -> Interrupted {
+    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved)
+        && let Some(to) = e.redirect_node().and_then(|(to, _)| moved_to(node, to))
+    {
+        return Interrupted::Moved(to);
+    }
+    metrics.redis_errors.inc();
+    tracing::warn!(shard = %state.shard, error = %e, "{what} failed; reading again after a pause");
+    Interrupted::Failed
 }
 
 /// Hands each stream's new entries to its hub.

@@ -159,6 +159,11 @@ async fn a_cluster_node_that_dies_and_returns_costs_no_event() {
     for &rid in &restaurants {
         until_published(&app, rid, 15).await;
     }
+    // A reader that cannot read pauses (100 ms, doubling to 2 s) instead of
+    // spinning: while the cluster reported CLUSTERDOWN, a reconnect that
+    // succeeded and an XREAD that failed at once made thousands of attempts.
+    let failed_reads = app.metric("ordercast_edge_redis_errors_total").await;
+    assert!(failed_reads < 100.0, "{failed_reads} failed reads");
 }
 
 #[tokio::test]
