@@ -39,11 +39,16 @@ pg_bindir() {
   if command -v pg_ctl >/dev/null 2>&1; then dirname "$(readlink -f "$(command -v pg_ctl)")"; fi
 }
 
-# A free TCP port on 127.0.0.1.
+# A free TCP port on 127.0.0.1, from 30000 up to the start of the kernel's
+# ephemeral range (32768 by default): a port in that range may be taken as
+# the source port of an outgoing connection before the server binds it. The
+# tests' own servers use 10000–29999 (services/testkit).
 free_port() {
-  local port
+  local port low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$low" -gt 30100 ] || low=60000
   while :; do
-    port=$(( (RANDOM << 1 | RANDOM & 1) % 30000 + 20000 ))
+    port=$(( RANDOM % (low - 30000) + 30000 ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
   done
 }
@@ -90,14 +95,19 @@ createdb_if_missing() {
 redis_start() {
   local dir=$1 port=$2
   mkdir -p "$dir"
+  rm -f "$dir/redis.pid"
   redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
     --daemonize yes --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+  REDIS_STARTED_DIRS="${REDIS_STARTED_DIRS:-} $dir"
   local i
   for i in $(seq 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    # The pid file appears once this server listens (not some other one).
+    [ -s "$dir/redis.pid" ] && redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
     sleep 0.05
   done
-  REDIS_STARTED_DIRS="${REDIS_STARTED_DIRS:-} $dir"
+  echo "redis-server did not start on 127.0.0.1:$port:" >&2
+  tail -n 5 "$dir/redis.log" >&2 || true
+  return 1
 }
 
 redis_stop() {

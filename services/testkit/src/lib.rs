@@ -78,10 +78,32 @@ where
     }
 }
 
-/// A TCP port nothing listens on right now.
+/// Ports for the tests' own servers. They lie below the kernel's ephemeral
+/// range (32768 and up by default), so a port cannot become the source port
+/// of some outgoing connection between being picked here and being bound by
+/// the server. A Redis Cluster node also binds `port + 10000` for its bus,
+/// which stays below that range too; `make test`'s shared PostgreSQL and
+/// Redis take ports from 30000 up.
+const PORTS: std::ops::Range<u16> = 10_000..20_000;
+
+/// A TCP port on 127.0.0.1 nothing is bound to right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    free_port_where(|_| true)
+}
+
+/// A free port for which `also` holds too.
+pub(crate) fn free_port_where(also: impl Fn(u16) -> bool) -> u16 {
+    for _ in 0..10_000 {
+        let offset = uuid::Uuid::new_v4().as_u128() % u128::from(PORTS.end - PORTS.start);
+        let port = PORTS.start + offset as u16;
+        if bindable(port) && also(port) {
+            return port;
+        }
+    }
+    panic!("no free port in {PORTS:?}")
+}
+
+/// Nothing is bound to `port` on 127.0.0.1.
+pub(crate) fn bindable(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{eventually, free_port};
+use crate::{bindable, eventually, free_port, free_port_where};
 
 fn scratch_dir(kind: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -26,13 +26,13 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts `redis-server` (no persistence) and waits until it answers.
     pub async fn spawn() -> RedisServer {
-        Self::spawn_with(&[]).await
+        Self::spawn_with(free_port(), &[]).await
     }
 
-    /// Starts `redis-server` with extra command-line `options`.
-    async fn spawn_with(options: &[&'static str]) -> RedisServer {
+    /// Starts `redis-server` on `port` with extra command-line `options`.
+    async fn spawn_with(port: u16, options: &[&'static str]) -> RedisServer {
         let mut server = RedisServer {
-            port: free_port(),
+            port,
             dir: scratch_dir("redis"),
             options: options.to_vec(),
             child: None,
@@ -118,7 +118,9 @@ impl RedisCluster {
                 "--cluster-node-timeout",
                 "2000",
             ];
-            nodes.push(RedisServer::spawn_with(&options).await);
+            // The node's cluster bus listens on port + 10000.
+            let port = free_port_where(|p| bindable(p + 10_000));
+            nodes.push(RedisServer::spawn_with(port, &options).await);
         }
         let cluster = RedisCluster { nodes };
         let addrs: Vec<String> = cluster
