@@ -105,7 +105,13 @@ impl Streams {
                 .connection_timeout(COMMAND_TIMEOUT)
                 .response_timeout(COMMAND_TIMEOUT)
                 .overall_response_timeout(Some(2 * COMMAND_TIMEOUT))
+                // A node that refuses connections fails its slots' commands
+                // within tens of milliseconds, not the library's default
+                // 1.28 s or more per retry: one publish batch covers many
+                // shards, and the live nodes' events wait for it.
                 .retries(2)
+                .min_retry_wait(10)
+                .max_retry_wait(100)
                 .build()?;
             Commands::Cluster(Arc::new(Cluster {
                 client,
