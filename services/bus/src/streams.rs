@@ -39,11 +39,7 @@ pub struct RedisSettings {
 impl RedisSettings {
     /// The node URLs: one, or a cluster's seeds.
     pub fn urls(&self) -> Vec<&str> {
-        self.url
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .collect()
+        self.url.split(',').map(str::trim).collect()
     }
 }
 
@@ -89,6 +85,13 @@ enum Commands {
 struct Cluster {
     client: ClusterClient,
     conn: OnceCell<ClusterConnection>,
+}
+
+impl Cluster {
+    async fn conn(&self) -> RedisResult<ClusterConnection> {
+        let connect = || self.client.get_async_connection();
+        Ok(self.conn.get_or_try_init(connect).await?.clone())
+    }
 }
 
 /// A command connection of either kind.
@@ -146,12 +149,7 @@ impl Streams {
     pub async fn conn(&self) -> RedisResult<Conn> {
         match &self.commands {
             Commands::Node(pool) => Ok(Conn::Node(pool.get().await.map_err(pool_error)?)),
-            Commands::Cluster(cluster) => {
-                let connect = || cluster.client.get_async_connection();
-                Ok(Conn::Cluster(
-                    cluster.conn.get_or_try_init(connect).await?.clone(),
-                ))
-            }
+            Commands::Cluster(cluster) => Ok(Conn::Cluster(cluster.conn().await?)),
         }
     }
 
@@ -165,7 +163,7 @@ impl Streams {
         let events: Vec<&Envelope> = events.into_iter().collect();
         let replies = match &self.commands {
             Commands::Node(_) => self.xadd(self.conn().await?, &events).await?,
-            Commands::Cluster(_) => {
+            Commands::Cluster(cluster) => {
                 // Positions in `events`, by shard.
                 let mut by_shard: BTreeMap<Shard, Vec<usize>> = BTreeMap::new();
                 for (i, e) in events.iter().enumerate() {
@@ -174,17 +172,15 @@ impl Streams {
                         .or_default()
                         .push(i);
                 }
-                let Conn::Cluster(conn) = self.conn().await? else {
-                    unreachable!("a cluster hands out cluster connections")
-                };
+                let conn = cluster.conn().await?;
                 let pipelines = by_shard.values().map(|at| {
                     let group: Vec<&Envelope> = at.iter().map(|&i| events[i]).collect();
                     let conn = Conn::Cluster(conn.clone());
                     async move { self.xadd(conn, &group).await }
                 });
                 let results = futures_util::future::join_all(pipelines).await;
-                if let Some(Err(e)) = results.iter().find(|r| r.is_err())
-                    && results.iter().all(|r| r.is_err())
+                if let Some(Err(e)) = results.first()
+                    && results.iter().all(Result::is_err)
                 {
                     return Err(e.clone());
                 }

@@ -110,9 +110,15 @@ pub struct RedisArgs {
 
 impl RedisArgs {
     pub fn settings(&self) -> anyhow::Result<RedisSettings> {
-        let url = self.redis_url.expose();
-        let urls: Vec<&str> = url.split(',').map(str::trim).collect();
-        if self.redis_cluster {
+        let settings = RedisSettings {
+            url: self.redis_url.expose().to_owned(),
+            cluster: self.redis_cluster,
+            prefix: self.redis_prefix.clone(),
+            stream_maxlen: self.stream_maxlen,
+            pool_size: self.redis_pool.max(1),
+        };
+        let urls = settings.urls();
+        if settings.cluster {
             anyhow::ensure!(
                 urls.iter()
                     .all(|u| u.starts_with("redis://") || u.starts_with("rediss://")),
@@ -124,9 +130,9 @@ impl RedisArgs {
                 "ORDERCAST_REDIS_URL names several nodes; set ORDERCAST_REDIS_CLUSTER=true for a Redis Cluster"
             );
             anyhow::ensure!(
-                url.starts_with("redis://")
-                    || url.starts_with("rediss://")
-                    || url.starts_with("unix://"),
+                settings.url.starts_with("redis://")
+                    || settings.url.starts_with("rediss://")
+                    || settings.url.starts_with("unix://"),
                 "ORDERCAST_REDIS_URL must start with redis://, rediss:// or unix://"
             );
         }
@@ -138,13 +144,7 @@ impl RedisArgs {
             self.stream_maxlen >= 100,
             "ORDERCAST_STREAM_MAXLEN must be at least 100"
         );
-        Ok(RedisSettings {
-            url: url.to_owned(),
-            cluster: self.redis_cluster,
-            prefix: self.redis_prefix.clone(),
-            stream_maxlen: self.stream_maxlen,
-            pool_size: self.redis_pool.max(1),
-        })
+        Ok(settings)
     }
 }
 
