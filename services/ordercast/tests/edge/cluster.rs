@@ -58,13 +58,49 @@ async fn orders_everywhere(app: &TestApp, restaurants: &[RestaurantId], n: usize
     futures_util::future::join_all(restaurants.iter().map(|&rid| app.orders(rid, n))).await;
 }
 
+/// A cluster, an `all` process on it, one restaurant per node and a kitchen
+/// screen on each, from now.
+struct Fixture {
+    cluster: RedisCluster,
+    app: TestApp,
+    restaurants: Vec<RestaurantId>,
+    kds: Vec<Sse>,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let cluster = RedisCluster::spawn().await;
+        let app = TestApp::spawn_on(Backends::with_redis_cluster(&cluster).await).await;
+        let restaurants = one_restaurant_per_node(&app, &cluster).await;
+        let kds = screens(&app, &restaurants, from_now()).await;
+        Fixture {
+            cluster,
+            app,
+            restaurants,
+            kds,
+        }
+    }
+}
+
+/// Waits until no shard is degraded (every reader streams from Redis).
+async fn until_streaming(app: &TestApp) {
+    eventually(
+        "every shard streaming again",
+        Duration::from_secs(30),
+        || async { (app.metric("ordercast_degraded_shards").await == 0.0).then_some(()) },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn on_a_redis_cluster_every_screen_gets_its_restaurants_events_from_the_node_that_holds_them()
 {
-    let cluster = RedisCluster::spawn().await;
-    let app = TestApp::spawn_on(Backends::with_redis_cluster(&cluster).await).await;
-    let restaurants = one_restaurant_per_node(&app, &cluster).await;
-    let mut kds = screens(&app, &restaurants, from_now()).await;
+    let Fixture {
+        cluster: _cluster,
+        app,
+        restaurants,
+        mut kds,
+    } = Fixture::start().await;
 
     orders_everywhere(&app, &restaurants, 20).await;
     for (sse, rid) in kds.iter_mut().zip(&restaurants) {
@@ -123,10 +159,12 @@ async fn on_a_redis_cluster_every_screen_gets_its_restaurants_events_from_the_no
 
 #[tokio::test]
 async fn a_cluster_node_that_dies_and_returns_costs_no_event() {
-    let mut cluster = RedisCluster::spawn().await;
-    let app = TestApp::spawn_on(Backends::with_redis_cluster(&cluster).await).await;
-    let restaurants = one_restaurant_per_node(&app, &cluster).await;
-    let mut kds = screens(&app, &restaurants, from_now()).await;
+    let Fixture {
+        mut cluster,
+        app,
+        restaurants,
+        mut kds,
+    } = Fixture::start().await;
     orders_everywhere(&app, &restaurants, 5).await;
     for sse in &mut kds {
         sse.until_count(5).await;
@@ -145,12 +183,7 @@ async fn a_cluster_node_that_dies_and_returns_costs_no_event() {
 
     // Back, empty (it kept no data): streaming again, nothing lost or repeated.
     cluster.start_node(0).await;
-    eventually(
-        "every shard streaming again",
-        Duration::from_secs(30),
-        || async { (app.metric("ordercast_degraded_shards").await == 0.0).then_some(()) },
-    )
-    .await;
+    until_streaming(&app).await;
     orders_everywhere(&app, &restaurants, 5).await;
     for (sse, rid) in kds.iter_mut().zip(&restaurants) {
         sse.until_count(15).await;
@@ -168,10 +201,12 @@ async fn a_cluster_node_that_dies_and_returns_costs_no_event() {
 
 #[tokio::test]
 async fn after_the_whole_cluster_restarts_events_stream_again() {
-    let mut cluster = RedisCluster::spawn().await;
-    let app = TestApp::spawn_on(Backends::with_redis_cluster(&cluster).await).await;
-    let restaurants = one_restaurant_per_node(&app, &cluster).await;
-    let mut kds = screens(&app, &restaurants, from_now()).await;
+    let Fixture {
+        mut cluster,
+        app,
+        restaurants,
+        mut kds,
+    } = Fixture::start().await;
     orders_everywhere(&app, &restaurants, 3).await;
 
     cluster.stop();
@@ -180,12 +215,7 @@ async fn after_the_whole_cluster_restarts_events_stream_again() {
         sse.until_count(6).await;
     }
     cluster.start().await;
-    eventually(
-        "every shard streaming again",
-        Duration::from_secs(30),
-        || async { (app.metric("ordercast_degraded_shards").await == 0.0).then_some(()) },
-    )
-    .await;
+    until_streaming(&app).await;
 
     // Published again, by the fast path and the sweeper: the new orders
     // reach the streams, and through them the screens.
