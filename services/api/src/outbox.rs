@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ordercast_bus::{BusMetrics, PublishOutcome, Streams};
+use ordercast_bus::{BusMetrics, HeldConn, PublishOutcome, Streams};
 use ordercast_core::{RestaurantId, Seq};
 use ordercast_store::{Store, StoreError};
 use tokio::sync::mpsc;
@@ -106,7 +106,9 @@ async fn sweep_once(
         if claimed == 0 {
             return Ok(total);
         }
-        let outcomes = streams.publish(batch.events()).await?;
+        let outcomes = streams
+            .publish(&mut HeldConn::default(), batch.events())
+            .await?;
         let mut settled = Vec::with_capacity(claimed);
         for (event, outcome) in batch.events().iter().zip(outcomes) {
             match outcome {

@@ -14,4 +14,4 @@ pub use keys::{Keys, SHARDS, Shard};
 pub use metrics::BusMetrics;
 pub use publisher::{InFlight, Publisher, Reservation};
 pub use sequencer::{Sequencer, Ticket};
-pub use streams::{Conn, PublishOutcome, RedisSettings, Streams};
+pub use streams::{Conn, HeldConn, PublishOutcome, RedisSettings, Streams};

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::sequencer::Ticket;
-use crate::{BusMetrics, PublishOutcome, Sequencer, Streams};
+use crate::{BusMetrics, HeldConn, PublishOutcome, Sequencer, Streams};
 
 /// Events waiting for XADD; beyond this they are left to the outbox sweeper.
 const QUEUE_CAPACITY: usize = 65_536;
@@ -165,9 +165,13 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut healthy = true;
+    let mut conn = HeldConn::default();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut settled = Vec::with_capacity(batch.len());
-        match streams.publish(batch.iter().map(|q| &q.envelope)).await {
+        match streams
+            .publish(&mut conn, batch.iter().map(|q| &q.envelope))
+            .await
+        {
             Ok(outcomes) => {
                 let (mut refused, mut last_refusal) = (0usize, None);
                 for (queued, outcome) in batch.iter().zip(outcomes) {

@@ -100,6 +100,11 @@ pub enum Conn {
     Cluster(ClusterConnection),
 }
 
+/// A command connection one task keeps between calls (see
+/// [`Streams::publish`]); starts empty.
+#[derive(Default)]
+pub struct HeldConn(Option<Conn>);
+
 impl Streams {
     /// Connects lazily to the Redis of `settings`.
     pub fn new(settings: &RedisSettings) -> RedisResult<Streams> {
@@ -156,62 +161,99 @@ impl Streams {
     /// XADDs `events`, in order per restaurant: in one pipeline on a single
     /// node; on a cluster, one pipeline per shard (a shard is one hash slot),
     /// all at once. `Err` means nothing is known to have been published.
+    ///
+    /// `held` is the caller's connection, kept from one call to the next.
+    /// A connection taken from the pool is first checked with a round trip
+    /// (`PING`), which on the publish path would double the time to Redis
+    /// for every batch; a held one is used as it is. If it turns out to be
+    /// broken (Redis restarted), the batch is sent once more on a fresh
+    /// connection: an `XADD` with its own id is safe to repeat.
     pub async fn publish<'a>(
         &self,
+        held: &mut HeldConn,
         events: impl IntoIterator<Item = &'a Envelope>,
     ) -> RedisResult<Vec<PublishOutcome>> {
         let events: Vec<&Envelope> = events.into_iter().collect();
-        let replies = match &self.commands {
-            Commands::Node(_) => self.xadd(self.conn().await?, &events).await?,
-            Commands::Cluster(cluster) => {
-                // Positions in `events`, by shard.
-                let mut by_shard: BTreeMap<Shard, Vec<usize>> = BTreeMap::new();
-                for (i, e) in events.iter().enumerate() {
-                    by_shard
-                        .entry(Shard::of(e.restaurant_id))
-                        .or_default()
-                        .push(i);
-                }
-                let conn = cluster.conn().await?;
-                let pipelines = by_shard.values().map(|at| {
-                    let group: Vec<&Envelope> = at.iter().map(|&i| events[i]).collect();
-                    let conn = Conn::Cluster(conn.clone());
-                    async move { self.xadd(conn, &group).await }
-                });
-                let results = futures_util::future::join_all(pipelines).await;
-                if let Some(Err(e)) = results.first()
-                    && results.iter().all(Result::is_err)
-                {
-                    return Err(e.clone());
-                }
-                let mut replies: Vec<Option<RedisResult<Value>>> = Vec::new();
-                replies.resize_with(events.len(), || None);
-                for (at, result) in by_shard.values().zip(results) {
-                    match result {
-                        Ok(group) => {
-                            for (&i, reply) in at.iter().zip(group) {
-                                replies[i] = Some(reply);
-                            }
-                        }
-                        Err(e) => {
-                            for &i in at {
-                                replies[i] = Some(Err(e.clone()));
-                            }
-                        }
+        let was_held = held.0.is_some();
+        let replies = match self.publish_on(held, &events).await {
+            Err(e) if was_held && (e.is_io_error() || e.is_connection_dropped()) => {
+                self.publish_on(held, &events).await
+            }
+            replies => replies,
+        }?;
+        Ok(replies.into_iter().map(outcome).collect())
+    }
+
+    async fn publish_on(
+        &self,
+        held: &mut HeldConn,
+        events: &[&Envelope],
+    ) -> RedisResult<Vec<RedisResult<Value>>> {
+        let conn = match &mut held.0 {
+            Some(conn) => conn,
+            slot @ None => slot.insert(self.conn().await?),
+        };
+        let replies = match conn {
+            Conn::Node(_) => self.xadd(conn, events).await,
+            Conn::Cluster(cluster) => self.xadd_by_shard(cluster, events).await,
+        };
+        if replies.is_err() {
+            held.0 = None;
+        }
+        replies
+    }
+
+    /// One pipeline per shard, all sent at once (a pipeline may not cross
+    /// hash slots); a shard's failure fails only its own events.
+    async fn xadd_by_shard(
+        &self,
+        conn: &ClusterConnection,
+        events: &[&Envelope],
+    ) -> RedisResult<Vec<RedisResult<Value>>> {
+        // Positions in `events`, by shard.
+        let mut by_shard: BTreeMap<Shard, Vec<usize>> = BTreeMap::new();
+        for (i, e) in events.iter().enumerate() {
+            by_shard
+                .entry(Shard::of(e.restaurant_id))
+                .or_default()
+                .push(i);
+        }
+        let pipelines = by_shard.values().map(|at| {
+            let group: Vec<&Envelope> = at.iter().map(|&i| events[i]).collect();
+            let mut conn = conn.clone();
+            async move { self.xadd(&mut conn, &group).await }
+        });
+        let results = futures_util::future::join_all(pipelines).await;
+        if let Some(Err(e)) = results.first()
+            && results.iter().all(Result::is_err)
+        {
+            return Err(e.clone());
+        }
+        let mut replies: Vec<Option<RedisResult<Value>>> = Vec::new();
+        replies.resize_with(events.len(), || None);
+        for (at, result) in by_shard.values().zip(results) {
+            match result {
+                Ok(group) => {
+                    for (&i, reply) in at.iter().zip(group) {
+                        replies[i] = Some(reply);
                     }
                 }
-                replies
-                    .into_iter()
-                    .map(|r| r.expect("every event is in one shard's pipeline"))
-                    .collect()
+                Err(e) => {
+                    for &i in at {
+                        replies[i] = Some(Err(e.clone()));
+                    }
+                }
             }
-        };
-        Ok(replies.into_iter().map(outcome).collect())
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| r.expect("every event is in one shard's pipeline"))
+            .collect())
     }
 
     async fn xadd(
         &self,
-        mut conn: Conn,
+        conn: &mut impl redis::aio::ConnectionLike,
         events: &[&Envelope],
     ) -> RedisResult<Vec<RedisResult<Value>>> {
         let mut pipe = redis::pipe();
@@ -227,7 +269,7 @@ impl Streams {
                 .arg("event")
                 .arg(json);
         }
-        pipe.query_async(&mut conn).await
+        pipe.query_async(conn).await
     }
 
     /// Checks that Redis answers.

@@ -55,6 +55,40 @@ async fn with_redis_down_orders_are_accepted_and_the_sweeper_publishes_them_once
 }
 
 #[tokio::test]
+async fn after_a_redis_restart_the_next_order_is_published_at_once_not_left_to_the_sweeper() {
+    let mut redis = RedisServer::spawn().await;
+    let backends = Backends::with_redis(&redis).await;
+    let app = TestApp::spawn_on(backends).await;
+    let rid = app.create_restaurant().await;
+    let owner = app.token(Role::Owner, rid);
+    // Events XADDed on the fast path so far.
+    let fast_path = "ordercast_publish_latency_seconds_count";
+    let order_published = async |n: f64| {
+        let (status, body) = app.create_order(rid, &owner, simple_order()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        eventually("the order published", Duration::from_secs(10), || async {
+            (app.metric(fast_path).await == n).then_some(())
+        })
+        .await;
+    };
+
+    order_published(1.0).await;
+
+    // The publisher's connection now points at a server that is gone.
+    redis.stop();
+    redis.start().await;
+    order_published(2.0).await;
+    assert_eq!(
+        app.metric("ordercast_outbox_republished_total").await,
+        0.0,
+        "published on the fast path, on a fresh connection"
+    );
+    let stream = app.stream(rid).await;
+    let ids: Vec<&str> = stream.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["2-0"], "the restarted Redis holds only the new event");
+}
+
+#[tokio::test]
 async fn with_postgres_down_commands_get_503_problems_and_nothing_is_half_written() {
     let mut postgres = PostgresServer::spawn().await;
     let database_url = fresh_database_on(&postgres.admin_url()).await;
