@@ -21,6 +21,8 @@ on_exit cleanup
 cargo build --release --quiet -p ordercast-loadtest
 # shellcheck disable=SC1091
 source target/cluster/env
+pg_port=${ORDERCAST_DATABASE_URL##*:}
+postgres_warm_wal "${pg_port%%/*}" ordercast
 read -r api1 api2 <<<"$CLUSTER_APIS"
 read -r edge1 _ <<<"$CLUSTER_EDGES"
 mkdir -p target/bench

@@ -28,15 +28,7 @@ cargo build --release --quiet -p ordercast -p ordercast-loadtest
 pg_port=$(free_port); redis_port=$(free_port); http_port=$(free_port); admin_port=$(free_port)
 postgres_start "$work/pg" "$pg_port"
 createdb_if_missing "$pg_port" ordercast
-# A database that has run for a while reuses its WAL segment files at each
-# checkpoint; a fresh one must create and zero-fill a new 16 MiB segment
-# every few seconds at this rate, stalling every commit for tens of
-# milliseconds. Write ~200 MiB of WAL and checkpoint, so the measurement
-# sees the steady state (see docs/performance.md).
-echo "==> warming PostgreSQL's WAL"
-"$(pg_bindir)/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d ordercast -qX \
-  -c "CREATE TABLE wal_warmup AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 800000) g" \
-  -c "DROP TABLE wal_warmup" -c "CHECKPOINT"
+postgres_warm_wal "$pg_port" ordercast
 redis_start "$work/redis" "$redis_port"
 
 export ORDERCAST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/ordercast"

@@ -91,6 +91,19 @@ createdb_if_missing() {
   fi
 }
 
+# postgres_warm_wal PORT DB — for benchmarks. A database that has run for a
+# while reuses its WAL segment files at each checkpoint; a fresh one must
+# create and zero-fill a new 16 MiB segment every few seconds under load,
+# stalling every commit for tens of milliseconds. Writes ~200 MiB of WAL
+# and checkpoints, so a measurement sees the steady state (see
+# docs/performance.md).
+postgres_warm_wal() {
+  echo "==> warming PostgreSQL's WAL"
+  "$(pg_bindir)/psql" -h 127.0.0.1 -p "$1" -U postgres -d "$2" -qX \
+    -c "CREATE TABLE wal_warmup AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 800000) g" \
+    -c "DROP TABLE wal_warmup" -c "CHECKPOINT"
+}
+
 # redis_start DIR PORT  — a throw-away Redis (no persistence) on 127.0.0.1:PORT.
 redis_start() {
   local dir=$1 port=$2
