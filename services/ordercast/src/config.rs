@@ -118,11 +118,15 @@ impl RedisArgs {
             pool_size: self.redis_pool.max(1),
         };
         let urls = settings.urls();
+        // This build has no TLS; say so now rather than fail every connect.
+        anyhow::ensure!(
+            !urls.iter().any(|u| u.starts_with("rediss://")),
+            "ORDERCAST_REDIS_URL: rediss:// (TLS) is not supported by this build; reach Redis over a private network or a local TLS proxy"
+        );
         if settings.cluster {
             anyhow::ensure!(
-                urls.iter()
-                    .all(|u| u.starts_with("redis://") || u.starts_with("rediss://")),
-                "with ORDERCAST_REDIS_CLUSTER, ORDERCAST_REDIS_URL must be one or more comma-separated redis:// or rediss:// URLs"
+                urls.iter().all(|u| u.starts_with("redis://")),
+                "with ORDERCAST_REDIS_CLUSTER, ORDERCAST_REDIS_URL must be one or more comma-separated redis:// URLs"
             );
         } else {
             anyhow::ensure!(
@@ -130,10 +134,8 @@ impl RedisArgs {
                 "ORDERCAST_REDIS_URL names several nodes; set ORDERCAST_REDIS_CLUSTER=true for a Redis Cluster"
             );
             anyhow::ensure!(
-                settings.url.starts_with("redis://")
-                    || settings.url.starts_with("rediss://")
-                    || settings.url.starts_with("unix://"),
-                "ORDERCAST_REDIS_URL must start with redis://, rediss:// or unix://"
+                settings.url.starts_with("redis://") || settings.url.starts_with("unix://"),
+                "ORDERCAST_REDIS_URL must start with redis:// or unix://"
             );
         }
         anyhow::ensure!(
@@ -405,6 +407,10 @@ mod tests {
         let several = redis(nodes, false).unwrap_err().to_string();
         assert!(several.contains("ORDERCAST_REDIS_CLUSTER"), "{several}");
         assert!(redis("unix:///run/redis.sock", true).is_err());
+        for cluster in [false, true] {
+            let tls = redis("rediss://10.0.0.1:6379", cluster).unwrap_err().to_string();
+            assert!(tls.contains("TLS"), "{tls}");
+        }
         assert_eq!(
             redis("unix:///run/redis.sock", false).unwrap().urls(),
             ["unix:///run/redis.sock"]
