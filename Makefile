@@ -1,5 +1,5 @@
 # Ordercast — the two commands are `make run` and `make test`.
-.PHONY: run test bench bench-edge cluster cluster-stop loadtest loadtest-chaos fmt lint check
+.PHONY: run test bench bench-edge cluster cluster-stop loadtest loadtest-chaos chart fmt lint check
 
 run: ## Build, start local PostgreSQL + Redis, migrate, run with a demo restaurant
 	bash scripts/dev.sh
@@ -26,6 +26,9 @@ loadtest-chaos: ## The default scenario with connection drops and edge 1 killed 
 	bash scripts/loadtest.sh --drop-share 0.05 --drop-every 10s \
 	  --exec '20s=scripts/cluster.sh kill-edge 1' --exec '30s=scripts/cluster.sh start-edge 1' \
 	  --json target/loadtest/chaos.json --report target/loadtest/chaos.html $(ARGS)
+
+chart: ## Lint the Helm chart (charts/ordercast) and run its tests; helm comes from PyPI
+	bash scripts/chart.sh
 
 fmt: ## Format the code
 	cargo fmt --all

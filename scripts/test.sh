@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: throw-away PostgreSQL + Redis on free loopback ports, then
-# fmt check, clippy and every test. Stops what it started, whatever happens.
+# fmt check, clippy and every test (Rust, the Helm chart's, the browser
+# client's). Stops what it started, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -23,5 +24,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast "$@"
 fi
+bash scripts/chart.sh
 echo "==> browser client and screens"
 bash scripts/browser-test.sh

