@@ -408,7 +408,9 @@ mod tests {
         assert!(several.contains("ORDERCAST_REDIS_CLUSTER"), "{several}");
         assert!(redis("unix:///run/redis.sock", true).is_err());
         for cluster in [false, true] {
-            let tls = redis("rediss://10.0.0.1:6379", cluster).unwrap_err().to_string();
+            let tls = redis("rediss://10.0.0.1:6379", cluster)
+                .unwrap_err()
+                .to_string();
             assert!(tls.contains("TLS"), "{tls}");
         }
         assert_eq!(
