@@ -1,11 +1,12 @@
 //! The api role: HTTP commands and queries over the store, the fast-path
 //! publisher, the outbox sweeper, the published-marker, invalidation
-//! coalescing and retention.
+//! coalescing, retention and the delivery ledger.
 
 pub mod auth;
 pub mod coalesce;
 pub mod error;
 pub mod extract;
+pub mod ledger;
 pub mod metrics;
 pub mod outbox;
 pub mod retention;
@@ -36,6 +37,7 @@ pub use state::{AppState, Writer};
 use crate::auth::ChainDirectory;
 use crate::coalesce::Coalescer;
 use crate::error::PostgresFailure;
+use crate::ledger::LedgerSettings;
 use crate::metrics::ApiMetrics;
 use crate::outbox::OutboxSettings;
 use crate::retention::RetentionSettings;
@@ -50,6 +52,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub struct ApiSettings {
     pub outbox: OutboxSettings,
     pub retention: RetentionSettings,
+    pub ledger: LedgerSettings,
 }
 
 /// A running api role: its routes and its background tasks.
@@ -88,6 +91,13 @@ impl ApiService {
         };
         let (invalidations, coalescer_task) =
             Coalescer::start(writer.clone(), metrics.clone(), shutdown.clone());
+        let ledger = tokio::spawn(ledger::run(
+            store.clone(),
+            streams.clone(),
+            metrics.clone(),
+            settings.ledger,
+            shutdown.clone(),
+        ));
         let sweeper = tokio::spawn(outbox::sweep(
             store.clone(),
             streams,
@@ -113,7 +123,7 @@ impl ApiService {
         Ok(ApiService {
             state,
             shutdown,
-            tasks: vec![coalescer_task, sweeper, retention],
+            tasks: vec![coalescer_task, sweeper, retention, ledger],
             publisher_task,
             marker_task,
         })

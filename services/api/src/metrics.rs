@@ -16,6 +16,12 @@ pub struct ApiMetrics {
     /// `ordercast_invalidations_total{stage}`: `accepted` hints and
     /// `published` coalesced events.
     pub invalidations: IntCounterVec,
+    /// `ordercast_undelivered_events`: kitchen events no kitchen screen has
+    /// received within `ORDERCAST_UNDELIVERED_AFTER` (delivery ledger).
+    pub undelivered: IntGauge,
+    /// `ordercast_delivery_receipts_recorded_total`: receipts the delivery
+    /// ledger recorded.
+    pub receipts_recorded: IntCounter,
 }
 
 impl ApiMetrics {
@@ -51,12 +57,22 @@ impl ApiMetrics {
                 ),
                 &["stage"],
             )?,
+            undelivered: IntGauge::new(
+                "ordercast_undelivered_events",
+                "Events for the kitchen that no kitchen screen of their restaurant has received, ORDERCAST_UNDELIVERED_AFTER after their commit (at most 10 000; events up to an hour old).",
+            )?,
+            receipts_recorded: IntCounter::new(
+                "ordercast_delivery_receipts_recorded_total",
+                "Delivery receipts recorded by the delivery ledger.",
+            )?,
         };
         registry.register(Box::new(m.outbox_backlog.clone()))?;
         registry.register(Box::new(m.outbox_republished.clone()))?;
         registry.register(Box::new(m.postgres_errors.clone()))?;
         registry.register(Box::new(m.retention_deleted.clone()))?;
         registry.register(Box::new(m.invalidations.clone()))?;
+        registry.register(Box::new(m.undelivered.clone()))?;
+        registry.register(Box::new(m.receipts_recorded.clone()))?;
         Ok(m)
     }
 

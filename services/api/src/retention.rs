@@ -66,7 +66,7 @@ pub async fn run_once(
     for what in Expiring::ALL {
         let cutoff = match what {
             Expiring::IdempotencyKeys => keys_cutoff,
-            Expiring::Events | Expiring::Outbox => events_cutoff,
+            Expiring::Events | Expiring::Outbox | Expiring::DeliveryRanges => events_cutoff,
         };
         loop {
             let n = store.delete_expired(what, cutoff, BATCH).await?;

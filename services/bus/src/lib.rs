@@ -7,11 +7,13 @@
 mod keys;
 mod metrics;
 mod publisher;
+mod receipts;
 mod sequencer;
 mod streams;
 
 pub use keys::{Keys, SHARDS, Shard};
 pub use metrics::BusMetrics;
 pub use publisher::{InFlight, Publisher, Reservation};
+pub use receipts::{LEDGER_GROUP, ReceiptBatch};
 pub use sequencer::{Sequencer, Ticket};
 pub use streams::{Conn, HeldConn, PublishOutcome, RedisSettings, Streams};

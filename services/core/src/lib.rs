@@ -9,8 +9,10 @@ pub mod event;
 pub mod ids;
 pub mod order;
 pub mod policy;
+pub mod receipt;
 pub mod request;
 
 pub use audience::{Audience, Role, Viewer};
 pub use event::{Envelope, EventType};
 pub use ids::{ChainId, ItemId, OrderId, RequestId, RestaurantId, Seq, SessionId, WaiterId};
+pub use receipt::Receipt;

@@ -9,6 +9,7 @@ mod hub;
 pub mod metrics;
 mod poll;
 mod reader;
+mod receipts;
 mod sse;
 mod subscription;
 mod ws;
@@ -34,6 +35,7 @@ pub use metrics::{EdgeMetrics, Transport};
 
 use crate::hub::Hubs;
 use crate::reader::ShardReaders;
+use crate::receipts::Receipts;
 
 /// Tuning and limits of the edge role. All but `batch_size`, `ws_queue`
 /// and `max_poll_wait` have a flag and an `ORDERCAST_*` variable (see
@@ -143,6 +145,8 @@ pub(crate) struct Shared {
     pub drain: CancellationToken,
     /// Upgraded WebSocket sessions, which outlive their HTTP connection.
     pub sessions: TaskTracker,
+    /// What screens were sent, for the delivery ledger.
+    pub receipts: Receipts,
     connections: Arc<Semaphore>,
 }
 
@@ -186,21 +190,22 @@ impl EdgeService {
     ) -> anyhow::Result<EdgeService> {
         let metrics = EdgeMetrics::new(registry)?;
         let readers = ShardReaders::new(redis, streams.clone(), metrics.clone())?;
-        Ok(EdgeService {
-            shared: Arc::new(Shared {
-                store,
-                streams,
-                connections: Arc::new(Semaphore::new(settings.max_connections)),
-                settings,
-                metrics,
-                readers,
-                hubs: Hubs::default(),
-                verifier: Arc::new(verifier),
-                chains: Arc::default(),
-                drain: CancellationToken::new(),
-                sessions: TaskTracker::new(),
-            }),
-        })
+        let shared = Arc::new(Shared {
+            store,
+            streams,
+            connections: Arc::new(Semaphore::new(settings.max_connections)),
+            settings,
+            metrics,
+            readers,
+            hubs: Hubs::default(),
+            verifier: Arc::new(verifier),
+            chains: Arc::default(),
+            drain: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+            receipts: Receipts::default(),
+        });
+        tokio::spawn(receipts::flush(Arc::downgrade(&shared)));
+        Ok(EdgeService { shared })
     }
 
     /// The public routes: SSE, WebSocket and long-poll, plus the browser

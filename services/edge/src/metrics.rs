@@ -60,6 +60,9 @@ pub struct EdgeMetrics {
     pub shard_readers: IntGauge,
     pub watched_restaurants: IntGauge,
     pub redis_errors: IntCounter,
+    /// `ordercast_delivery_receipts_total{outcome}`: receipt entries
+    /// `appended` to Redis, or `failed` (kept for the next try).
+    pub receipts: IntCounterVec,
     /// `delivery_latency` and `deliveries` of each transport, resolved once
     /// (they are touched for every frame written).
     delivered_by: [(Histogram, IntCounter); 3],
@@ -142,6 +145,13 @@ impl EdgeMetrics {
                 "ordercast_watched_restaurants",
                 "Restaurants with at least one local subscriber.",
             )?,
+            receipts: IntCounterVec::new(
+                Opts::new(
+                    "ordercast_delivery_receipts_total",
+                    "Delivery receipt entries appended to Redis for the delivery ledger, by outcome.",
+                ),
+                &["outcome"],
+            )?,
             redis_errors: IntCounter::new(
                 "ordercast_edge_redis_errors_total",
                 "Failed Redis reads on the edge.",
@@ -161,6 +171,7 @@ impl EdgeMetrics {
         registry.register(Box::new(m.shard_readers.clone()))?;
         registry.register(Box::new(m.watched_restaurants.clone()))?;
         registry.register(Box::new(m.redis_errors.clone()))?;
+        registry.register(Box::new(m.receipts.clone()))?;
         Ok(m)
     }
 

@@ -104,6 +104,11 @@ pub(crate) async fn events(
     state
         .metrics
         .delivered(Transport::LongPoll, frames.iter().map(|f| &**f));
+    if let Some(last) = frames.last() {
+        state
+            .receipts
+            .delivered(sub.restaurant(), sub.role(), last.seq);
+    }
     let mut body = Vec::with_capacity(frames.iter().map(|f| f.json.len() + 1).sum::<usize>() + 32);
     body.extend_from_slice(b"{\"events\":[");
     for (i, frame) in frames.iter().enumerate() {

@@ -123,6 +123,9 @@ impl SseStream {
                             chunk.extend_from_slice(&frame.sse);
                         }
                         self.state.metrics.delivered(Transport::Sse, batch.frames.iter().map(|f| &**f));
+                        if let Some(last) = batch.frames.last() {
+                            self.state.receipts.delivered(self.sub.restaurant(), self.sub.role(), last.seq);
+                        }
                         self.heartbeat.reset();
                         return Some(chunk.freeze());
                     }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use ordercast_core::{RestaurantId, Seq, Viewer};
+use ordercast_core::{RestaurantId, Role, Seq, Viewer};
 use redis::streams::StreamRangeReply;
 use tokio::sync::watch;
 
@@ -63,6 +63,11 @@ impl Subscription {
 
     pub(crate) fn restaurant(&self) -> RestaurantId {
         self.hub.restaurant
+    }
+
+    /// The role of the screen, for delivery receipts.
+    pub(crate) fn role(&self) -> Role {
+        self.viewer.role
     }
 
     pub(crate) fn cursor(&self) -> Seq {

@@ -217,6 +217,7 @@ async fn session(
                         continue; // unsubscribed meanwhile
                     }
                     state.metrics.delivered(Transport::WebSocket, [&*frame]);
+                    state.receipts.delivered(restaurant, session.principal.role, frame.seq);
                     Message::Text(frame.ws.clone())
                 }
                 Out::Control(value) => text(&value),

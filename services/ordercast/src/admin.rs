@@ -1,4 +1,5 @@
-//! The admin port: `/metrics`, `/healthz`, `/readyz`, `/debug/stats`.
+//! The admin port: `/metrics`, `/healthz`, `/readyz`, `/debug/stats`,
+//! `/debug/undelivered`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,8 @@ pub struct Health {
     pub role: &'static str,
     /// The edge role, when this process serves it.
     pub edge: Option<ordercast_edge::EdgeService>,
+    /// What counts as undelivered (`/debug/undelivered`).
+    pub ledger: ordercast_api::ledger::LedgerSettings,
 }
 
 impl Health {
@@ -46,6 +49,7 @@ pub fn router(health: Health) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/debug/stats", get(stats))
+        .route("/debug/undelivered", get(undelivered))
         .with_state(health)
 }
 
@@ -100,4 +104,33 @@ async fn stats(State(health): State<Health>) -> impl IntoResponse {
         "outbox_backlog": backlog,
         "edge": health.edge.as_ref().map(|e| e.stats()),
     }))
+}
+
+/// Kitchen events no kitchen screen has received (delivery ledger): the
+/// oldest first, at most 10 000.
+async fn undelivered(State(health): State<Health>) -> impl IntoResponse {
+    let settings = &health.ledger;
+    match health
+        .store
+        .undelivered(
+            settings.undelivered_after,
+            settings.undelivered_within,
+            ordercast_api::ledger::UNDELIVERED_LIMIT,
+        )
+        .await
+    {
+        Ok(events) => (
+            StatusCode::OK,
+            Json(json!({
+                "undelivered_after_secs": settings.undelivered_after.as_secs_f64(),
+                "within_secs": settings.undelivered_within.as_secs_f64(),
+                "count": events.len(),
+                "events": events,
+            })),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": e.to_string()})),
+        ),
+    }
 }

@@ -88,6 +88,7 @@ impl App {
         let bus_metrics = BusMetrics::new(&registry)?;
         let http_metrics = HttpMetrics::new(&registry)?;
         let role = settings.role;
+        let ledger = settings.api.ledger.clone();
         let api = match role.serves_api() {
             true => Some(ApiService::start(
                 store.clone(),
@@ -135,6 +136,7 @@ impl App {
             started: Instant::now(),
             role: role.as_str(),
             edge: edge.clone(),
+            ledger,
         };
         Ok(App {
             public,

@@ -212,6 +212,9 @@ pub struct ServeArgs {
     /// Days events are kept in PostgreSQL.
     #[arg(long, env = "ORDERCAST_RETENTION_DAYS", default_value_t = 7)]
     pub retention_days: u32,
+    /// A kitchen event no kitchen screen has received this long after its commit counts as undelivered (metric, /debug/undelivered)
+    #[arg(long, env = "ORDERCAST_UNDELIVERED_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub undelivered_after: Duration,
     /// How long a graceful shutdown may take (e.g. 30s).
     #[arg(long, env = "ORDERCAST_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -352,6 +355,11 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
     );
     let mut api = ordercast_api::ApiSettings::default();
     api.retention.days = args.retention_days;
+    anyhow::ensure!(
+        !args.undelivered_after.is_zero(),
+        "ORDERCAST_UNDELIVERED_AFTER must be more than zero"
+    );
+    api.ledger.undelivered_after = args.undelivered_after;
     anyhow::ensure!(
         !args.handshake_timeout.is_zero() && !args.write_timeout.is_zero(),
         "ORDERCAST_HANDSHAKE_TIMEOUT and ORDERCAST_WRITE_TIMEOUT must be more than zero"

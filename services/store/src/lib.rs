@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod group;
 mod idempotency;
+mod ledger;
 mod orders;
 mod outbox;
 mod pending;
@@ -35,6 +36,7 @@ use sqlx::{Connection, PgPool, Postgres, Transaction};
 
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, Outcome, Replay};
+pub use ledger::Undelivered;
 pub use orders::{NewItem, NewOrder, OrderFilter, OrdersSnapshot};
 pub use outbox::OutboxBatch;
 pub use pending::{Created, Pending};

@@ -1,5 +1,5 @@
-//! Retention: events, their outbox rows and idempotency keys are kept for a
-//! bounded time.
+//! Retention: events, their outbox rows, their first-delivery records and
+//! idempotency keys are kept for a bounded time.
 
 use chrono::{DateTime, Utc};
 
@@ -14,14 +14,17 @@ pub enum Expiring {
     Outbox,
     /// Idempotency keys (after 24 h).
     IdempotencyKeys,
+    /// First-delivery records of the delivery ledger, with their events.
+    DeliveryRanges,
 }
 
 impl Expiring {
     /// Every kind, in the order a retention pass deletes them.
-    pub const ALL: [Expiring; 3] = [
+    pub const ALL: [Expiring; 4] = [
         Expiring::Events,
         Expiring::Outbox,
         Expiring::IdempotencyKeys,
+        Expiring::DeliveryRanges,
     ];
 
     /// The table, also the metric label.
@@ -30,6 +33,7 @@ impl Expiring {
             Expiring::Events => "events",
             Expiring::Outbox => "outbox",
             Expiring::IdempotencyKeys => "idempotency_keys",
+            Expiring::DeliveryRanges => "delivery_ranges",
         }
     }
 
@@ -46,6 +50,10 @@ impl Expiring {
             Expiring::IdempotencyKeys => {
                 "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
                      SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2))"
+            }
+            Expiring::DeliveryRanges => {
+                "DELETE FROM delivery_ranges WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM delivery_ranges WHERE delivered_at < $1 LIMIT $2))"
             }
         }
     }

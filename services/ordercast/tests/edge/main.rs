@@ -9,6 +9,7 @@ mod clients;
 mod cluster;
 mod delivery;
 mod isolation;
+mod ledger;
 mod outages;
 mod pressure;
 mod protocols;

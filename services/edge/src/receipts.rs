@@ -1,0 +1,88 @@
+//! Delivery receipts (DESIGN §8): the highest seq written to a screen of
+//! each role, per restaurant, appended to the shard's receipts stream about
+//! once a second, for the api's delivery ledger.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ordercast_bus::Shard;
+use ordercast_core::{Receipt, RestaurantId, Role, Seq};
+
+use crate::Shared;
+
+/// How often receipts are appended.
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// The highest seq written to a role's screens of a restaurant, and when.
+type Marks = HashMap<(RestaurantId, Role), (Seq, DateTime<Utc>)>;
+
+/// Receipts gathered since the last flush.
+#[derive(Default)]
+pub(crate) struct Receipts {
+    // std Mutex: held for a map update, never across .await.
+    marks: Mutex<Marks>,
+}
+
+impl Receipts {
+    /// A screen of `role` at `restaurant` was just written every event it
+    /// may see up to `seq`.
+    pub(crate) fn delivered(&self, restaurant: RestaurantId, role: Role, seq: Seq) {
+        self.merge(restaurant, role, seq, Utc::now());
+    }
+
+    fn merge(&self, restaurant: RestaurantId, role: Role, seq: Seq, at: DateTime<Utc>) {
+        let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+        let mark = marks.entry((restaurant, role)).or_insert((seq, at));
+        if seq > mark.0 {
+            *mark = (seq, at);
+        }
+    }
+
+    /// Everything gathered so far, by shard.
+    fn take(&self) -> HashMap<Shard, Vec<Receipt>> {
+        let marks = std::mem::take(&mut *self.marks.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut by_shard: HashMap<Shard, Vec<Receipt>> = HashMap::new();
+        for ((restaurant, role), (seq, at)) in marks {
+            by_shard
+                .entry(Shard::of(restaurant))
+                .or_default()
+                .push(Receipt {
+                    restaurant,
+                    role,
+                    seq,
+                    at,
+                });
+        }
+        by_shard
+    }
+}
+
+/// Appends the gathered receipts every [`FLUSH_EVERY`] until the edge is
+/// gone. Receipts a failed append could not deliver are kept for the next
+/// try (a mark only moves forward, so nothing is lost by merging).
+pub(crate) async fn flush(edge: Weak<Shared>) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(edge) = edge.upgrade() else { return };
+        let appends = edge.receipts.take().into_iter().map(|(shard, receipts)| {
+            let edge = &edge;
+            async move {
+                match edge.streams.append_receipts(shard, &receipts).await {
+                    Ok(()) => edge.metrics.receipts.with_label_values(&["appended"]).inc(),
+                    Err(e) => {
+                        tracing::debug!(%shard, error = %e, "cannot append delivery receipts; retrying");
+                        edge.metrics.receipts.with_label_values(&["failed"]).inc();
+                        for r in receipts {
+                            edge.receipts.merge(r.restaurant, r.role, r.seq, r.at);
+                        }
+                    }
+                }
+            }
+        });
+        futures_util::future::join_all(appends).await;
+    }
+}

@@ -1,0 +1,183 @@
+//! The delivery ledger (DESIGN §8): edges' receipts, recorded by the api's
+//! ledger workers, answer "which orders has no kitchen screen received?".
+
+use std::time::Duration;
+
+use ordercast::app::Role as ServerRole;
+use ordercast_bus::{LEDGER_GROUP, Shard};
+use ordercast_core::{RestaurantId, Role};
+use ordercast_testkit::eventually;
+use serde_json::Value;
+
+use crate::clients::{Resume, Sse, assert_exactly};
+use crate::common::{Backends, TestApp};
+
+/// Ledger timings short enough for a test.
+fn quick_ledger(settings: &mut ordercast::Settings) {
+    let ledger = &mut settings.api.ledger;
+    ledger.interval = Duration::from_millis(100);
+    ledger.check_every = Duration::from_millis(100);
+    ledger.claim_after = Duration::from_millis(300);
+    ledger.undelivered_after = Duration::from_millis(300);
+}
+
+async fn kitchen_mark(app: &TestApp, rid: RestaurantId) -> i64 {
+    app.count(
+        "SELECT coalesce(max(seq), 0) FROM delivery_marks WHERE restaurant_id = $1 AND role = 'kitchen'",
+        rid,
+    )
+    .await
+}
+
+/// `/debug/undelivered`: (restaurant, seq) of each event listed.
+async fn undelivered(app: &TestApp) -> Vec<(String, u64)> {
+    let (status, body) = app.get_admin("/debug/undelivered").await;
+    assert_eq!(status, 200, "{body}");
+    let events = body["events"].as_array().unwrap();
+    assert_eq!(body["count"], events.len());
+    events
+        .iter()
+        .map(|e: &Value| {
+            (
+                e["restaurant_id"].as_str().unwrap().to_owned(),
+                e["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn sse_from_start(app: &TestApp, rid: RestaurantId, role: Role) -> Sse {
+    let resume = Resume {
+        since: Some("0".into()),
+        ..Resume::default()
+    };
+    Sse::connect(&app.base, rid, &app.token(role, rid), resume).await
+}
+
+#[tokio::test]
+async fn orders_no_kitchen_screen_received_are_reported_until_one_does() {
+    let app = TestApp::spawn_with(Backends::fresh().await, ServerRole::All, quick_ledger).await;
+    let watched = app.create_restaurant().await;
+    let unwatched = app.create_restaurant().await;
+    let mut kitchen = sse_from_start(&app, watched, Role::Kitchen).await;
+    // An owner screen is not a kitchen screen.
+    let mut owner = sse_from_start(&app, unwatched, Role::Owner).await;
+    app.orders(watched, 5).await;
+    app.orders(unwatched, 3).await;
+    kitchen.until_count(5).await;
+    owner.until_count(3).await;
+
+    eventually(
+        "the kitchen's receipts recorded",
+        Duration::from_secs(10),
+        || async { (kitchen_mark(&app, watched).await == 5).then_some(()) },
+    )
+    .await;
+    let missing: Vec<(String, u64)> = (1..=3).map(|s| (unwatched.to_string(), s)).collect();
+    eventually(
+        "the unwatched orders reported",
+        Duration::from_secs(10),
+        || async { (undelivered(&app).await == missing).then_some(()) },
+    )
+    .await;
+    eventually(
+        "the metric counts them",
+        Duration::from_secs(10),
+        || async { (app.metric("ordercast_undelivered_events").await == 3.0).then_some(()) },
+    )
+    .await;
+    let first = "SELECT count(*) FROM delivery_ranges d JOIN events e
+                 ON e.restaurant_id = d.restaurant_id AND e.seq BETWEEN d.from_seq AND d.to_seq
+                 WHERE d.restaurant_id = $1 AND d.role = 'kitchen' AND d.delivered_at >= e.created_at";
+    assert_eq!(
+        app.count(first, watched).await,
+        5,
+        "each delivered event has one first-delivery time, after its commit"
+    );
+
+    // A kitchen screen opens and catches up: nothing is missing any more.
+    let mut late = sse_from_start(&app, unwatched, Role::Kitchen).await;
+    late.until_count(3).await;
+    assert_exactly(&late.seqs(), 1..=3, "the late kitchen screen");
+    eventually("nothing undelivered", Duration::from_secs(10), || async {
+        (undelivered(&app).await.is_empty()
+            && app.metric("ordercast_undelivered_events").await == 0.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(kitchen_mark(&app, unwatched).await, 3);
+}
+
+#[tokio::test]
+async fn receipts_a_dead_replica_read_but_never_recorded_are_claimed_by_another() {
+    let first = TestApp::spawn_with(Backends::fresh().await, ServerRole::Api, quick_ledger).await;
+    let rid = first.create_restaurant().await;
+    first.orders(rid, 2).await;
+    let backends = first.backends();
+    let (redis_url, keys) = (first.redis_url.clone(), first.keys.clone());
+    first.stop().await;
+
+    // An edge reported seq 2 for the kitchen; a replica read the entry
+    // and died before recording it.
+    let key = keys.receipts(Shard::of(rid));
+    let mut redis = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // The first replica's worker made the group already (BUSYGROUP).
+    let _: redis::RedisResult<redis::Value> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg(LEDGER_GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut redis)
+        .await;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let _: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg("at")
+        .arg(at)
+        .arg("r")
+        .arg(format!("{rid} kitchen 2"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(LEDGER_GROUP)
+        .arg("dead-replica")
+        .arg("STREAMS")
+        .arg(&key)
+        .arg(">")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let second = TestApp::spawn_with(backends, ServerRole::Api, quick_ledger).await;
+    eventually(
+        "the claimed receipt recorded",
+        Duration::from_secs(10),
+        || async { (kitchen_mark(&second, rid).await == 2).then_some(()) },
+    )
+    .await;
+    eventually(
+        "the entry acknowledged",
+        Duration::from_secs(10),
+        || async {
+            let pending: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+                .arg(&key)
+                .arg(LEDGER_GROUP)
+                .query_async(&mut redis.clone())
+                .await
+                .unwrap();
+            (pending.0 == 0).then_some(())
+        },
+    )
+    .await;
+}
