@@ -159,6 +159,16 @@ class Renders(unittest.TestCase):
         self.assertEqual(m["HorizontalPodAutoscaler/oc-ordercast-edge"]["spec"]["maxReplicas"], 10)
         self.assertNotIn("HorizontalPodAutoscaler/oc-ordercast-api", m)
 
+    def test_the_alert_fires_on_undelivered_kitchen_events(self):
+        self.assertNotIn("PrometheusRule/oc-ordercast", render())
+        m = render(**{"prometheusRule.enabled": True, "api.undeliveredAfter": "45s"})
+        rule = m["PrometheusRule/oc-ordercast"]["spec"]["groups"][0]["rules"][0]
+        self.assertEqual(rule["alert"], "OrdercastUndeliveredOrders")
+        self.assertIn("max(ordercast_undelivered_events", rule["expr"])
+        self.assertIn("{{ $value }}", rule["annotations"]["description"])
+        _, c = container(m, "api")
+        self.assertEqual({e["name"]: e.get("value") for e in c["env"]}["ORDERCAST_UNDELIVERED_AFTER"], "45s")
+
     def test_the_service_monitor_scrapes_the_admin_port(self):
         m = render(**{"serviceMonitor.enabled": True})
         self.assertEqual(m["ServiceMonitor/oc-ordercast"]["spec"]["endpoints"][0]["port"], "admin")
