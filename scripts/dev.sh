@@ -72,7 +72,7 @@ fi
 psql="$(pg_bindir)/psql -h 127.0.0.1 -p $PG_PORT -U postgres ordercast"
 cat <<MSG
 
-  Ordercast is running (api + edge): $api, admin http://127.0.0.1:$ADMIN_PORT (metrics, readyz, debug/stats)
+  Ordercast is running (api + edge): $api, admin http://127.0.0.1:$ADMIN_PORT (metrics, readyz, debug/stats, debug/undelivered)
   Demo restaurant: $DEMO_RESTAURANT
 
   Screens (open in a browser; the token sits in the #fragment, which is never sent to a server):
@@ -106,6 +106,9 @@ cat <<MSG
     $psql -c 'SELECT seq, type, created_at FROM events ORDER BY seq'
     $psql -c 'SELECT count(*) AS not_yet_in_redis FROM outbox'
     redis-cli -p $REDIS_PORT XRANGE "\$(redis-cli -p $REDIS_PORT --scan --pattern 'oc:*:r:$DEMO_RESTAURANT')" - +
+
+  Orders no kitchen screen has received within 30 s (delivery ledger; empty while a kitchen screen is open):
+    curl -s http://127.0.0.1:$ADMIN_PORT/debug/undelivered
 
   API description: $api/openapi.json      Stop: Ctrl-C
 
