@@ -29,6 +29,8 @@ pub struct Undelivered {
 /// ones. A restaurant that never had a kitchen screen open has all its
 /// events beyond the mark; only recent ones matter.
 const LOOK_BACK_EVENTS: i64 = 200;
+/// Undelivered events listed per restaurant, at most (the oldest).
+pub const UNDELIVERED_PER_RESTAURANT: i64 = 20;
 
 impl Store {
     /// Advances the delivery marks by `receipts` and records, for every
@@ -126,7 +128,16 @@ impl Store {
 
     /// Events for the kitchen, created between `within` and `older_than`
     /// ago, that no kitchen screen of their restaurant has received; the
-    /// oldest first, at most `limit`.
+    /// oldest first, at most `limit`, and at most
+    /// [`UNDELIVERED_PER_RESTAURANT`] per restaurant.
+    ///
+    /// Cheap whatever the event rate: it starts from the restaurants whose
+    /// last seq is beyond their kitchen mark, skips those whose newest
+    /// event is older than `within` (one primary-key probe each), and reads
+    /// the others' events by primary key. (A join on `events` as a whole
+    /// made PostgreSQL scan the table in parallel on both cores, and the
+    /// order writes of a latency benchmark queued behind it: p99 from
+    /// 9 to 80–105 ms.)
     pub async fn undelivered(
         &self,
         older_than: Duration,
@@ -141,11 +152,19 @@ impl Store {
                    FROM restaurants r
                    LEFT JOIN delivery_marks m ON m.restaurant_id = r.id AND m.role = 'kitchen'
                    WHERE r.last_seq > coalesce(m.seq, 0)) k
-             JOIN events e ON e.restaurant_id = k.id
-                 AND e.seq > greatest(k.seq, k.last_seq - $4)
-             WHERE e.created_at < now() - make_interval(secs => $1)
-               AND e.created_at > now() - make_interval(secs => $2)
-               AND e.audience->'roles' ? 'kitchen'
+             CROSS JOIN LATERAL (
+                 SELECT created_at FROM events
+                 WHERE restaurant_id = k.id AND seq = k.last_seq) newest
+             CROSS JOIN LATERAL (
+                 SELECT * FROM events e
+                 WHERE e.restaurant_id = k.id
+                   AND e.seq > greatest(k.seq, k.last_seq - $4) AND e.seq <= k.last_seq
+                   AND e.created_at < now() - make_interval(secs => $1)
+                   AND e.created_at > now() - make_interval(secs => $2)
+                   AND e.audience->'roles' ? 'kitchen'
+                 ORDER BY e.seq
+                 LIMIT $5) e
+             WHERE newest.created_at > now() - make_interval(secs => $2)
              ORDER BY e.created_at, e.restaurant_id, e.seq
              LIMIT $3",
         )
@@ -153,6 +172,7 @@ impl Store {
         .bind(within.as_secs_f64())
         .bind(limit)
         .bind(LOOK_BACK_EVENTS)
+        .bind(UNDELIVERED_PER_RESTAURANT)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

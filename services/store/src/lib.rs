@@ -36,7 +36,7 @@ use sqlx::{Connection, PgPool, Postgres, Transaction};
 
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, Outcome, Replay};
-pub use ledger::Undelivered;
+pub use ledger::{UNDELIVERED_PER_RESTAURANT, Undelivered};
 pub use orders::{NewItem, NewOrder, OrderFilter, OrdersSnapshot};
 pub use outbox::OutboxBatch;
 pub use pending::{Created, Pending};
