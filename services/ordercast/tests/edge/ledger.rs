@@ -181,3 +181,33 @@ async fn receipts_a_dead_replica_read_but_never_recorded_are_claimed_by_another(
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_ledger_keeps_recording_after_redis_restarts_empty() {
+    let mut redis = ordercast_testkit::RedisServer::spawn().await;
+    let backends = Backends::with_redis(&redis).await;
+    let app = TestApp::spawn_with(backends, ServerRole::All, quick_ledger).await;
+    let rid = app.create_restaurant().await;
+    let mut kitchen = sse_from_start(&app, rid, Role::Kitchen).await;
+    app.orders(rid, 2).await;
+    kitchen.until_count(2).await;
+    eventually(
+        "the first receipts recorded",
+        Duration::from_secs(10),
+        || async { (kitchen_mark(&app, rid).await == 2).then_some(()) },
+    )
+    .await;
+
+    // The receipt streams and the consumer group are gone with the data.
+    redis.stop();
+    redis.start().await;
+    app.orders(rid, 3).await;
+    kitchen.until_count(5).await;
+    assert_exactly(&kitchen.seqs(), 1..=5, "the kitchen screen");
+    eventually(
+        "receipts recorded again",
+        Duration::from_secs(20),
+        || async { (kitchen_mark(&app, rid).await == 5).then_some(()) },
+    )
+    .await;
+}
