@@ -159,11 +159,16 @@ class Renders(unittest.TestCase):
         self.assertEqual(m["HorizontalPodAutoscaler/oc-ordercast-edge"]["spec"]["maxReplicas"], 10)
         self.assertNotIn("HorizontalPodAutoscaler/oc-ordercast-api", m)
 
-    def test_the_alert_fires_on_undelivered_kitchen_events(self):
+    def test_the_alerts_watch_undelivered_events_postgres_and_redis(self):
         self.assertNotIn("PrometheusRule/oc-ordercast", render())
         m = render(**{"prometheusRule.enabled": True, "api.undeliveredAfter": "45s"})
-        rule = m["PrometheusRule/oc-ordercast"]["spec"]["groups"][0]["rules"][0]
-        self.assertEqual(rule["alert"], "OrdercastUndeliveredOrders")
+        rules = {r["alert"]: r for r in m["PrometheusRule/oc-ordercast"]["spec"]["groups"][0]["rules"]}
+        self.assertEqual(
+            set(rules), {"OrdercastUndeliveredOrders", "OrdercastPostgresUnavailable", "OrdercastRedisDegraded"}
+        )
+        self.assertIn('kind="unavailable"', rules["OrdercastPostgresUnavailable"]["expr"])
+        self.assertIn("ordercast_degraded_shards", rules["OrdercastRedisDegraded"]["expr"])
+        rule = rules["OrdercastUndeliveredOrders"]
         self.assertIn("max(ordercast_undelivered_events", rule["expr"])
         self.assertIn("{{ $value }}", rule["annotations"]["description"])
         _, c = container(m, "api")
