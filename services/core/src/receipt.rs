@@ -55,7 +55,6 @@ mod tests {
         for bad in [
             "",
             "x kitchen 1",
-            "",
             &format!("{} chef 1", receipt.restaurant),
             &format!("{} 1", receipt.line()),
         ] {

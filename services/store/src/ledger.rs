@@ -90,42 +90,6 @@ impl Store {
         Ok(moved)
     }
 
-    /// The highest seq delivered to a screen of `role` at `restaurant`
-    /// (0: none yet).
-    pub async fn delivery_mark(
-        &self,
-        restaurant: RestaurantId,
-        role: Role,
-    ) -> Result<Seq, StoreError> {
-        let seq: Option<i64> = sqlx::query_scalar(
-            "SELECT seq FROM delivery_marks WHERE restaurant_id = $1 AND role = $2",
-        )
-        .bind(restaurant.as_uuid())
-        .bind(role.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(Seq(seq.unwrap_or(0) as u64))
-    }
-
-    /// When event `seq` of `restaurant` was first delivered to a screen of
-    /// `role`, if it was.
-    pub async fn first_delivery(
-        &self,
-        restaurant: RestaurantId,
-        role: Role,
-        seq: Seq,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT min(delivered_at) FROM delivery_ranges
-             WHERE restaurant_id = $1 AND role = $2 AND to_seq >= $3 AND from_seq <= $3",
-        )
-        .bind(restaurant.as_uuid())
-        .bind(role.as_str())
-        .bind(seq.as_i64())
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     /// Events for the kitchen, created between `within` and `older_than`
     /// ago, that no kitchen screen of their restaurant has received; the
     /// oldest first, at most `limit`, and at most
