@@ -15,4 +15,4 @@ pub mod request;
 pub use audience::{Audience, Role, Viewer};
 pub use event::{Envelope, EventType};
 pub use ids::{ChainId, ItemId, OrderId, RequestId, RestaurantId, Seq, SessionId, WaiterId};
-pub use receipt::Receipt;
+pub use receipt::{Highest, Receipt};

@@ -1,5 +1,7 @@
 //! Delivery receipts (DESIGN §8): what edges report having sent to screens.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::{RestaurantId, Role, Seq};
@@ -35,6 +37,37 @@ impl Receipt {
     }
 }
 
+/// The highest receipt per restaurant and role: a delivery mark only moves
+/// forward, so a lower seq adds nothing.
+#[derive(Debug, Default)]
+pub struct Highest(HashMap<(RestaurantId, Role), (Seq, DateTime<Utc>)>);
+
+impl Highest {
+    /// Keeps `receipt` unless a receipt of its restaurant and role with a
+    /// higher or equal seq is already here.
+    pub fn add(&mut self, receipt: Receipt) {
+        let mark = self
+            .0
+            .entry((receipt.restaurant, receipt.role))
+            .or_insert((receipt.seq, receipt.at));
+        if receipt.seq > mark.0 {
+            *mark = (receipt.seq, receipt.at);
+        }
+    }
+
+    /// One receipt per restaurant and role.
+    pub fn into_receipts(self) -> impl Iterator<Item = Receipt> {
+        self.0
+            .into_iter()
+            .map(|((restaurant, role), (seq, at))| Receipt {
+                restaurant,
+                role,
+                seq,
+                at,
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +93,30 @@ mod tests {
         ] {
             assert_eq!(Receipt::parse_line(bad, at), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_the_highest_receipt_of_a_restaurant_and_role_is_kept() {
+        let (early, late) = (Utc::now(), Utc::now() + chrono::Duration::seconds(1));
+        let restaurant = RestaurantId::new();
+        let receipt = |role, seq, at| Receipt {
+            restaurant,
+            role,
+            seq: Seq(seq),
+            at,
+        };
+        let mut highest = Highest::default();
+        highest.add(receipt(Role::Kitchen, 5, early));
+        highest.add(receipt(Role::Kitchen, 3, late));
+        highest.add(receipt(Role::Owner, 2, late));
+        let mut kept: Vec<Receipt> = highest.into_receipts().collect();
+        kept.sort_by_key(|r| r.seq);
+        assert_eq!(
+            kept,
+            [
+                receipt(Role::Owner, 2, late),
+                receipt(Role::Kitchen, 5, early)
+            ]
+        );
     }
 }

@@ -6,54 +6,50 @@ use std::collections::HashMap;
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ordercast_bus::Shard;
-use ordercast_core::{Receipt, RestaurantId, Role, Seq};
+use ordercast_core::{Highest, Receipt, RestaurantId, Role, Seq};
 
 use crate::Shared;
 
 /// How often receipts are appended.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// The highest seq written to a role's screens of a restaurant, and when.
-type Marks = HashMap<(RestaurantId, Role), (Seq, DateTime<Utc>)>;
-
 /// Receipts gathered since the last flush.
 #[derive(Default)]
 pub(crate) struct Receipts {
     // std Mutex: held for a map update, never across .await.
-    marks: Mutex<Marks>,
+    marks: Mutex<Highest>,
 }
 
 impl Receipts {
     /// A screen of `role` at `restaurant` was just written every event it
     /// may see up to `seq`.
     pub(crate) fn delivered(&self, restaurant: RestaurantId, role: Role, seq: Seq) {
-        self.merge(restaurant, role, seq, Utc::now());
+        self.add(Receipt {
+            restaurant,
+            role,
+            seq,
+            at: Utc::now(),
+        });
     }
 
-    fn merge(&self, restaurant: RestaurantId, role: Role, seq: Seq, at: DateTime<Utc>) {
-        let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
-        let mark = marks.entry((restaurant, role)).or_insert((seq, at));
-        if seq > mark.0 {
-            *mark = (seq, at);
-        }
+    fn add(&self, receipt: Receipt) {
+        self.marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(receipt);
     }
 
     /// Everything gathered so far, by shard.
     fn take(&self) -> HashMap<Shard, Vec<Receipt>> {
         let marks = std::mem::take(&mut *self.marks.lock().unwrap_or_else(|p| p.into_inner()));
         let mut by_shard: HashMap<Shard, Vec<Receipt>> = HashMap::new();
-        for ((restaurant, role), (seq, at)) in marks {
+        for receipt in marks.into_receipts() {
             by_shard
-                .entry(Shard::of(restaurant))
+                .entry(Shard::of(receipt.restaurant))
                 .or_default()
-                .push(Receipt {
-                    restaurant,
-                    role,
-                    seq,
-                    at,
-                });
+                .push(receipt);
         }
         by_shard
     }
@@ -76,8 +72,8 @@ pub(crate) async fn flush(edge: Weak<Shared>) {
                     Err(e) => {
                         tracing::debug!(%shard, error = %e, "cannot append delivery receipts; retrying");
                         edge.metrics.receipts.with_label_values(&["failed"]).inc();
-                        for r in receipts {
-                            edge.receipts.merge(r.restaurant, r.role, r.seq, r.at);
+                        for receipt in receipts {
+                            edge.receipts.add(receipt);
                         }
                     }
                 }

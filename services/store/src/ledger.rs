@@ -2,11 +2,10 @@
 //! each role have received their events, when events were first
 //! delivered, and which kitchen events no kitchen screen has received.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ordercast_core::{Receipt, RestaurantId, Role, Seq};
+use ordercast_core::{Highest, Receipt, RestaurantId, Seq};
 use uuid::Uuid;
 
 use crate::{Store, StoreError};
@@ -40,24 +39,21 @@ impl Store {
     pub async fn record_deliveries(&self, receipts: &[Receipt]) -> Result<u64, StoreError> {
         // One row per mark (a statement may update a row only once): the
         // highest seq, with its time.
-        let mut highest: HashMap<(RestaurantId, Role), (Seq, DateTime<Utc>)> = HashMap::new();
+        let mut highest = Highest::default();
         for r in receipts {
-            let entry = highest
-                .entry((r.restaurant, r.role))
-                .or_insert((r.seq, r.at));
-            if r.seq > entry.0 {
-                *entry = (r.seq, r.at);
-            }
+            highest.add(r.clone());
         }
-        let mut restaurants: Vec<Uuid> = Vec::with_capacity(highest.len());
-        let mut roles: Vec<&str> = Vec::with_capacity(highest.len());
-        let mut seqs: Vec<i64> = Vec::with_capacity(highest.len());
-        let mut times: Vec<DateTime<Utc>> = Vec::with_capacity(highest.len());
-        for ((restaurant, role), (seq, at)) in highest {
-            restaurants.push(restaurant.as_uuid());
-            roles.push(role.as_str());
-            seqs.push(seq.as_i64());
-            times.push(at);
+        let (mut restaurants, mut roles, mut seqs, mut times) = (
+            Vec::<Uuid>::new(),
+            Vec::<&str>::new(),
+            Vec::<i64>::new(),
+            Vec::new(),
+        );
+        for r in highest.into_receipts() {
+            restaurants.push(r.restaurant.as_uuid());
+            roles.push(r.role.as_str());
+            seqs.push(r.seq.as_i64());
+            times.push(r.at);
         }
         // `old` is read from the statement's snapshot. A concurrent worker
         // that advanced the same mark meanwhile makes this statement's
