@@ -20,23 +20,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   _sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-work=""
 tests_pid=""
 cleanup() {
   # The test runner kills its servers and browser itself; this catches the
   # rest if it was interrupted (it runs in a process group of its own).
   if [ -n "$tests_pid" ]; then kill -- -"$tests_pid" 2>/dev/null || true; fi
-  services_stop
-  [ -n "$work" ] && rm -rf "$work"
-  return 0
+  test_services_cleanup
 }
 on_exit cleanup
 
 if [ -z "${ORDERCAST_TEST_DATABASE_URL:-}" ] || [ -z "${ORDERCAST_TEST_REDIS_URL:-}" ]; then
-  services_install
-  work=$(mktemp -d /tmp/ordercast-browser.XXXXXX)
-  chmod 755 "$work"
-  test_services_start "$work"
+  test_services_throwaway browser
 fi
 
 echo "==> npm ci (web/)"

@@ -20,12 +20,8 @@ if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
 fi
 
 if [ -z "${ORDERCAST_TEST_DATABASE_URL:-}" ]; then
-  services_install
-  work=$(mktemp -d /tmp/ordercast-chart.XXXXXX)
-  chmod 755 "$work"
-  cleanup() { services_stop; rm -rf "$work"; }
-  on_exit cleanup
-  test_services_start "$work"
+  on_exit test_services_cleanup
+  test_services_throwaway chart
 fi
 
 cargo build --quiet --locked -p ordercast

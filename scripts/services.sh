@@ -154,3 +154,20 @@ test_services_start() {
   ORDERCAST_TEST_PG_BIN="$(pg_bindir)"
   export ORDERCAST_TEST_PG_BIN
 }
+
+# test_services_throwaway NAME — installs what is missing, then starts
+# throw-away servers (test_services_start) with their data in a new
+# /tmp/ordercast-NAME.* directory. Register `test_services_cleanup` with
+# on_exit first: it stops them and removes the directory.
+test_services_throwaway() {
+  services_install
+  TEST_SERVICES_DIR=$(mktemp -d "/tmp/ordercast-$1.XXXXXX")
+  chmod 755 "$TEST_SERVICES_DIR"
+  test_services_start "$TEST_SERVICES_DIR"
+}
+
+test_services_cleanup() {
+  services_stop
+  if [ -n "${TEST_SERVICES_DIR:-}" ]; then rm -rf "$TEST_SERVICES_DIR"; fi
+  return 0
+}

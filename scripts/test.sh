@@ -6,13 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 
-services_install
-work=$(mktemp -d /tmp/ordercast-test.XXXXXX)
-chmod 755 "$work"
-cleanup() { services_stop; rm -rf "$work"; }
-on_exit cleanup
-
-test_services_start "$work"
+on_exit test_services_cleanup
+test_services_throwaway test
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
