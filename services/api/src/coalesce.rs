@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use ordercast_core::event::EventDraft;
-use ordercast_core::{Audience, EventType, RestaurantId};
+use ordercast_core::{Audience, Chain, EventType, RestaurantId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -189,12 +189,14 @@ async fn flush(
                     .with_label_values(&["published"])
                     .inc(),
                 Err(e) if batch.attempts + 1 < MAX_ATTEMPTS => {
-                    tracing::warn!(%restaurant, error = %e, "cache.invalidate not published yet; retrying");
+                    tracing::warn!(%restaurant, error = %Chain(&e), "cache.invalidate not published yet; retrying");
                     batch.attempts += 1;
                     batch.due = Instant::now() + Duration::from_secs(1);
                     kept.push(batch);
                 }
-                Err(e) => tracing::error!(%restaurant, error = %e, "cache.invalidate given up"),
+                Err(e) => {
+                    tracing::error!(%restaurant, error = %Chain(&e), "cache.invalidate given up")
+                }
             }
         }
         if !kept.is_empty() {

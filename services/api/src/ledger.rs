@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use ordercast_bus::{ReceiptBatch, Shard, Streams};
+use ordercast_core::Chain;
 use ordercast_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -106,7 +107,7 @@ pub async fn run(
         }
         if let Err(e) = record(&store, &streams, &metrics, read_ok).await {
             metrics.count_store_error(&e);
-            tracing::warn!(error = %e, "cannot record delivery receipts; they are claimed again later");
+            tracing::warn!(error = %Chain(&e), "cannot record delivery receipts; they are claimed again later");
         }
         match first_error {
             Some(e) if !failing => {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use ordercast_bus::{BusMetrics, HeldConn, PublishOutcome, Streams};
-use ordercast_core::{RestaurantId, Seq};
+use ordercast_core::{Chain, RestaurantId, Seq};
 use ordercast_store::{Store, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -76,7 +76,7 @@ pub async fn sweep(
                     bus_metrics.redis_errors.with_label_values(&["xadd"]).inc();
                 }
                 if !failing {
-                    tracing::warn!(error = %e, "outbox sweep failed; retrying every tick");
+                    tracing::warn!(error = %Chain(&e), "outbox sweep failed; retrying every tick");
                 }
                 failing = true;
             }
@@ -159,7 +159,7 @@ pub async fn mark_published(
             // On failure the sweeper will find these and settle them itself.
             if let Err(e) = store.mark_published(chunk).await {
                 metrics.count_store_error(&e);
-                tracing::debug!(error = %e, "could not record published events");
+                tracing::debug!(error = %Chain(&e), "could not record published events");
             }
         }
     }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use ordercast_core::Chain;
 use ordercast_store::{Expiring, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +49,7 @@ pub async fn run(
         }
         if let Err(e) = run_once(&store, &metrics, &settings, &shutdown).await {
             metrics.count_store_error(&e);
-            tracing::warn!(error = %e, "retention run failed; will retry");
+            tracing::warn!(error = %Chain(&e), "retention run failed; will retry");
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod audience;
 pub mod auth;
+pub mod chain;
 pub mod event;
 pub mod ids;
 pub mod order;
@@ -13,6 +14,7 @@ pub mod receipt;
 pub mod request;
 
 pub use audience::{Audience, Role, Viewer};
+pub use chain::Chain;
 pub use event::{Envelope, EventType};
 pub use ids::{ChainId, ItemId, OrderId, RequestId, RestaurantId, Seq, SessionId, WaiterId};
 pub use receipt::{Highest, Receipt};

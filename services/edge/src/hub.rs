@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use ordercast_core::{RestaurantId, Seq};
+use ordercast_core::{Chain, RestaurantId, Seq};
 use tokio::sync::{OnceCell, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -221,7 +221,7 @@ impl Hub {
                     );
                 }
                 Err(e) => {
-                    tracing::warn!(restaurant = %self.restaurant, error = %e, "gap fill failed; retrying");
+                    tracing::warn!(restaurant = %self.restaurant, error = %Chain(&e), "gap fill failed; retrying");
                     if !self.pause(&mut backoff).await {
                         return false;
                     }
@@ -251,7 +251,7 @@ impl Hub {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(restaurant = %self.restaurant, error = %e, "polling PostgreSQL failed");
+                    tracing::warn!(restaurant = %self.restaurant, error = %Chain(&e), "polling PostgreSQL failed");
                     return;
                 }
             }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use ordercast_api::error::ApiError;
 use ordercast_api::extract::ApiPath;
-use ordercast_core::RestaurantId;
+use ordercast_core::{Chain, RestaurantId};
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Interval, Sleep};
@@ -130,7 +130,7 @@ impl SseStream {
                         return Some(chunk.freeze());
                     }
                     Err(e) => {
-                        tracing::warn!(restaurant = %self.sub.restaurant(), error = %e, "SSE stream ends");
+                        tracing::warn!(restaurant = %self.sub.restaurant(), error = %Chain(&e), "SSE stream ends");
                         self.done = true;
                         self.guard.set_reason("error");
                         let retry = self.state.settings.sse_retry.max(Duration::from_secs(1));

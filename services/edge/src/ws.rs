@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use ordercast_api::error::ApiError;
 use ordercast_core::auth::Principal;
-use ordercast_core::{RestaurantId, Seq};
+use ordercast_core::{Chain, RestaurantId, Seq};
 use ordercast_store::OrderFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -474,7 +474,7 @@ async fn subscription(
             }
             Err(e) => {
                 // The cursor is intact: retry quietly until the source answers.
-                tracing::warn!(%restaurant, error = %e, "subscription catch-up failed; retrying");
+                tracing::warn!(%restaurant, error = %Chain(&e), "subscription catch-up failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
