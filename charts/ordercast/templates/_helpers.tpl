@@ -63,30 +63,55 @@ app.kubernetes.io/component: {{ .role }}
   value: {{ .Values.redis.streamMaxlen | quote }}
 - name: ORDERCAST_LOG_FORMAT
   value: json
+{{- if and .Values.tls.caSecret .Values.tls.postgres }}
+- name: ORDERCAST_DATABASE_CA_FILE
+  value: /etc/ordercast/ca/ca.crt
+{{- end }}
+{{- if and .Values.tls.caSecret .Values.tls.redis }}
+- name: ORDERCAST_REDIS_CA_FILE
+  value: /etc/ordercast/ca/ca.crt
+{{- end }}
 {{- range $name, $value := .Values.env }}
 - name: {{ $name }}
   value: {{ $value | quote }}
 {{- end }}
 {{- end -}}
 
-{{/* The JWT public key file, when jwt.kind is publicKey. */}}
-{{- define "ordercast.jwtVolumeMounts" -}}
-{{- if eq .Values.jwt.kind "publicKey" -}}
+{{/* Files from Secrets: the JWT public key (jwt.kind publicKey) and the
+CA of PostgreSQL's and Redis's certificates (tls.caSecret). */}}
+{{- define "ordercast.volumeMounts" -}}
+{{- if or (eq .Values.jwt.kind "publicKey") .Values.tls.caSecret -}}
 volumeMounts:
+{{- if eq .Values.jwt.kind "publicKey" }}
   - name: jwt
     mountPath: /etc/ordercast/jwt
     readOnly: true
+{{- end }}
+{{- if .Values.tls.caSecret }}
+  - name: ca
+    mountPath: /etc/ordercast/ca
+    readOnly: true
+{{- end }}
 {{- end -}}
 {{- end -}}
 
-{{- define "ordercast.jwtVolumes" -}}
-{{- if eq .Values.jwt.kind "publicKey" -}}
+{{- define "ordercast.volumes" -}}
+{{- if or (eq .Values.jwt.kind "publicKey") .Values.tls.caSecret -}}
 volumes:
+{{- if eq .Values.jwt.kind "publicKey" }}
   - name: jwt
     secret:
       secretName: {{ include "ordercast.secretName" . }}
       items:
         - {key: jwt-public-key.pem, path: jwt-public-key.pem}
+{{- end }}
+{{- if .Values.tls.caSecret }}
+  - name: ca
+    secret:
+      secretName: {{ .Values.tls.caSecret }}
+      items:
+        - {key: ca.crt, path: ca.crt}
+{{- end }}
 {{- end -}}
 {{- end -}}
 

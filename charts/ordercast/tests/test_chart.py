@@ -129,6 +129,22 @@ class Renders(unittest.TestCase):
         self.assertEqual(os.path.join(mount["mountPath"], "jwt-public-key.pem"), path)
         self.assertEqual(spec["volumes"][0]["secret"]["items"][0]["key"], "jwt-public-key.pem")
 
+    def test_a_private_ca_is_mounted_and_trusted_for_postgres_and_redis(self):
+        m = render(**{"tls.caSecret": "db-ca"})
+        for role in ("api", "edge"):
+            spec, c = container(m, role)
+            for box in (c, spec["initContainers"][0]):
+                env = {e["name"]: e.get("value") for e in box["env"]}
+                mount = {v["name"]: v["mountPath"] for v in box["volumeMounts"]}["ca"]
+                for name in ("ORDERCAST_DATABASE_CA_FILE", "ORDERCAST_REDIS_CA_FILE"):
+                    self.assertEqual(env[name], os.path.join(mount, "ca.crt"))
+            ca = {v["name"]: v for v in spec["volumes"]}["ca"]["secret"]
+            self.assertEqual((ca["secretName"], ca["items"][0]["key"]), ("db-ca", "ca.crt"))
+        _, c = container(render(**{"tls.caSecret": "db-ca", "tls.redis": False}), "edge")
+        self.assertNotIn("ORDERCAST_REDIS_CA_FILE", env_names(c))
+        _, c = container(render(), "api")
+        self.assertNotIn("volumeMounts", c)
+
     def test_pods_outlive_the_drain(self):
         m = render(shutdownGrace="1m", preStopSleepSeconds=7)
         for role in ("api", "edge"):
@@ -201,7 +217,7 @@ class RunsWithWhatItRenders(unittest.TestCase):
         return env
 
     def test_every_variable_is_one_the_subcommand_reads(self):
-        m = render(**{"jwt.issuer": "https://auth.example.com"})
+        m = render(**{"jwt.issuer": "https://auth.example.com", "tls.caSecret": "db-ca"})
         for role in ("api", "edge"):
             _, c = container(m, role)
             help_text = usage(role)

@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::{Pool, Runtime};
+use deadpool_redis::{Manager, Pool, Runtime};
 use ordercast_core::Envelope;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use redis::{
+    Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult,
+    TlsCertificates, Value,
+};
 use tokio::sync::OnceCell;
 
 use crate::{Keys, Shard};
@@ -34,12 +37,36 @@ pub struct RedisSettings {
     /// Command connections in the pool (one Redis node only: a cluster
     /// connection multiplexes one connection per node). Default 16.
     pub pool_size: usize,
+    /// For `rediss://`: the PEM certificates to trust instead of the
+    /// system's (`ORDERCAST_REDIS_CA_FILE`).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl RedisSettings {
     /// The node URLs: one, or a cluster's seeds.
     pub fn urls(&self) -> Vec<&str> {
         self.url.split(',').map(str::trim).collect()
+    }
+
+    /// How to reach each node of [`RedisSettings::urls`], with the trusted
+    /// certificates of `ca_pem` for `rediss://`.
+    pub fn connection_infos(&self) -> RedisResult<Vec<ConnectionInfo>> {
+        self.urls()
+            .into_iter()
+            .map(|url| match self.certificates() {
+                Some(certificates) => Ok(redis::Client::build_with_tls(url, certificates)?
+                    .get_connection_info()
+                    .clone()),
+                None => url.into_connection_info(),
+            })
+            .collect()
+    }
+
+    fn certificates(&self) -> Option<TlsCertificates> {
+        self.ca_pem.as_ref().map(|pem| TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        })
     }
 }
 
@@ -109,7 +136,11 @@ impl Streams {
     /// Connects lazily to the Redis of `settings`.
     pub fn new(settings: &RedisSettings) -> RedisResult<Streams> {
         let commands = if settings.cluster {
-            let client = ClusterClientBuilder::new(settings.urls())
+            let mut builder = ClusterClientBuilder::new(settings.urls());
+            if let Some(certificates) = settings.certificates() {
+                builder = builder.certs(certificates);
+            }
+            let client = builder
                 .connection_timeout(COMMAND_TIMEOUT)
                 .response_timeout(COMMAND_TIMEOUT)
                 .overall_response_timeout(Some(2 * COMMAND_TIMEOUT))
@@ -126,15 +157,15 @@ impl Streams {
                 conn: OnceCell::new(),
             }))
         } else {
-            let mut config = deadpool_redis::Config::from_url(&settings.url);
-            let mut pool = deadpool_redis::PoolConfig::new(settings.pool_size);
-            // Fail fast when Redis is away: callers fall back to the outbox.
-            pool.timeouts.wait = Some(COMMAND_TIMEOUT);
-            pool.timeouts.create = Some(COMMAND_TIMEOUT);
-            pool.timeouts.recycle = Some(COMMAND_TIMEOUT);
-            config.pool = Some(pool);
-            let pool = config
-                .create_pool(Some(Runtime::Tokio1))
+            let node = settings.connection_infos()?.remove(0);
+            let pool = Pool::builder(Manager::new(node)?)
+                .max_size(settings.pool_size)
+                // Fail fast when Redis is away: callers fall back to the outbox.
+                .wait_timeout(Some(COMMAND_TIMEOUT))
+                .create_timeout(Some(COMMAND_TIMEOUT))
+                .recycle_timeout(Some(COMMAND_TIMEOUT))
+                .runtime(Runtime::Tokio1)
+                .build()
                 .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))?;
             Commands::Node(pool)
         };

@@ -17,7 +17,7 @@ use ordercast_bus::{Keys, RedisSettings, Shard, Streams};
 use ordercast_core::{RestaurantId, Seq};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
-use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -80,11 +80,7 @@ impl ShardReaders {
         streams: Streams,
         metrics: EdgeMetrics,
     ) -> redis::RedisResult<Self> {
-        let seeds = redis
-            .urls()
-            .into_iter()
-            .map(IntoConnectionInfo::into_connection_info)
-            .collect::<redis::RedisResult<Vec<_>>>()?;
+        let seeds = redis.connection_infos()?;
         Ok(ShardReaders {
             readers: Mutex::default(),
             seeds: seeds.into(),
@@ -289,7 +285,7 @@ enum Interrupted {
     /// The node could not be reached.
     Unreachable,
     /// The node does not hold the shard; this one does.
-    Moved(ConnectionInfo),
+    Moved(Box<ConnectionInfo>),
     /// A command failed (connection lost, cluster down, …).
     Failed,
 }
@@ -307,7 +303,7 @@ async fn read(state: Arc<ReaderState>, seeds: Arc<[ConnectionInfo]>, metrics: Ed
             Interrupted::Stopped => return,
             Interrupted::Moved(to) => {
                 tracing::debug!(shard = %state.shard, node = ?to.addr(), "shard is served by another node");
-                node = to;
+                node = *to;
                 redirects += 1;
                 if redirects <= MAX_REDIRECTS {
                     continue;
@@ -421,7 +417,7 @@ fn failed(
     if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved)
         && let Some(to) = e.redirect_node().and_then(|(to, _)| moved_to(node, to))
     {
-        return Interrupted::Moved(to);
+        return Interrupted::Moved(Box::new(to));
     }
     metrics.redis_errors.inc();
     tracing::warn!(shard = %state.shard, error = %e, "{what} failed; reading again after a pause");

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ordercast_bus::RedisSettings;
 use ordercast_core::auth::TokenVerifier;
-use ordercast_store::DbSettings;
+use ordercast_store::{DbSettings, PgSslMode};
 
 /// Ordercast: real-time order delivery for restaurant chains.
 #[derive(Debug, Parser)]
@@ -76,15 +76,40 @@ pub struct DbArgs {
     /// Connections in the pool.
     #[arg(long, env = "ORDERCAST_DATABASE_POOL", default_value_t = 16)]
     pub database_pool: u32,
+    /// PEM certificates to trust for PostgreSQL's TLS instead of the
+    /// system's (a private CA); unless the URL names an sslmode, the mode
+    /// becomes verify-full.
+    #[arg(long, env = "ORDERCAST_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
 }
 
 impl DbArgs {
     pub fn settings(&self) -> anyhow::Result<DbSettings> {
-        let mut settings = DbSettings::from_url(self.database_url.expose())
+        let url = self.database_url.expose();
+        let mut settings = DbSettings::from_url(url)
             .context("ORDERCAST_DATABASE_URL is not a valid PostgreSQL URL")?;
         settings.max_connections = self.database_pool.max(1);
+        if let Some(path) = &self.database_ca_file {
+            let pem = std::fs::read(path).with_context(|| {
+                format!("ORDERCAST_DATABASE_CA_FILE: cannot read {}", path.display())
+            })?;
+            let mut connect = settings.connect.ssl_root_cert_from_pem(pem);
+            if !names_sslmode(url) && std::env::var_os("PGSSLMODE").is_none() {
+                connect = connect.ssl_mode(PgSslMode::VerifyFull);
+            }
+            settings.connect = connect;
+        }
         Ok(settings)
     }
+}
+
+/// The URL's query sets `sslmode` (libpq's name, or sqlx's `ssl-mode`).
+fn names_sslmode(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.starts_with("sslmode=") || pair.starts_with("ssl-mode="))
+    })
 }
 
 #[derive(Debug, Args)]
@@ -106,27 +131,43 @@ pub struct RedisArgs {
     /// Command connections in the pool.
     #[arg(long, env = "ORDERCAST_REDIS_POOL", default_value_t = 16)]
     pub redis_pool: usize,
+    /// PEM certificates to trust for rediss:// instead of the system's
+    /// (a private CA).
+    #[arg(long, env = "ORDERCAST_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
 }
 
 impl RedisArgs {
     pub fn settings(&self) -> anyhow::Result<RedisSettings> {
+        let ca_pem = match &self.redis_ca_file {
+            Some(path) => Some(std::fs::read(path).with_context(|| {
+                format!("ORDERCAST_REDIS_CA_FILE: cannot read {}", path.display())
+            })?),
+            None => None,
+        };
         let settings = RedisSettings {
             url: self.redis_url.expose().to_owned(),
             cluster: self.redis_cluster,
             prefix: self.redis_prefix.clone(),
             stream_maxlen: self.stream_maxlen,
             pool_size: self.redis_pool.max(1),
+            ca_pem,
         };
         let urls = settings.urls();
-        // This build has no TLS; say so now rather than fail every connect.
+        let tls = |u: &&str| u.starts_with("rediss://");
         anyhow::ensure!(
-            !urls.iter().any(|u| u.starts_with("rediss://")),
-            "ORDERCAST_REDIS_URL: rediss:// (TLS) is not supported by this build; reach Redis over a private network or a local TLS proxy"
+            urls.iter().all(tls) || !urls.iter().any(tls),
+            "ORDERCAST_REDIS_URL mixes redis:// and rediss:// nodes"
+        );
+        anyhow::ensure!(
+            settings.ca_pem.is_none() || urls.iter().all(tls),
+            "ORDERCAST_REDIS_CA_FILE is set, but ORDERCAST_REDIS_URL is not rediss:// (TLS)"
         );
         if settings.cluster {
             anyhow::ensure!(
-                urls.iter().all(|u| u.starts_with("redis://")),
-                "with ORDERCAST_REDIS_CLUSTER, ORDERCAST_REDIS_URL must be one or more comma-separated redis:// URLs"
+                urls.iter()
+                    .all(|u| u.starts_with("redis://") || u.starts_with("rediss://")),
+                "with ORDERCAST_REDIS_CLUSTER, ORDERCAST_REDIS_URL must be one or more comma-separated redis:// or rediss:// URLs"
             );
         } else {
             anyhow::ensure!(
@@ -134,10 +175,16 @@ impl RedisArgs {
                 "ORDERCAST_REDIS_URL names several nodes; set ORDERCAST_REDIS_CLUSTER=true for a Redis Cluster"
             );
             anyhow::ensure!(
-                settings.url.starts_with("redis://") || settings.url.starts_with("unix://"),
-                "ORDERCAST_REDIS_URL must start with redis:// or unix://"
+                ["redis://", "rediss://", "unix://"]
+                    .iter()
+                    .any(|scheme| settings.url.starts_with(scheme)),
+                "ORDERCAST_REDIS_URL must start with redis://, rediss:// or unix://"
             );
         }
+        // A malformed certificate file fails here, not at the first connect.
+        settings
+            .connection_infos()
+            .context("ORDERCAST_REDIS_URL / ORDERCAST_REDIS_CA_FILE")?;
         anyhow::ensure!(
             !self.redis_prefix.is_empty() && !self.redis_prefix.contains(['{', '}', ' ']),
             "ORDERCAST_REDIS_PREFIX must be non-empty, without braces or spaces"
@@ -392,15 +439,68 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    fn redis(url: &str, cluster: bool) -> anyhow::Result<RedisSettings> {
+    fn redis_args(url: &str, cluster: bool) -> RedisArgs {
         RedisArgs {
             redis_url: url.parse().unwrap(),
             redis_cluster: cluster,
             redis_prefix: "oc".into(),
             stream_maxlen: 10_000,
             redis_pool: 16,
+            redis_ca_file: None,
         }
-        .settings()
+    }
+
+    fn redis(url: &str, cluster: bool) -> anyhow::Result<RedisSettings> {
+        redis_args(url, cluster).settings()
+    }
+
+    #[test]
+    fn a_database_ca_file_turns_on_full_verification_unless_the_url_names_a_mode() {
+        let db = |url: &str, file: &str| {
+            DbArgs {
+                database_url: url.parse().unwrap(),
+                database_pool: 16,
+                database_ca_file: Some(file.into()),
+            }
+            .settings()
+        };
+        let readable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let mode = |url| db(url, readable).unwrap().connect.get_ssl_mode();
+        assert!(matches!(
+            mode("postgres://db.internal/oc"),
+            PgSslMode::VerifyFull
+        ));
+        assert!(matches!(
+            mode("postgres://db.internal/oc?sslmode=verify-ca"),
+            PgSslMode::VerifyCa
+        ));
+        let missing = format!(
+            "{:#}",
+            db("postgres://db.internal/oc", "/nonexistent/ca.pem").unwrap_err()
+        );
+        assert!(
+            missing.contains("cannot read /nonexistent/ca.pem"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn a_redis_ca_file_must_be_readable_and_is_only_for_rediss() {
+        let with_ca = |url: &str, file: &str| {
+            let args = RedisArgs {
+                redis_ca_file: Some(file.into()),
+                ..redis_args(url, false)
+            };
+            format!("{:#}", args.settings().unwrap_err())
+        };
+        let missing = with_ca("rediss://10.0.0.1:6380", "/nonexistent/ca.pem");
+        assert!(
+            missing.contains("cannot read /nonexistent/ca.pem"),
+            "{missing}"
+        );
+        let readable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let plain = with_ca("redis://10.0.0.1:6379", readable);
+        assert!(plain.contains("not rediss://"), "{plain}");
     }
 
     #[test]
@@ -415,12 +515,16 @@ mod tests {
         let several = redis(nodes, false).unwrap_err().to_string();
         assert!(several.contains("ORDERCAST_REDIS_CLUSTER"), "{several}");
         assert!(redis("unix:///run/redis.sock", true).is_err());
-        for cluster in [false, true] {
-            let tls = redis("rediss://10.0.0.1:6379", cluster)
-                .unwrap_err()
-                .to_string();
-            assert!(tls.contains("TLS"), "{tls}");
-        }
+        assert_eq!(
+            redis("rediss://10.0.0.1:6380, rediss://10.0.0.2:6380", true)
+                .unwrap()
+                .urls(),
+            ["rediss://10.0.0.1:6380", "rediss://10.0.0.2:6380"]
+        );
+        let mixed = redis("redis://10.0.0.1:6379, rediss://10.0.0.2:6380", true)
+            .unwrap_err()
+            .to_string();
+        assert!(mixed.contains("mixes"), "{mixed}");
         assert_eq!(
             redis("unix:///run/redis.sock", false).unwrap().urls(),
             ["unix:///run/redis.sock"]

@@ -44,6 +44,7 @@ pub use requests::NewRequest;
 pub use restaurants::{NewRestaurant, Restaurant};
 pub use retention::Expiring;
 pub use sessions::Transfer;
+pub use sqlx::postgres::PgSslMode;
 
 /// The embedded migrations of `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

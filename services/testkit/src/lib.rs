@@ -3,6 +3,7 @@
 //! database and key prefix. Tests that kill a server spawn their own.
 
 mod servers;
+mod tls;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, Executor, PgConnection};
 
 pub use servers::{PostgresServer, RedisCluster, RedisServer};
+pub use tls::TlsFiles;
 
 /// A variable `make test` exports; a clear message when run otherwise.
 pub fn env(name: &str) -> String {
@@ -29,7 +31,8 @@ pub fn unique_prefix() -> String {
 }
 
 /// A new, migrated database on the server behind `admin_url` (a URL of an
-/// existing database, usually `postgres`); returns its URL.
+/// existing database, usually `postgres`); returns its URL, with the same
+/// query (TLS settings, say).
 pub async fn fresh_database_on(admin_url: &str) -> String {
     let name = format!("oc_test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::connect(admin_url)
@@ -39,9 +42,13 @@ pub async fn fresh_database_on(admin_url: &str) -> String {
         .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .await
         .expect("create test database");
-    let url = match admin_url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => panic!("database URL without a path: {admin_url}"),
+    let (path, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, ""), |(path, query)| (path, query));
+    let url = match (path.rsplit_once('/'), query) {
+        (Some((base, _)), "") => format!("{base}/{name}"),
+        (Some((base, _)), query) => format!("{base}/{name}?{query}"),
+        (None, _) => panic!("database URL without a path: {admin_url}"),
     };
     let mut conn = PgConnection::connect(&url)
         .await

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{bindable, eventually, free_port, free_port_where};
+use crate::{TlsFiles, bindable, eventually, free_port, free_port_where};
 
-fn scratch_dir(kind: &str) -> PathBuf {
+pub(crate) fn scratch_dir(kind: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "ordercast-{kind}-{}",
         uuid::Uuid::new_v4().simple()
@@ -20,7 +20,15 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     options: Vec<&'static str>,
+    tls: Option<RedisTls>,
     child: Option<Child>,
+}
+
+/// A Redis that speaks only TLS on its port.
+struct RedisTls {
+    cert: PathBuf,
+    key: PathBuf,
+    ca_pem: Vec<u8>,
 }
 
 impl RedisServer {
@@ -29,37 +37,72 @@ impl RedisServer {
         Self::spawn_with(free_port(), &[]).await
     }
 
+    /// Starts `redis-server` that accepts only TLS connections, with the
+    /// server certificate of `files`.
+    pub async fn spawn_tls(files: &TlsFiles) -> RedisServer {
+        let tls = RedisTls {
+            cert: files.cert_file(),
+            key: files.key_file(),
+            ca_pem: files.ca_pem().to_vec(),
+        };
+        Self::start_new(free_port(), &[], Some(tls)).await
+    }
+
     /// Starts `redis-server` on `port` with extra command-line `options`.
     async fn spawn_with(port: u16, options: &[&'static str]) -> RedisServer {
+        Self::start_new(port, options, None).await
+    }
+
+    async fn start_new(port: u16, options: &[&'static str], tls: Option<RedisTls>) -> RedisServer {
         let mut server = RedisServer {
             port,
             dir: scratch_dir("redis"),
             options: options.to_vec(),
+            tls,
             child: None,
         };
         server.start().await;
         server
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, or `rediss://` when it speaks TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA that signed its certificate (TLS only).
+    pub fn ca_pem(&self) -> Option<Vec<u8>> {
+        self.tls.as_ref().map(|tls| tls.ca_pem.clone())
     }
 
     /// Starts it again on the same port (after [`RedisServer::stop`]).
     pub async fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        match &self.tls {
+            None => cmd.args(["--port", &port]),
+            Some(tls) => cmd
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key),
+        };
+        let child = cmd
             .args(&self.options)
             .arg("--dir")
             .arg(&self.dir)
@@ -68,11 +111,11 @@ impl RedisServer {
             .spawn()
             .expect("start redis-server (installed by `make test`)");
         self.child = Some(child);
-        let url = self.url();
+        let (url, ca) = (self.url(), self.ca_pem());
         eventually("redis-server to answer", Duration::from_secs(10), || {
-            let url = url.clone();
+            let (url, ca) = (url.clone(), ca.clone());
             async move {
-                let mut conn = connect(&url).await?;
+                let mut conn = connect_with(&url, ca).await?;
                 redis::cmd("PING")
                     .query_async::<String>(&mut conn)
                     .await
@@ -216,7 +259,21 @@ impl RedisCluster {
 }
 
 async fn connect(url: &str) -> Option<redis::aio::MultiplexedConnection> {
-    let client = redis::Client::open(url).ok()?;
+    connect_with(url, None).await
+}
+
+/// A connection to `url`, trusting `ca` (PEM) for `rediss://`.
+async fn connect_with(url: &str, ca: Option<Vec<u8>>) -> Option<redis::aio::MultiplexedConnection> {
+    let client = match ca {
+        Some(root_cert) => {
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            };
+            redis::Client::build_with_tls(url, certificates).ok()?
+        }
+        None => redis::Client::open(url).ok()?,
+    };
     client.get_multiplexed_async_connection().await.ok()
 }
 
@@ -227,7 +284,33 @@ pub struct PostgresServer {
     port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// Accepts only TLS connections, with this server certificate.
+    tls: Option<PostgresTls>,
     running: bool,
+}
+
+struct PostgresTls {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
+}
+
+/// Hands `dir` and what it holds to the `postgres` user when we are root
+/// (the server runs as that user then).
+pub(crate) fn chown_to_postgres(dir: &Path) {
+    if is_root() {
+        let ok = Command::new("chown")
+            .arg("-R")
+            .arg("postgres:")
+            .arg(dir)
+            .status()
+            .map(|s| s.success());
+        assert!(
+            matches!(ok, Ok(true)),
+            "chown {} to postgres",
+            dir.display()
+        );
+    }
 }
 
 fn as_postgres(program: &Path) -> Command {
@@ -252,16 +335,23 @@ fn is_root() -> bool {
 impl PostgresServer {
     /// Initialises and starts a cluster; the superuser is `postgres`, trusted.
     pub async fn spawn() -> PostgresServer {
+        Self::spawn_inner(None)
+    }
+
+    /// Like [`PostgresServer::spawn`], but it accepts only TLS connections
+    /// (`hostssl`), with the server certificate of `files`.
+    pub async fn spawn_tls(files: &TlsFiles) -> PostgresServer {
+        Self::spawn_inner(Some(PostgresTls {
+            cert: files.cert_file(),
+            key: files.key_file(),
+            ca: files.ca_file(),
+        }))
+    }
+
+    fn spawn_inner(tls: Option<PostgresTls>) -> PostgresServer {
         let bin = PathBuf::from(crate::env("ORDERCAST_TEST_PG_BIN"));
         let dir = scratch_dir("pg");
-        if is_root() {
-            let ok = Command::new("chown")
-                .arg("postgres:")
-                .arg(&dir)
-                .status()
-                .map(|s| s.success());
-            assert!(matches!(ok, Ok(true)), "chown the scratch dir to postgres");
-        }
+        chown_to_postgres(&dir);
         let data = dir.join("data");
         let status = as_postgres(&bin.join("initdb"))
             .arg("-D")
@@ -278,28 +368,49 @@ impl PostgresServer {
             .status()
             .expect("run initdb");
         assert!(status.success(), "initdb failed");
+        if tls.is_some() {
+            // Rewriting keeps the file's owner.
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .expect("write pg_hba.conf");
+        }
         let mut server = PostgresServer {
             port: free_port(),
             dir,
             bin,
+            tls,
             running: false,
         };
         server.start();
         server
     }
 
-    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`; for a TLS server
+    /// with `sslmode=verify-full` and the CA that signed its certificate.
     pub fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        let url = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        match &self.tls {
+            Some(tls) => format!("{url}?sslmode=verify-full&sslrootcert={}", tls.ca.display()),
+            None => url,
+        }
     }
 
     /// Starts (or restarts) the server and waits until it accepts connections.
     pub fn start(&mut self) {
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off",
             self.port,
             self.dir.display()
         );
+        if let Some(tls) = &self.tls {
+            options += &format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                tls.cert.display(),
+                tls.key.display()
+            );
+        }
         let status = as_postgres(&self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(self.dir.join("data"))

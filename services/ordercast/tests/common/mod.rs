@@ -27,6 +27,8 @@ pub struct Backends {
     pub redis_url: String,
     /// `redis_url` names the nodes of a Redis Cluster.
     pub redis_cluster: bool,
+    /// The CA to trust for a `rediss://` URL.
+    pub redis_ca: Option<Vec<u8>>,
     pub prefix: String,
 }
 
@@ -37,6 +39,7 @@ impl Backends {
             database_url: ordercast_testkit::fresh_database().await,
             redis_url: ordercast_testkit::redis_url(),
             redis_cluster: false,
+            redis_ca: None,
             prefix: ordercast_testkit::unique_prefix(),
         }
     }
@@ -55,6 +58,7 @@ impl Backends {
     pub async fn with_redis(redis: &ordercast_testkit::RedisServer) -> Backends {
         Backends {
             redis_url: redis.url(),
+            redis_ca: redis.ca_pem(),
             ..Backends::fresh().await
         }
     }
@@ -67,6 +71,7 @@ pub struct TestApp {
     pub db: PgPool,
     pub redis_url: String,
     pub redis_cluster: bool,
+    pub redis_ca: Option<Vec<u8>>,
     pub keys: Keys,
     pub database_url: String,
     backends_prefix: String,
@@ -111,6 +116,7 @@ impl TestApp {
                 prefix: backends.prefix.clone(),
                 stream_maxlen: 10_000,
                 pool_size: 8,
+                ca_pem: backends.redis_ca.clone(),
             },
             verifier: TokenVerifier::hs256(SECRET.as_bytes(), None, "ordercast").unwrap(),
             api: quick_api_settings(),
@@ -147,6 +153,7 @@ impl TestApp {
             db,
             redis_url: backends.redis_url,
             redis_cluster: backends.redis_cluster,
+            redis_ca: backends.redis_ca,
             keys: Keys::new(backends.prefix),
             database_url: backends.database_url.clone(),
             stop: Some(stop),
@@ -160,6 +167,7 @@ impl TestApp {
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
             redis_cluster: self.redis_cluster,
+            redis_ca: self.redis_ca.clone(),
             prefix: self.backends_prefix.clone(),
         }
     }
@@ -302,6 +310,7 @@ impl TestApp {
             prefix: self.keys.prefix().to_owned(),
             stream_maxlen: 10_000,
             pool_size: 1,
+            ca_pem: self.redis_ca.clone(),
         })
         .unwrap();
         let mut conn = streams.conn().await.unwrap();

@@ -13,3 +13,4 @@ mod ledger;
 mod outages;
 mod pressure;
 mod protocols;
+mod tls;
