@@ -68,7 +68,12 @@ export interface ClientOptions {
   baseUrl?: string;
   /** Origin of the api (snapshots for `sync`). Default: `baseUrl`. */
   apiUrl?: string;
-  /** A JWT, or a function returning the current one (called on every connect). */
+  /**
+   * A JWT, or a function returning the current one: called on every connect,
+   * and, over WebSocket, from a minute before the token's `exp` until it
+   * returns a later-expiring token, which the open socket then takes in band
+   * (`refresh`) without reconnecting.
+   */
   token: string | (() => string);
   /** Default `auto`. */
   transport?: TransportChoice;
@@ -145,6 +150,9 @@ export declare class OrdercastClient {
 }
 
 /** Exponential backoff with full jitter (exported for tests). */
+/** A JWT's `exp` claim in ms since the epoch, or null if it has none. */
+export declare function tokenExpiry(token: string): number | null;
+
 export declare class Backoff {
   constructor(options?: { base?: number; max?: number; random?: () => number });
   attempt: number;

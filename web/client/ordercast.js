@@ -300,6 +300,25 @@ async function problemOf(res) {
 // remembers the subscription's generation: answers to a request made before
 // a sync() re-based the cursor are ignored, so they can never skip events.
 
+/** A JWT's `exp` claim in ms since the epoch, or null if it has none. */
+export function tokenExpiry(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const exp = JSON.parse(atob(payload)).exp;
+    return Number.isFinite(exp) ? exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+// Before the socket's token expires, WsStream asks the `token` option for a
+// newer one and hands it to the edge in band (`refresh`): the socket and its
+// subscriptions carry on. If no newer token comes, it asks again every few
+// seconds; at expiry the edge closes with 4001 and the client reconnects with
+// whatever `token` gives then, resuming by cursor.
+const REFRESH_AHEAD_MS = 60_000;
+const REFRESH_RETRY_MS = 5_000;
+
 class WsStream {
   constructor(client) {
     this.client = client;
@@ -309,12 +328,15 @@ class WsStream {
     this.subs = new Map(); // rid -> {gen, since, ready} of the latest subscribe
     this.timer = null;
     this.pinger = null;
+    this.refresher = null;
+    this.token = null;
   }
 
   start() {
     const c = this.client;
+    this.token = c._token();
     try {
-      this.ws = new c._WebSocket(wsUrl(c._base, '/v1/ws'), ['ordercast.v1', `ordercast.bearer.${c._token()}`]);
+      this.ws = new c._WebSocket(wsUrl(c._base, '/v1/ws'), ['ordercast.v1', `ordercast.bearer.${this.token}`]);
     } catch {
       setTimeout(() => this.end(null), 0);
       return;
@@ -323,6 +345,7 @@ class WsStream {
     this.ws.onopen = () => {
       for (const sub of c._activeSubs()) this.add(sub);
       this.pinger = setInterval(() => this.send({ type: 'ping' }), Math.max(1000, c._o.heartbeatTimeout / 3));
+      this.planRefresh(tokenExpiry(this.token));
       this.checkUp();
     };
     this.ws.onmessage = (m) => {
@@ -343,6 +366,23 @@ class WsStream {
 
   send(frame) {
     if (this.ws?.readyState === 1) this.ws.send(JSON.stringify(frame));
+  }
+
+  planRefresh(expiresAt) {
+    clearTimeout(this.refresher);
+    if (expiresAt === null || this.done) return;
+    const left = expiresAt - Date.now();
+    this.refresher = setTimeout(() => this.refresh(), Math.max(0, left - Math.min(REFRESH_AHEAD_MS, left / 2)));
+  }
+
+  refresh() {
+    const token = this.client._token();
+    if (token !== this.token && (tokenExpiry(token) ?? 0) > (tokenExpiry(this.token) ?? 0)) {
+      this.token = token;
+      this.send({ type: 'refresh', token });
+    } else {
+      this.refresher = setTimeout(() => this.refresh(), REFRESH_RETRY_MS);
+    }
   }
 
   add(sub) {
@@ -386,6 +426,9 @@ class WsStream {
         break;
       case 'event':
         if (sub && st?.ready) c._deliver(sub, f.event, st.gen);
+        break;
+      case 'refreshed':
+        this.planRefresh(f.expires_at * 1000);
         break;
       case 'error': {
         if (!sub) {
@@ -433,6 +476,7 @@ class WsStream {
   close() {
     this.done = true;
     clearTimeout(this.timer);
+    clearTimeout(this.refresher);
     clearInterval(this.pinger);
     if (this.ws) {
       this.ws.onopen = this.ws.onmessage = this.ws.onclose = null;

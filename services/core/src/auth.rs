@@ -210,6 +210,17 @@ impl Principal {
         std::time::Duration::from_secs(refused_from).saturating_sub(now)
     }
 
+    /// `other` names the same subject, role, restaurants, chain, waiter
+    /// and table session: it may replace this token on an open connection
+    /// (only the expiry differs).
+    pub fn same_identity(&self, other: &Principal) -> bool {
+        let expiry_aside = |p: &Principal| Principal {
+            expires_at: 0,
+            ..p.clone()
+        };
+        expiry_aside(self) == expiry_aside(other)
+    }
+
     /// The identity events are filtered for.
     pub fn viewer(&self) -> Viewer {
         Viewer {

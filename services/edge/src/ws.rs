@@ -76,6 +76,11 @@ enum ClientMessage {
         restaurant_id: RestaurantId,
         seq: Seq,
     },
+    /// A fresh token for the same identity, sent before the current one
+    /// expires: the connection and its subscriptions carry on.
+    Refresh {
+        token: String,
+    },
     Ping,
 }
 
@@ -203,6 +208,7 @@ async fn session(
     let mut bucket = TokenBucket::new(settings.ws_rate);
     let expiry = tokio::time::sleep(session.principal.valid_for(SystemTime::now()));
     tokio::pin!(expiry);
+    let mut expires_at = session.principal.expires_at;
     let ending = loop {
         let message = tokio::select! {
             biased;
@@ -237,7 +243,14 @@ async fn session(
                         if !bucket.take() {
                             break Ending::with("rate_limited", close_code::POLICY, "message rate limit exceeded");
                         }
-                        match session.handle(t.as_str()) {
+                        let reply = session.handle(t.as_str());
+                        if session.principal.expires_at != expires_at {
+                            // Refreshed: the new token's expiry ends the session.
+                            expires_at = session.principal.expires_at;
+                            let left = session.principal.valid_for(SystemTime::now());
+                            expiry.as_mut().reset(Instant::now() + left);
+                        }
+                        match reply {
                             Some(reply) => text(&reply),
                             None => continue,
                         }
@@ -350,7 +363,28 @@ impl Session {
                 *acked = (*acked).max(seq);
                 None
             }
+            ClientMessage::Refresh { token } => Some(self.refresh(&token)),
         }
+    }
+
+    /// Takes `token` in place of the connection's, if it is valid and names
+    /// the same identity; otherwise the current token stays, until it
+    /// expires.
+    fn refresh(&mut self, token: &str) -> Value {
+        let fresh = match self.state.verifier.verify(token) {
+            Ok(principal) => principal,
+            Err(e) => return error_frame("invalid_token", e, None),
+        };
+        if !self.principal.same_identity(&fresh) {
+            return error_frame(
+                "token_mismatch",
+                "a refreshed token must name the same subject, role, restaurants, waiter and table session; reconnect to change them",
+                None,
+            );
+        }
+        let expires_at = fresh.expires_at;
+        self.principal = Arc::new(fresh);
+        json!({"type": "refreshed", "expires_at": expires_at})
     }
 
     /// Starts (or restarts) a subscription task.

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OrdercastClient } from '../../client/ordercast.js';
+import { OrdercastClient, tokenExpiry } from '../../client/ordercast.js';
 import { FakeServer, until } from './fake-server.js';
 
 const RID = '6f1c0d2e-5a8e-4c1b-9f3a-0d3e7c9b1a42';
@@ -164,4 +164,37 @@ test('a refused restaurant reports an error and is not retried', async (t) => {
   assert.equal(errors.length, 1);
   assert.equal(errors[0].code, 'forbidden');
   assert.equal(errors[0].restaurantId, RID);
+});
+
+function jwt(expSeconds) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${part({ alg: 'HS256' })}.${part({ exp: expSeconds, role: 'kitchen' })}.sig`;
+}
+
+test('tokenExpiry reads exp from a JWT, and null from anything else', () => {
+  assert.equal(tokenExpiry(jwt(1_900_000_000)), 1_900_000_000_000);
+  assert.equal(tokenExpiry('not-a-jwt'), null);
+  assert.equal(tokenExpiry(`${jwt(1).split('.')[0]}.e30.sig`), null); // {} has no exp
+});
+
+test('over WebSocket a later token is sent in band before expiry; the socket stays', async (t) => {
+  const server = new FakeServer();
+  const now = Math.floor(Date.now() / 1000);
+  const first = jwt(now + 1); // due for refresh at once
+  const later = jwt(now + 3600);
+  let current = first;
+  const { rt, states } = client(server, { token: () => current });
+  t.after(() => rt.close());
+  const seqs = [];
+  rt.subscribe(RID, { onEvent: (e) => seqs.push(e.seq) });
+  await until('live', () => rt.state === 'live');
+  const socket = server.sockets[0];
+  current = later; // what a token provider would hand out once renewed
+  await until('the refresh', () => socket.sent.some((f) => f.type === 'refresh'), 8000);
+  assert.deepEqual(socket.sent.filter((f) => f.type === 'refresh'), [{ type: 'refresh', token: later }]);
+  server.publish(RID);
+  await until('an event on the same socket', () => seqs.length === 1);
+  assert.equal(server.sockets.length, 1);
+  assert.equal(server.sockets[0], socket);
+  assert.deepEqual(states, ['live']);
 });

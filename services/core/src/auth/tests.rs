@@ -154,3 +154,24 @@ fn chain_admins_reach_their_chain_only() {
     assert!(admin.may_access_chain(chain));
     assert!(!admin.may_access_chain(ChainId::new()));
 }
+
+#[test]
+fn only_the_expiry_may_differ_for_the_same_identity() {
+    let principal = |edit: &dyn Fn(&mut Claims)| {
+        let mut c = claims(Role::Customer);
+        c.session_id = Some("S1".parse().unwrap());
+        edit(&mut c);
+        Principal::from_claims(c).unwrap()
+    };
+    let base = principal(&|_| {});
+    assert!(base.same_identity(&principal(&|c| c.exp += 3_600)));
+    let others: [&dyn Fn(&mut Claims); 4] = [
+        &|c| c.session_id = Some("S2".parse().unwrap()),
+        &|c| c.sub = "someone-else".into(),
+        &|c| c.restaurants = vec![R2.into()],
+        &|c| c.restaurants.push(R2.into()),
+    ];
+    for edit in others {
+        assert!(!base.same_identity(&principal(edit)));
+    }
+}

@@ -280,6 +280,14 @@ impl Ws {
         self.frames.iter().filter(|f| f["type"] == kind).collect()
     }
 
+    /// The `code` of each `error` frame so far.
+    pub fn error_codes(&self) -> Vec<Value> {
+        self.of_type("error")
+            .iter()
+            .map(|e| e["code"].clone())
+            .collect()
+    }
+
     /// Seqs of the event frames of a restaurant.
     pub fn seqs(&self, rid: RestaurantId) -> Vec<u64> {
         self.of_type("event")

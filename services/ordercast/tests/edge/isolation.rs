@@ -135,24 +135,24 @@ async fn a_waiter_never_sees_another_waiters_notification_nor_a_kitchen_staff_on
     assert_eq!(kds.seqs(), vec![2, 3]);
 }
 
+/// A kitchen token that expired 25 s ago: still inside the verifier's 30 s
+/// clock-skew allowance, so accepted, with ~5 s of validity left.
+fn expiring_kitchen(restaurants: Vec<String>) -> String {
+    mint(Role::Kitchen, restaurants, |c| {
+        c.exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 25;
+    })
+}
+
 #[tokio::test]
 async fn an_open_stream_ends_when_its_token_expires() {
     let app = TestApp::spawn().await;
     let rid = app.create_restaurant().await;
     let quiet = app.create_restaurant().await;
-    // Expired 25 s ago: still inside the verifier's 30 s clock-skew
-    // allowance, so accepted, with ~5 s of validity left.
-    let expiring = mint(
-        Role::Kitchen,
-        vec![rid.to_string(), quiet.to_string()],
-        |c| {
-            c.exp = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-                - 25;
-        },
-    );
+    let expiring = expiring_kitchen(vec![rid.to_string(), quiet.to_string()]);
     let long_poll = tokio::spawn({
         let (base, token) = (app.base.clone(), expiring.clone());
         async move {
@@ -205,4 +205,53 @@ async fn an_open_stream_ends_when_its_token_expires() {
     app.order(rid).await;
     sse.until_count(1).await;
     assert_eq!(sse.seqs(), vec![2]);
+}
+
+#[tokio::test]
+async fn a_websocket_takes_a_fresh_token_in_band_but_never_another_identity() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let other = app.create_restaurant().await;
+    let expiring = expiring_kitchen(vec![rid.to_string()]);
+    let mut ws = Ws::connect(&app.base, &expiring).await;
+    ws.send(json!({"type": "subscribe", "restaurant_id": rid}))
+        .await;
+    ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
+        .await;
+
+    // Another restaurant, another role, a bad token: each refused, and the
+    // connection carries on as it was.
+    let refusals = [
+        mint(Role::Kitchen, vec![other.to_string()], |_| {}),
+        mint(Role::Owner, vec![rid.to_string()], |_| {}),
+        "not-a-token".to_owned(),
+    ];
+    for token in &refusals {
+        ws.send(json!({"type": "refresh", "token": token})).await;
+    }
+    ws.until("three refusals", |w| w.of_type("error").len() == 3)
+        .await;
+    let codes = ws.error_codes();
+    assert_eq!(codes, ["token_mismatch", "token_mismatch", "invalid_token"]);
+
+    let fresh = mint(Role::Kitchen, vec![rid.to_string()], |_| {});
+    ws.send(json!({"type": "refresh", "token": fresh})).await;
+    ws.until("refreshed", |w| !w.of_type("refreshed").is_empty())
+        .await;
+
+    // Once the first token is refused everywhere, the refreshed socket
+    // still delivers.
+    eventually(
+        "the first token to expire",
+        Duration::from_secs(15),
+        || async {
+            let refused = Sse::open(&app.base, rid, &expiring, Resume::default()).await;
+            matches!(refused, Err((StatusCode::UNAUTHORIZED, _))).then_some(())
+        },
+    )
+    .await;
+    app.order(rid).await;
+    ws.until("the order", |w| !w.seqs(rid).is_empty()).await;
+    assert_eq!(ws.seqs(rid), vec![1]);
+    assert_eq!(ws.closed, None);
 }

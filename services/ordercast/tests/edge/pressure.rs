@@ -99,11 +99,7 @@ async fn abuse_gets_a_clean_error_or_close_and_bystanders_are_unaffected() {
         .await;
     ws.until("four errors", |w| w.of_type("error").len() >= 4)
         .await;
-    let codes: Vec<_> = ws
-        .of_type("error")
-        .iter()
-        .map(|e| e["code"].clone())
-        .collect();
+    let codes = ws.error_codes();
     assert_eq!(
         codes,
         [
