@@ -106,13 +106,20 @@ pub async fn authorize(
 }
 
 impl crate::AppState {
-    /// [`authorize`] with this state's directory and store.
+    /// [`authorize`] with this state's directory and store; a command
+    /// then spends one of the restaurant's write budget (`429` when spent).
     pub async fn authorize(
         &self,
         caller: &Caller,
         id: RestaurantId,
         action: Action,
     ) -> Result<(), ApiError> {
-        authorize(&caller.0, id, action, &self.chains, &self.store).await
+        authorize(&caller.0, id, action, &self.chains, &self.store).await?;
+        if action.is_command() {
+            self.write_limits
+                .take(id)
+                .inspect_err(|_| self.metrics.rate_limited.inc())?;
+        }
+        Ok(())
     }
 }

@@ -75,6 +75,13 @@ pub enum ApiError {
         "this process holds as many streaming connections as it may; try another or retry later"
     )]
     TooManyConnections,
+    #[error("this restaurant has sent more commands than its rate allows; retry after {} s", retry_after_secs(*.0))]
+    RateLimited(std::time::Duration),
+}
+
+/// Whole seconds to wait, at least 1 (`Retry-After` takes seconds).
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl ApiError {
@@ -131,6 +138,7 @@ impl ApiError {
                 "too-many-connections",
                 "Too many connections",
             ),
+            ApiError::RateLimited(_) => (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             ApiError::Store(StoreError::Unavailable(_)) | ApiError::Unavailable => {
                 (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             }
@@ -187,7 +195,11 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let unauthorized = matches!(self, ApiError::Unauthorized(_));
-        let unavailable = status == StatusCode::SERVICE_UNAVAILABLE;
+        let retry_after = match &self {
+            ApiError::RateLimited(wait) => Some(retry_after_secs(*wait).max(1)),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
+        };
         let body = serde_json::to_vec(&self.problem()).expect("problems serialize");
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
@@ -198,8 +210,8 @@ impl IntoResponse for ApiError {
         if unauthorized {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if unavailable {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(failure) = postgres {
             response.extensions_mut().insert(failure);

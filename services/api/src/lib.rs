@@ -7,6 +7,7 @@ pub mod coalesce;
 pub mod error;
 pub mod extract;
 pub mod ledger;
+mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod retention;
@@ -38,6 +39,8 @@ use crate::auth::ChainDirectory;
 use crate::coalesce::Coalescer;
 use crate::error::PostgresFailure;
 use crate::ledger::LedgerSettings;
+use crate::limits::WriteLimits;
+pub use crate::limits::WriteRate;
 use crate::metrics::ApiMetrics;
 use crate::outbox::OutboxSettings;
 use crate::retention::RetentionSettings;
@@ -47,12 +50,25 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// How long [`ApiService::stop`] waits for each background task.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// Background-task tuning of the api role.
-#[derive(Clone, Debug, Default)]
+/// Tuning of the api role: its background tasks and its limits.
+#[derive(Clone, Debug)]
 pub struct ApiSettings {
     pub outbox: OutboxSettings,
     pub retention: RetentionSettings,
     pub ledger: LedgerSettings,
+    /// Commands each restaurant may send to this process (`None`: no limit).
+    pub write_rate: Option<WriteRate>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> ApiSettings {
+        ApiSettings {
+            outbox: OutboxSettings::default(),
+            retention: RetentionSettings::default(),
+            ledger: LedgerSettings::default(),
+            write_rate: Some(WriteRate::default()),
+        }
+    }
 }
 
 /// A running api role: its routes and its background tasks.
@@ -119,6 +135,7 @@ impl ApiService {
             chains: Arc::new(ChainDirectory::default()),
             metrics,
             invalidations,
+            write_limits: Arc::new(WriteLimits::new(settings.write_rate)),
         };
         Ok(ApiService {
             state,

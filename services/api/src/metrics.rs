@@ -22,6 +22,9 @@ pub struct ApiMetrics {
     /// `ordercast_delivery_receipts_recorded_total`: receipts the delivery
     /// ledger recorded.
     pub receipts_recorded: IntCounter,
+    /// `ordercast_rate_limited_total`: commands refused with `429` because
+    /// their restaurant exceeded its command rate.
+    pub rate_limited: IntCounter,
 }
 
 impl ApiMetrics {
@@ -65,6 +68,10 @@ impl ApiMetrics {
                 "ordercast_delivery_receipts_recorded_total",
                 "Delivery receipts recorded by the delivery ledger.",
             )?,
+            rate_limited: IntCounter::new(
+                "ordercast_rate_limited_total",
+                "Commands refused (429) because their restaurant exceeded its command rate.",
+            )?,
         };
         registry.register(Box::new(m.outbox_backlog.clone()))?;
         registry.register(Box::new(m.outbox_republished.clone()))?;
@@ -73,6 +80,7 @@ impl ApiMetrics {
         registry.register(Box::new(m.invalidations.clone()))?;
         registry.register(Box::new(m.undelivered.clone()))?;
         registry.register(Box::new(m.receipts_recorded.clone()))?;
+        registry.register(Box::new(m.rate_limited.clone()))?;
         Ok(m)
     }
 

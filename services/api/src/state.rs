@@ -57,4 +57,5 @@ pub struct AppState {
     pub chains: Arc<ChainDirectory>,
     pub metrics: ApiMetrics,
     pub invalidations: Coalescer,
+    pub(crate) write_limits: Arc<crate::limits::WriteLimits>,
 }

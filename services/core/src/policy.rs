@@ -21,6 +21,17 @@ pub enum Action {
     Subscribe,
 }
 
+impl Action {
+    /// The action writes to a restaurant (and counts against its command
+    /// rate), rather than reading it.
+    pub fn is_command(self) -> bool {
+        !matches!(
+            self,
+            Action::ReadRestaurant | Action::ReadOrders | Action::Subscribe
+        )
+    }
+}
+
 /// Whether `role` may perform `action` at all. Per-resource limits (a
 /// customer acts only for its own session, a waiter transfers only its own
 /// tables) are checked by the handlers on top of this.

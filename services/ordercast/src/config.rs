@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -262,6 +263,13 @@ pub struct ServeArgs {
     /// A kitchen event no kitchen screen has received this long after its commit counts as undelivered (metric, /debug/undelivered)
     #[arg(long, env = "ORDERCAST_UNDELIVERED_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
     pub undelivered_after: Duration,
+    /// Commands per second each restaurant may send to one api process
+    /// (429 + Retry-After beyond); 0 turns the limit off.
+    #[arg(long, env = "ORDERCAST_RESTAURANT_WRITE_RATE", default_value_t = 100)]
+    pub restaurant_write_rate: u32,
+    /// Commands a restaurant may send at once above that rate.
+    #[arg(long, env = "ORDERCAST_RESTAURANT_WRITE_BURST", default_value_t = 200)]
+    pub restaurant_write_burst: u32,
     /// How long a graceful shutdown may take (e.g. 30s).
     #[arg(long, env = "ORDERCAST_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -407,6 +415,14 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
         "ORDERCAST_UNDELIVERED_AFTER must be more than zero"
     );
     api.ledger.undelivered_after = args.undelivered_after;
+    api.write_rate = match NonZeroU32::new(args.restaurant_write_rate) {
+        None => None,
+        Some(rate) => {
+            let burst = NonZeroU32::new(args.restaurant_write_burst)
+                .context("ORDERCAST_RESTAURANT_WRITE_BURST must be at least 1")?;
+            Some(ordercast_api::WriteRate::per_second(rate, burst))
+        }
+    };
     anyhow::ensure!(
         !args.handshake_timeout.is_zero() && !args.write_timeout.is_zero(),
         "ORDERCAST_HANDSHAKE_TIMEOUT and ORDERCAST_WRITE_TIMEOUT must be more than zero"

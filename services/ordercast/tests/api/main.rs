@@ -8,6 +8,7 @@ mod bad_input;
 mod events;
 mod group_commit;
 mod idempotency;
+mod limits;
 mod outages;
 mod retention;
 mod transitions;
