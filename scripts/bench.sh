@@ -37,6 +37,9 @@ export ORDERCAST_JWT_SECRET="bench-secret-0123456789-0123456789-abcdef"
 export ORDERCAST_LISTEN="127.0.0.1:$http_port"
 export ORDERCAST_ADMIN_LISTEN="127.0.0.1:$admin_port"
 export RUST_LOG=warn
+# The benchmark measures the write path, not the per-restaurant command rate
+# (BENCH_RATE / BENCH_RESTAURANTS may well exceed it).
+export ORDERCAST_RESTAURANT_WRITE_RATE=0
 target/release/ordercast migrate
 target/release/ordercast api > "$work/api.log" 2>&1 &
 server_pid=$!
