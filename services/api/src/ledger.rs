@@ -5,7 +5,9 @@
 //! Every api replica runs one, as its own consumer: the group hands each
 //! receipt entry to one of them. An entry is acknowledged once recorded; one
 //! that a replica read but never acknowledged (it died, or PostgreSQL
-//! failed) is claimed by any replica after `claim_after`.
+//! failed) is claimed by any replica after `claim_after`; a consumer that
+//! has stopped reading, with nothing left pending, is removed from the
+//! group after `forget_after`.
 
 use std::time::Duration;
 
@@ -33,6 +35,10 @@ pub struct LedgerSettings {
     pub undelivered_within: Duration,
     /// How often `ordercast_undelivered_events` is recomputed. Default 10 s.
     pub check_every: Duration,
+    /// A consumer of the group with nothing pending that has not read for
+    /// this long is a replica that is gone, and is removed from the group.
+    /// Default 10 min.
+    pub forget_after: Duration,
 }
 
 impl Default for LedgerSettings {
@@ -43,6 +49,7 @@ impl Default for LedgerSettings {
             undelivered_after: Duration::from_secs(30),
             undelivered_within: Duration::from_secs(3600),
             check_every: Duration::from_secs(10),
+            forget_after: Duration::from_secs(600),
         }
     }
 }
@@ -88,9 +95,14 @@ pub async fn run(
             let (streams, consumer) = (&streams, consumer.as_str());
             async move {
                 if claiming {
-                    streams
+                    let claimed = streams
                         .claim_receipts(shard, consumer, settings.claim_after, READ_COUNT)
-                        .await
+                        .await;
+                    // Best effort: a failure here shows in the next read.
+                    let _ = streams
+                        .forget_idle_consumers(shard, consumer, settings.forget_after)
+                        .await;
+                    claimed
                 } else {
                     streams.read_receipts(shard, consumer, READ_COUNT).await
                 }

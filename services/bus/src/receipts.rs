@@ -9,7 +9,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use ordercast_core::Receipt;
 use redis::streams::{
-    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamInfoConsumersReply,
+    StreamReadOptions, StreamReadReply,
 };
 use redis::{AsyncCommands, RedisResult, Value};
 
@@ -103,6 +104,41 @@ impl Streams {
             Err(e) if e.code() == Some("NOGROUP") => Ok(batch(shard, Vec::new())),
             Err(e) => Err(e),
         }
+    }
+
+    /// Removes from the group the consumers of `shard` other than `keep`
+    /// that have nothing pending and have not read for `idle`: replicas
+    /// that are gone (each process reads under a new name, so every restart
+    /// would leave one behind per shard). A live consumer removed by
+    /// mistake loses nothing (it has nothing pending) and is back on its
+    /// next read. Returns how many were removed.
+    pub async fn forget_idle_consumers(
+        &self,
+        shard: Shard,
+        keep: &str,
+        idle: std::time::Duration,
+    ) -> RedisResult<usize> {
+        let key = self.keys().receipts(shard);
+        let mut conn = self.conn().await?;
+        let info: StreamInfoConsumersReply = match conn.xinfo_consumers(&key, LEDGER_GROUP).await {
+            Err(e) if e.code() == Some("NOGROUP") => return Ok(0),
+            other => other?,
+        };
+        let mut forgotten = 0;
+        for consumer in info.consumers {
+            let gone = consumer.pending == 0 && consumer.idle as u128 > idle.as_millis();
+            if gone && consumer.name != keep {
+                let _: i64 = redis::cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(&key)
+                    .arg(LEDGER_GROUP)
+                    .arg(&consumer.name)
+                    .query_async(&mut conn)
+                    .await?;
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
     }
 
     /// Acknowledges entries once their receipts are recorded.

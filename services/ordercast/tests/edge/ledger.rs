@@ -19,6 +19,7 @@ fn quick_ledger(settings: &mut ordercast::Settings) {
     ledger.check_every = Duration::from_millis(100);
     ledger.claim_after = Duration::from_millis(300);
     ledger.undelivered_after = Duration::from_millis(300);
+    ledger.forget_after = Duration::from_secs(1);
 }
 
 async fn kitchen_mark(app: &TestApp, rid: RestaurantId) -> i64 {
@@ -177,6 +178,24 @@ async fn receipts_a_dead_replica_read_but_never_recorded_are_claimed_by_another(
                 .await
                 .unwrap();
             (pending.0 == 0).then_some(())
+        },
+    )
+    .await;
+    // The dead replica, and the first one, which stopped, leave the group;
+    // the live one stays.
+    eventually(
+        "only the live consumer left in the group",
+        Duration::from_secs(10),
+        || async {
+            let info: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(&key)
+                .arg(LEDGER_GROUP)
+                .query_async(&mut redis.clone())
+                .await
+                .unwrap();
+            let names: Vec<_> = info.consumers.into_iter().map(|c| c.name).collect();
+            (names.len() == 1 && names[0] != "dead-replica").then_some(())
         },
     )
     .await;
