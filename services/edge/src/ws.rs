@@ -7,6 +7,7 @@
 //! subscriptions and never the hub.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +15,7 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota};
 use ordercast_api::error::ApiError;
 use ordercast_core::auth::Principal;
 use ordercast_core::{Chain, RestaurantId, Seq};
@@ -122,34 +124,10 @@ fn close(code: u16, reason: impl Into<Utf8Bytes>) -> Message {
 }
 
 /// Inbound message rate: `rate` per second sustained, bursts of `2 × rate`.
-struct TokenBucket {
-    tokens: f64,
-    rate: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: u32) -> TokenBucket {
-        let rate = f64::from(rate.max(1));
-        TokenBucket {
-            tokens: 2.0 * rate,
-            rate,
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(2.0 * self.rate);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+fn inbound_limiter(rate: u32) -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
+    let burst = rate.saturating_mul(NonZeroU32::new(2).expect("non-zero"));
+    DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
 }
 
 struct Session {
@@ -205,7 +183,7 @@ async fn session(
     let ping_every = settings.ws_ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
-    let mut bucket = TokenBucket::new(settings.ws_rate);
+    let inbound_rate = inbound_limiter(settings.ws_rate);
     let expiry = tokio::time::sleep(session.principal.valid_for(SystemTime::now()));
     tokio::pin!(expiry);
     let mut expires_at = session.principal.expires_at;
@@ -240,7 +218,7 @@ async fn session(
                     None | Some(Ok(Message::Close(_))) => break Ending::quiet("client_closed"),
                     Some(Err(e)) => break read_error(e),
                     Some(Ok(Message::Text(t))) => {
-                        if !bucket.take() {
+                        if inbound_rate.check().is_err() {
                             break Ending::with("rate_limited", close_code::POLICY, "message rate limit exceeded");
                         }
                         let reply = session.handle(t.as_str());
@@ -256,7 +234,7 @@ async fn session(
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
-                        if !bucket.take() {
+                        if inbound_rate.check().is_err() {
                             break Ending::with("rate_limited", close_code::POLICY, "message rate limit exceeded");
                         }
                         text(&error_frame("invalid_message", "binary frames are not supported; send JSON text", None))
