@@ -79,9 +79,10 @@ pub enum ApiError {
     RateLimited(std::time::Duration),
 }
 
-/// Whole seconds to wait, at least 1 (`Retry-After` takes seconds).
+/// Whole seconds to wait, rounded up and at least 1 (`Retry-After` takes
+/// seconds).
 fn retry_after_secs(wait: std::time::Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl ApiError {
@@ -196,7 +197,7 @@ impl IntoResponse for ApiError {
         };
         let unauthorized = matches!(self, ApiError::Unauthorized(_));
         let retry_after = match &self {
-            ApiError::RateLimited(wait) => Some(retry_after_secs(*wait).max(1)),
+            ApiError::RateLimited(wait) => Some(retry_after_secs(*wait)),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             _ => None,
         };

@@ -68,12 +68,8 @@ impl WriteLimits {
         if limiter.len() > PRUNE_ABOVE {
             limiter.retain_recent();
         }
-        limiter.check_key(&restaurant).map_err(|not_until| {
-            ApiError::RateLimited(
-                not_until
-                    .wait_time_from(self.clock.now())
-                    .max(Duration::from_millis(1)),
-            )
-        })
+        limiter
+            .check_key(&restaurant)
+            .map_err(|not_until| ApiError::RateLimited(not_until.wait_time_from(self.clock.now())))
     }
 }

@@ -91,9 +91,7 @@ impl DbArgs {
             .context("ORDERCAST_DATABASE_URL is not a valid PostgreSQL URL")?;
         settings.max_connections = self.database_pool.max(1);
         if let Some(path) = &self.database_ca_file {
-            let pem = std::fs::read(path).with_context(|| {
-                format!("ORDERCAST_DATABASE_CA_FILE: cannot read {}", path.display())
-            })?;
+            let pem = read_ca_file("ORDERCAST_DATABASE_CA_FILE", path)?;
             let mut connect = settings.connect.ssl_root_cert_from_pem(pem);
             if !names_sslmode(url) && std::env::var_os("PGSSLMODE").is_none() {
                 connect = connect.ssl_mode(PgSslMode::VerifyFull);
@@ -102,6 +100,12 @@ impl DbArgs {
         }
         Ok(settings)
     }
+}
+
+/// The PEM file a `*_CA_FILE` variable names, read at start so that a
+/// missing file stops the process with the variable's name.
+fn read_ca_file(variable: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{variable}: cannot read {}", path.display()))
 }
 
 /// The URL's query sets `sslmode` (libpq's name, or sqlx's `ssl-mode`).
@@ -141,9 +145,7 @@ pub struct RedisArgs {
 impl RedisArgs {
     pub fn settings(&self) -> anyhow::Result<RedisSettings> {
         let ca_pem = match &self.redis_ca_file {
-            Some(path) => Some(std::fs::read(path).with_context(|| {
-                format!("ORDERCAST_REDIS_CA_FILE: cannot read {}", path.display())
-            })?),
+            Some(path) => Some(read_ca_file("ORDERCAST_REDIS_CA_FILE", path)?),
             None => None,
         };
         let settings = RedisSettings {
