@@ -10,8 +10,8 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+use crate::ctx::Ctx;
 use crate::ledger::{Audience, Kind, Known, Role};
-use crate::run::Ctx;
 use crate::scenario::Lifecycle;
 
 const STATIONS: [&str; 4] = ["grill", "fry", "bar", "cold"];

@@ -2,6 +2,7 @@
 //! driver, the exactly-once verifier and the reports. The binary is a thin
 //! command line over [`run::run`].
 
+pub mod ctx;
 pub mod driver;
 pub mod html;
 pub mod ledger;

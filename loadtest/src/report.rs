@@ -10,9 +10,8 @@ use serde::Serialize;
 
 use crate::ledger::Book;
 use crate::procstat::Usage;
-use crate::run::Ctx;
 use crate::scenario::{Scenario, Transport};
-use crate::stats::histogram;
+use crate::stats::{Stats, histogram};
 use crate::verify::{ClientLog, Verification};
 
 /// Percentiles of a latency histogram, in milliseconds.
@@ -115,7 +114,8 @@ pub struct Report {
 }
 
 pub(crate) struct Inputs<'a> {
-    pub ctx: &'a Ctx,
+    pub scenario: &'a Scenario,
+    pub stats: &'a Stats,
     pub books: &'a [&'a Book],
     pub logs: &'a [ClientLog],
     pub verification: Verification,
@@ -166,9 +166,8 @@ fn by_transport(hs: &[Histogram<u64>; 3]) -> BTreeMap<&'static str, Latency> {
 }
 
 pub(crate) fn build(inp: Inputs<'_>) -> Report {
-    let ctx = inp.ctx;
-    let s = &ctx.scenario;
-    let st = &ctx.stats;
+    let s = inp.scenario;
+    let st = inp.stats;
     let measured_s = (inp.traffic_end_us.saturating_sub(inp.measure_from_us)) as f64 / 1e6;
     let per_s = |n: u64| {
         if measured_s > 0.0 {

@@ -2,7 +2,7 @@
 //! (with chaos if asked), let the screens settle, verify, report.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -10,63 +10,17 @@ use anyhow::Context;
 use ordercast_core::auth::{Claims, TokenIssuer};
 use rand::seq::index::sample;
 use serde_json::json;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::ledger::{Ledger, Viewer};
+use crate::ctx::{Ctx, Phase, Restaurant};
+use crate::driver;
+use crate::ledger::{self, Viewer};
 use crate::procstat::{self, Target, Usage};
 use crate::report::{self, ExecResult, Report};
 use crate::scenario::Scenario;
 use crate::screens::{self, Screen};
-use crate::stats::Stats;
 use crate::verify::{self, ClientLog};
-use crate::{driver, ledger};
-
-/// Where the run is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Screens connect and traffic flows.
-    Traffic,
-    /// Traffic is over; screens read what is left, then stop.
-    Settle,
-    /// Stop now.
-    Done,
-}
-
-/// A restaurant the run created.
-pub struct Restaurant {
-    pub id: String,
-    /// The owner's token: writes and owner screens.
-    pub owner: String,
-}
-
-/// What every task of the run shares.
-pub struct Ctx {
-    pub scenario: Scenario,
-    pub stats: Stats,
-    pub ledger: Ledger,
-    pub restaurants: Vec<Restaurant>,
-    pub phase: watch::Receiver<Phase>,
-    /// For SSE and long-poll.
-    pub streams: reqwest::Client,
-    /// For api writes.
-    pub api: reqwest::Client,
-    pub in_flight: Semaphore,
-    pub writes_sent: AtomicU64,
-    pub traffic_over: AtomicBool,
-    failures: Mutex<(u64, Vec<String>)>,
-}
-
-impl Ctx {
-    /// Keeps the first distinct failure messages for the report.
-    pub fn note_failure(&self, what: &str) {
-        let mut f = self.failures.lock().expect("failures lock");
-        f.0 += 1;
-        if f.1.len() < 20 && !f.1.iter().any(|s| s == what) {
-            f.1.push(what.to_owned());
-        }
-    }
-}
 
 /// Mints tokens: with the deployment's HS256 secret or its token command.
 enum Minter {
@@ -373,19 +327,7 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         .collect();
     let usage = watch_processes(targets.clone(), phase.clone());
     snapshot_rss(&targets, &usage, true);
-    let ctx = Arc::new(Ctx {
-        ledger: Ledger::new(restaurants.len()),
-        stats: Stats::new(),
-        restaurants,
-        phase,
-        streams,
-        api,
-        in_flight: Semaphore::new(scenario.max_in_flight),
-        writes_sent: AtomicU64::new(0),
-        traffic_over: AtomicBool::new(false),
-        failures: Mutex::new((0, Vec::new())),
-        scenario,
-    });
+    let ctx = Arc::new(Ctx::new(scenario, restaurants, phase, streams, api));
     let s = &ctx.scenario;
 
     // Open the screens (over the ramp) and wait until they are live.
@@ -467,10 +409,11 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         .collect();
     let book_refs: Vec<&ledger::Book> = books.iter().map(|b| &**b).collect();
     let verification = verify::verify(&book_refs, &logs, ctx.stats.writes_lost.load(Relaxed));
-    let failures = ctx.failures.lock().expect("failures lock").clone();
+    let failures = ctx.failures();
     let usage = usage.lock().expect("usage lock").clone();
     Ok(report::build(report::Inputs {
-        ctx: &ctx,
+        scenario: &ctx.scenario,
+        stats: &ctx.stats,
         books: &book_refs,
         logs: &logs,
         verification,

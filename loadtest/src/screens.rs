@@ -13,8 +13,8 @@ use tokio::sync::{Notify, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::ctx::{Ctx, Phase};
 use crate::ledger::{Kind, Viewer};
-use crate::run::{Ctx, Phase};
 use crate::scenario::Transport;
 use crate::verify::{ClientLog, Receipt};
 
