@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ordercast_bus::{BusMetrics, HeldConn, PublishOutcome, Streams};
+use ordercast_bus::{BusError, BusMetrics, HeldConn, PublishOutcome, Streams};
 use ordercast_core::{Chain, RestaurantId, Seq};
 use ordercast_store::{Store, StoreError};
 use tokio::sync::mpsc;
@@ -41,8 +41,8 @@ impl Default for OutboxSettings {
 enum SweepError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
 }
 
 /// Runs the sweeper until `shutdown`.

@@ -14,7 +14,7 @@ use redis::streams::{
 };
 use redis::{AsyncCommands, RedisResult, Value};
 
-use crate::{Shard, Streams};
+use crate::{BusError, Shard, Streams};
 
 /// The consumer group of the api replicas.
 pub const LEDGER_GROUP: &str = "ledger";
@@ -31,7 +31,11 @@ pub struct ReceiptBatch {
 
 impl Streams {
     /// Appends `receipts` (all of `shard`) as one entry.
-    pub async fn append_receipts(&self, shard: Shard, receipts: &[Receipt]) -> RedisResult<()> {
+    pub async fn append_receipts(
+        &self,
+        shard: Shard,
+        receipts: &[Receipt],
+    ) -> Result<(), BusError> {
         let at = receipts.iter().map(|r| r.at).max().unwrap_or_else(Utc::now);
         let lines: Vec<String> = receipts.iter().map(Receipt::line).collect();
         let mut conn = self.conn().await?;
@@ -45,8 +49,9 @@ impl Streams {
             .arg(at.timestamp_millis())
             .arg("r")
             .arg(lines.join("\n"))
-            .query_async(&mut conn)
-            .await
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// Reads up to `count` new entries of `shard` for `consumer` of the
@@ -57,7 +62,7 @@ impl Streams {
         shard: Shard,
         consumer: &str,
         count: usize,
-    ) -> RedisResult<ReceiptBatch> {
+    ) -> Result<ReceiptBatch, BusError> {
         let key = self.keys().receipts(shard);
         let mut conn = self.conn().await?;
         let options = StreamReadOptions::default()
@@ -87,7 +92,7 @@ impl Streams {
         consumer: &str,
         min_idle: std::time::Duration,
         count: usize,
-    ) -> RedisResult<ReceiptBatch> {
+    ) -> Result<ReceiptBatch, BusError> {
         let mut conn = self.conn().await?;
         let reply: RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
             .arg(self.keys().receipts(shard))
@@ -102,7 +107,7 @@ impl Streams {
             Ok(reply) => Ok(batch(shard, reply.claimed)),
             // No group (or stream) yet: nothing is pending.
             Err(e) if e.code() == Some("NOGROUP") => Ok(batch(shard, Vec::new())),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -117,7 +122,7 @@ impl Streams {
         shard: Shard,
         keep: &str,
         idle: std::time::Duration,
-    ) -> RedisResult<usize> {
+    ) -> Result<usize, BusError> {
         let key = self.keys().receipts(shard);
         let mut conn = self.conn().await?;
         let info: StreamInfoConsumersReply = match conn.xinfo_consumers(&key, LEDGER_GROUP).await {
@@ -142,7 +147,7 @@ impl Streams {
     }
 
     /// Acknowledges entries once their receipts are recorded.
-    pub async fn ack_receipts(&self, shard: Shard, ids: &[String]) -> RedisResult<()> {
+    pub async fn ack_receipts(&self, shard: Shard, ids: &[String]) -> Result<(), BusError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -151,8 +156,9 @@ impl Streams {
             .arg(self.keys().receipts(shard))
             .arg(LEDGER_GROUP)
             .arg(ids)
-            .query_async(&mut conn)
-            .await
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
     }
 
     async fn create_group(&self, conn: &mut crate::Conn, key: &str) -> RedisResult<()> {

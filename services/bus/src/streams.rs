@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::{Manager, Pool, Runtime};
-use ordercast_core::Envelope;
+use ordercast_core::{Envelope, RestaurantId, Seq};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
+use redis::streams::StreamRangeReply;
 use redis::{
-    Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult,
-    TlsCertificates, Value,
+    AsyncCommands, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
+    RedisResult, TlsCertificates, Value,
 };
 use tokio::sync::OnceCell;
 
-use crate::{Keys, Shard};
+use crate::entries::EVENT_FIELD;
+use crate::{BusError, Entry, Keys, Shard, entry_id};
 
 /// Longest a command may take before it counts as failed: callers fall back
 /// to the outbox, or to PostgreSQL.
@@ -80,7 +82,7 @@ pub enum PublishOutcome {
     /// PostgreSQL). Either way there is nothing left to publish.
     AlreadyThere,
     /// This command failed; try again later.
-    Failed(RedisError),
+    Failed(BusError),
 }
 
 impl PublishOutcome {
@@ -203,7 +205,7 @@ impl Streams {
         &self,
         held: &mut HeldConn,
         events: impl IntoIterator<Item = &'a Envelope>,
-    ) -> RedisResult<Vec<PublishOutcome>> {
+    ) -> Result<Vec<PublishOutcome>, BusError> {
         let events: Vec<&Envelope> = events.into_iter().collect();
         let was_held = held.0.is_some();
         let replies = match self.publish_on(held, &events).await {
@@ -296,17 +298,45 @@ impl Streams {
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(self.maxlen)
-                .arg(format!("{}-0", event.seq))
-                .arg("event")
+                .arg(entry_id(event.seq))
+                .arg(EVENT_FIELD)
                 .arg(json);
         }
         pipe.query_async(conn).await
     }
 
     /// Checks that Redis answers.
-    pub async fn ping(&self) -> RedisResult<()> {
+    pub async fn ping(&self) -> Result<(), BusError> {
         let mut conn = self.conn().await?;
-        redis::cmd("PING").query_async::<()>(&mut conn).await
+        Ok(redis::cmd("PING").query_async::<()>(&mut conn).await?)
+    }
+
+    /// Entries `after+1 …` of the restaurant's stream, at most `max`, up to
+    /// the first hole: empty when the stream no longer (or not yet) holds
+    /// `after+1`.
+    pub async fn range_after(
+        &self,
+        restaurant: RestaurantId,
+        after: Seq,
+        max: usize,
+    ) -> Result<Vec<Entry>, BusError> {
+        let key = self.keys.stream(restaurant);
+        let mut conn = self.conn().await?;
+        let reply: StreamRangeReply = conn
+            .xrange_count(&key, entry_id(after.next()), "+", max)
+            .await?;
+        let mut expected = after.next();
+        let mut entries = Vec::with_capacity(reply.ids.len());
+        for id in reply.ids {
+            match Entry::from_stream(&key, id) {
+                Some(entry) if entry.seq == expected => {
+                    expected = expected.next();
+                    entries.push(entry);
+                }
+                _ => break,
+            }
+        }
+        Ok(entries)
     }
 }
 
@@ -339,9 +369,9 @@ impl redis::aio::ConnectionLike for Conn {
 }
 
 fn outcome(reply: RedisResult<Value>) -> PublishOutcome {
-    match reply {
+    match reply.map_err(BusError::from) {
         Ok(_) => PublishOutcome::Added,
-        Err(e) if e.to_string().contains("equal or smaller") => PublishOutcome::AlreadyThere,
+        Err(BusError::StaleId) => PublishOutcome::AlreadyThere,
         Err(e) => PublishOutcome::Failed(e),
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod audience;
 pub mod auth;
+pub mod backoff;
 pub mod chain;
 pub mod event;
 pub mod ids;

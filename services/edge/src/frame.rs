@@ -4,6 +4,7 @@
 use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
+use ordercast_bus::Entry;
 use ordercast_core::{Audience, Envelope, EventType, RestaurantId, Seq};
 use serde::Deserialize;
 
@@ -44,6 +45,23 @@ impl Frame {
     pub fn from_json(json: Bytes) -> Result<(RestaurantId, Frame), MalformedEvent> {
         let head: Head = serde_json::from_slice(&json)?;
         Ok((head.restaurant_id, Frame::build(head, json)))
+    }
+
+    /// A frame from a stream entry of `restaurant`'s stream, unless its
+    /// envelope is malformed or names another restaurant or seq (logged;
+    /// the seq is then filled from PostgreSQL).
+    pub fn from_entry(restaurant: RestaurantId, entry: Entry) -> Option<Frame> {
+        match Frame::from_json(entry.event) {
+            Ok((rid, frame)) if rid == restaurant && frame.seq == entry.seq => Some(frame),
+            Ok(_) => {
+                tracing::warn!(%restaurant, seq = %entry.seq, "stream entry does not match its id or stream");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(%restaurant, seq = %entry.seq, error = %e, "malformed stream entry");
+                None
+            }
+        }
     }
 
     /// A frame from an envelope read from PostgreSQL.

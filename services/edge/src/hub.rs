@@ -6,15 +6,21 @@
 //! head, fills jumps from PostgreSQL, and only then moves the head. So the
 //! ring always holds consecutive seqs and subscribers see every event once,
 //! in order.
+//!
+//! Membership has one owner, the hub map's lock: a hub is created, starts
+//! following its stream, and is stopped and unfollowed with that lock held,
+//! so a hub that subscribers wait on always has a running reader.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
+use ordercast_bus::{Degraded, Entry, Follower, Following};
+use ordercast_core::backoff::Backoff;
 use ordercast_core::{Chain, RestaurantId, Seq};
 use tokio::sync::{OnceCell, mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::frame::Frame;
 use crate::{EdgeError, Shared};
@@ -76,8 +82,8 @@ pub(crate) struct Hub {
     pub restaurant: RestaurantId,
     ring: RwLock<Ring>,
     head: watch::Sender<Seq>,
-    inbox: mpsc::Sender<Vec<Arc<Frame>>>,
-    inbox_rx: Mutex<Option<mpsc::Receiver<Vec<Arc<Frame>>>>>,
+    inbox: mpsc::Sender<Vec<Entry>>,
+    inbox_rx: Mutex<Option<mpsc::Receiver<Vec<Entry>>>>,
     /// Set when the reader had to drop a batch: the task then polls once.
     overflowed: AtomicBool,
     stop: CancellationToken,
@@ -129,29 +135,24 @@ impl Hub {
             .len()
     }
 
-    /// Hands a batch read from Redis to the hub's task; never waits. A full
-    /// inbox drops the batch and makes the task poll PostgreSQL instead.
-    pub(crate) fn offer(&self, batch: Vec<Arc<Frame>>) {
-        if self.inbox.try_send(batch).is_err() {
-            self.overflowed.store(true, Ordering::Release);
-        }
-    }
-
-    /// Reads the head from PostgreSQL, registers with the shard reader and
-    /// starts the task; done once, by the first subscriber.
+    /// Reads the head from PostgreSQL, follows the restaurant's stream and
+    /// starts the task; done once, by the first subscriber (whose
+    /// membership keeps the hub in the map meanwhile).
     async fn ready(self: &Arc<Self>, ctx: &Arc<Shared>) -> Result<(), EdgeError> {
         self.init
             .get_or_try_init(|| async {
                 let head = ctx.store.head(self.restaurant).await?;
                 self.head.send_replace(head);
-                let degraded = ctx.readers.watch(self.clone());
+                // From here on nothing waits: the start cannot be cut short.
+                let degraded = ctx.hubs.follow(ctx, self);
                 let inbox = self
                     .inbox_rx
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .take()
                     .expect("initialized once");
-                tokio::spawn(run(self.clone(), inbox, ctx.clone(), degraded));
+                let span = tracing::info_span!("hub", restaurant = %self.restaurant);
+                tokio::spawn(run(self.clone(), inbox, ctx.clone(), degraded).instrument(span));
                 Ok(())
             })
             .await
@@ -173,10 +174,14 @@ impl Hub {
     }
 
     /// Takes a batch in stream order: duplicates dropped, jumps filled.
-    async fn ingest(&self, batch: Vec<Arc<Frame>>, ctx: &Shared) {
+    async fn ingest(&self, batch: Vec<Entry>, ctx: &Shared) {
         let mut ready = Vec::with_capacity(batch.len());
         let mut head = self.head();
-        for frame in batch {
+        let frames = batch
+            .into_iter()
+            .filter_map(|entry| Frame::from_entry(self.restaurant, entry));
+        for frame in frames {
+            let frame = Arc::new(frame);
             if frame.seq <= head {
                 ctx.metrics.duplicates_dropped.inc();
                 continue;
@@ -201,7 +206,7 @@ impl Hub {
     /// the hub stops (false). Anything PostgreSQL no longer has is skipped.
     async fn fill(&self, upto: Seq, ctx: &Shared) -> bool {
         ctx.metrics.gap_fills.inc();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         while self.head() < upto {
             let head = self.head();
             let want = (upto.0 - head.0).min(PG_BATCH as u64) as i64;
@@ -258,13 +263,29 @@ impl Hub {
         }
     }
 
-    /// Sleeps `backoff` (doubling to 2 s) unless the hub stops first.
-    async fn pause(&self, backoff: &mut Duration) -> bool {
-        let wait = *backoff;
-        *backoff = (*backoff * 2).min(Duration::from_secs(2));
+    /// Sleeps the next pause of `backoff` unless the hub stops first.
+    async fn pause(&self, backoff: &mut Backoff) -> bool {
         tokio::select! {
             _ = self.stop.cancelled() => false,
-            _ = tokio::time::sleep(wait) => true,
+            _ = tokio::time::sleep(backoff.next_pause()) => true,
+        }
+    }
+}
+
+impl Follower for Hub {
+    fn restaurant(&self) -> RestaurantId {
+        self.restaurant
+    }
+
+    fn head(&self) -> Seq {
+        Hub::head(self)
+    }
+
+    /// Hands a batch read from Redis to the hub's task; never waits. A full
+    /// inbox drops the batch and makes the task poll PostgreSQL instead.
+    fn offer(&self, batch: Vec<Entry>) {
+        if self.inbox.try_send(batch).is_err() {
+            self.overflowed.store(true, Ordering::Release);
         }
     }
 }
@@ -273,9 +294,9 @@ impl Hub {
 /// is degraded or after the inbox overflowed.
 async fn run(
     hub: Arc<Hub>,
-    mut inbox: mpsc::Receiver<Vec<Arc<Frame>>>,
+    mut inbox: mpsc::Receiver<Vec<Entry>>,
     ctx: Arc<Shared>,
-    degraded: Arc<AtomicBool>,
+    degraded: Degraded,
 ) {
     let mut poll = tokio::time::interval(ctx.settings.degraded_poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -288,7 +309,7 @@ async fn run(
             },
             _ = poll.tick() => {
                 let overflowed = hub.overflowed.swap(false, Ordering::AcqRel);
-                if overflowed || degraded.load(Ordering::Acquire) {
+                if overflowed || degraded.is_set() {
                     hub.poll(&ctx).await;
                 }
             }
@@ -296,20 +317,23 @@ async fn run(
     }
 }
 
-struct Entry {
+struct Member {
     hub: Arc<Hub>,
     subscribers: usize,
+    /// Set once the hub has read its head and follows its stream.
+    following: Option<Following<Hub>>,
 }
 
 /// Every hub of this process, by restaurant.
 #[derive(Default)]
 pub(crate) struct Hubs {
-    // std Mutex: never held across .await.
-    map: Mutex<HashMap<RestaurantId, Entry>>,
+    // std Mutex: never held across .await. Held across every whole
+    // membership change (see the module's documentation).
+    map: Mutex<HashMap<RestaurantId, Member>>,
 }
 
 impl Hubs {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RestaurantId, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RestaurantId, Member>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -321,15 +345,16 @@ impl Hubs {
     ) -> Result<HubGuard, EdgeError> {
         let hub = {
             let mut map = ctx.hubs.lock();
-            let entry = map.entry(restaurant).or_insert_with(|| {
+            let member = map.entry(restaurant).or_insert_with(|| {
                 ctx.metrics.watched_restaurants.inc();
-                Entry {
+                Member {
                     hub: Arc::new(Hub::new(restaurant, ctx.settings.ring_size)),
                     subscribers: 0,
+                    following: None,
                 }
             });
-            entry.subscribers += 1;
-            entry.hub.clone()
+            member.subscribers += 1;
+            member.hub.clone()
         };
         let guard = HubGuard {
             hub,
@@ -342,20 +367,36 @@ impl Hubs {
     /// Restaurants watched and frames held, for `/debug/stats`.
     pub(crate) fn stats(&self) -> (usize, usize) {
         let map = self.lock();
-        (map.len(), map.values().map(|e| e.hub.ring_len()).sum())
+        (map.len(), map.values().map(|m| m.hub.ring_len()).sum())
     }
 
-    fn leave(&self, ctx: &Shared, restaurant: RestaurantId) {
+    /// Makes `hub` follow its stream. Its caller is one of its subscribers,
+    /// so the hub is in the map.
+    fn follow(&self, ctx: &Shared, hub: &Arc<Hub>) -> Degraded {
         let mut map = self.lock();
-        let Some(entry) = map.get_mut(&restaurant) else {
+        let member = map
+            .get_mut(&hub.restaurant)
+            .filter(|m| Arc::ptr_eq(&m.hub, hub))
+            .expect("a subscriber keeps its hub in the map");
+        let following = ctx.readers.follow(hub.clone());
+        let degraded = following.degraded();
+        member.following = Some(following);
+        degraded
+    }
+
+    fn leave(&self, ctx: &Shared, hub: &Arc<Hub>) {
+        let mut map = self.lock();
+        let Some(member) = map
+            .get_mut(&hub.restaurant)
+            .filter(|m| Arc::ptr_eq(&m.hub, hub))
+        else {
             return;
         };
-        entry.subscribers -= 1;
-        if entry.subscribers == 0 {
-            let entry = map.remove(&restaurant).expect("present");
-            drop(map);
-            entry.hub.stop.cancel();
-            ctx.readers.unwatch(restaurant);
+        member.subscribers -= 1;
+        if member.subscribers == 0 {
+            let member = map.remove(&hub.restaurant).expect("present");
+            member.hub.stop.cancel();
+            drop(member.following);
             ctx.metrics.watched_restaurants.dec();
         }
     }
@@ -377,7 +418,7 @@ impl std::ops::Deref for HubGuard {
 
 impl Drop for HubGuard {
     fn drop(&mut self) {
-        self.ctx.hubs.leave(&self.ctx, self.hub.restaurant);
+        self.ctx.hubs.leave(&self.ctx, &self.hub);
     }
 }
 

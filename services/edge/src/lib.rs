@@ -1,6 +1,7 @@
-//! The edge role (DESIGN §5–6): shard readers pull the Redis streams of the
-//! restaurants local clients watch, hubs order and buffer their events, and
-//! SSE, WebSocket and long-poll deliver them with gap-free resume.
+//! The edge role (DESIGN §5–6): hubs follow the Redis streams of the
+//! restaurants local clients watch (through the bus's shard readers), order
+//! and buffer their events, and SSE, WebSocket and long-poll deliver them
+//! with gap-free resume.
 
 mod assets;
 mod auth;
@@ -8,7 +9,6 @@ mod frame;
 mod hub;
 pub mod metrics;
 mod poll;
-mod reader;
 mod receipts;
 mod sse;
 mod subscription;
@@ -21,7 +21,7 @@ use axum::Router;
 use axum::routing::get;
 use ordercast_api::auth::ChainDirectory;
 use ordercast_api::error::ApiError;
-use ordercast_bus::{RedisSettings, Streams};
+use ordercast_bus::{ReaderMetrics, RedisSettings, ShardReaders, Streams};
 use ordercast_core::Seq;
 use ordercast_core::auth::TokenVerifier;
 use ordercast_store::{Store, StoreError};
@@ -34,7 +34,6 @@ pub use frame::Frame;
 pub use metrics::{EdgeMetrics, Transport};
 
 use crate::hub::Hubs;
-use crate::reader::ShardReaders;
 use crate::receipts::Receipts;
 
 /// Tuning and limits of the edge role. All but `batch_size`, `ws_queue`
@@ -137,7 +136,7 @@ pub(crate) struct Shared {
     pub streams: Streams,
     pub settings: EdgeSettings,
     pub metrics: EdgeMetrics,
-    pub readers: ShardReaders,
+    pub readers: ShardReaders<hub::Hub>,
     pub hubs: Hubs,
     pub verifier: Arc<TokenVerifier>,
     pub chains: Arc<ChainDirectory>,
@@ -189,7 +188,15 @@ impl EdgeService {
         settings: EdgeSettings,
     ) -> anyhow::Result<EdgeService> {
         let metrics = EdgeMetrics::new(registry)?;
-        let readers = ShardReaders::new(redis, streams.clone(), metrics.clone())?;
+        let readers = ShardReaders::new(
+            redis,
+            streams.keys().clone(),
+            ReaderMetrics {
+                shard_readers: metrics.shard_readers.clone(),
+                degraded_shards: metrics.degraded_shards.clone(),
+                errors: metrics.redis_errors.clone(),
+            },
+        )?;
         let shared = Arc::new(Shared {
             store,
             streams,
@@ -286,3 +293,6 @@ pub(crate) fn parse_cursor(raw: &str) -> Result<Seq, ApiError> {
         ))
     })
 }
+
+#[cfg(test)]
+mod churn_tests;

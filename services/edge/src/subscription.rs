@@ -6,13 +6,11 @@
 use std::sync::Arc;
 
 use ordercast_core::{RestaurantId, Role, Seq, Viewer};
-use redis::streams::StreamRangeReply;
 use tokio::sync::watch;
 
 use crate::frame::Frame;
 use crate::hub::{HubGuard, Hubs};
 use crate::metrics::Source;
-use crate::reader::parse_entry;
 use crate::{EdgeError, Shared};
 
 /// The events of one catch-up step that the subscriber may see (possibly
@@ -151,24 +149,16 @@ impl Subscription {
     /// `cursor+1`; stops at the first hole.
     async fn read_redis(&self, max: usize) -> Option<Vec<Arc<Frame>>> {
         let restaurant = self.restaurant();
-        let key = self.ctx.streams.keys().stream(restaurant);
-        let mut conn = self.ctx.streams.conn().await.ok()?;
-        let start = format!("{}-0", self.cursor.0 + 1);
-        let reply: StreamRangeReply =
-            redis::AsyncCommands::xrange_count(&mut conn, &key, &start, "+", max)
-                .await
-                .ok()?;
-        let mut expected = self.cursor.next();
-        let mut frames = Vec::with_capacity(reply.ids.len());
-        for entry in &reply.ids {
-            match parse_entry(restaurant, entry) {
-                Some(frame) if frame.seq == expected => {
-                    expected = expected.next();
-                    frames.push(Arc::new(frame));
-                }
-                _ => break,
-            }
-        }
+        let entries = self
+            .ctx
+            .streams
+            .range_after(restaurant, self.cursor, max)
+            .await
+            .ok()?;
+        let frames: Vec<_> = entries
+            .into_iter()
+            .map_while(|entry| Frame::from_entry(restaurant, entry).map(Arc::new))
+            .collect();
         (!frames.is_empty()).then_some(frames)
     }
 

@@ -18,6 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use ordercast_api::error::ApiError;
 use ordercast_core::auth::Principal;
+use ordercast_core::backoff::Backoff;
 use ordercast_core::{Chain, RestaurantId, Seq};
 use ordercast_store::OrderFilter;
 use serde::Deserialize;
@@ -449,7 +450,7 @@ async fn subscription(
         return;
     }
     let mut syncing = sync;
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::default();
     loop {
         let batch = if syncing {
             match sub.ready().await {
@@ -469,7 +470,7 @@ async fn subscription(
         };
         match batch {
             Ok(batch) => {
-                backoff = Duration::from_millis(200);
+                backoff.reset();
                 for frame in batch.frames {
                     if tx
                         .send(Out::Event {
@@ -487,8 +488,7 @@ async fn subscription(
             Err(e) => {
                 // The cursor is intact: retry quietly until the source answers.
                 tracing::warn!(%restaurant, error = %Chain(&e), "subscription catch-up failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(backoff.next_pause()).await;
             }
         }
     }
