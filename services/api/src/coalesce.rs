@@ -17,9 +17,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
 use crate::state::Writer;
+use ordercast_http::HttpError;
 
 /// Hints waiting to be merged; beyond this, submitters get 503.
 const QUEUE_CAPACITY: usize = 10_000;
@@ -97,7 +97,7 @@ impl Coalescer {
         priority: Priority,
         audience: Audience,
         trace: Option<String>,
-    ) -> Result<Duration, ApiError> {
+    ) -> Result<Duration, HttpError> {
         let hint = Hint {
             restaurant,
             resources,
@@ -105,7 +105,7 @@ impl Coalescer {
             audience,
             trace,
         };
-        self.tx.try_send(hint).map_err(|_| ApiError::Unavailable)?;
+        self.tx.try_send(hint).map_err(|_| HttpError::Unavailable)?;
         Ok(priority.window())
     }
 }
@@ -205,7 +205,11 @@ async fn flush(
     }
 }
 
-async fn publish(writer: &Writer, restaurant: RestaurantId, batch: &Batch) -> Result<(), ApiError> {
+async fn publish(
+    writer: &Writer,
+    restaurant: RestaurantId,
+    batch: &Batch,
+) -> Result<(), HttpError> {
     let data = serde_json::json!({
         "resources": batch.resources,
         "priority": batch.priority,

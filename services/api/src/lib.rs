@@ -2,10 +2,8 @@
 //! publisher, the outbox sweeper, the published-marker, invalidation
 //! coalescing, retention and the delivery ledger.
 
-pub mod auth;
 pub mod coalesce;
-pub mod error;
-pub mod extract;
+pub mod headers;
 pub mod ledger;
 mod limits;
 pub mod metrics;
@@ -13,7 +11,6 @@ pub mod outbox;
 pub mod retention;
 mod routes;
 pub mod state;
-pub mod trace;
 pub mod validate;
 
 use std::sync::Arc;
@@ -24,6 +21,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::Response;
 use ordercast_bus::{BusMetrics, Publisher, Streams};
 use ordercast_core::auth::TokenVerifier;
+use ordercast_http::extract::BODY_LIMIT_BYTES;
 use ordercast_store::Store;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -35,18 +33,16 @@ pub use routes::{
 };
 pub use state::{AppState, Writer};
 
-use crate::auth::ChainDirectory;
 use crate::coalesce::Coalescer;
-use crate::error::PostgresFailure;
 use crate::ledger::LedgerSettings;
 use crate::limits::WriteLimits;
 pub use crate::limits::WriteRate;
 use crate::metrics::ApiMetrics;
 use crate::outbox::OutboxSettings;
 use crate::retention::RetentionSettings;
+use ordercast_http::PostgresFailure;
+use ordercast_store::ChainDirectory;
 
-/// Largest accepted request body, in bytes (64 KiB).
-pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// How long [`ApiService::stop`] waits for each background task.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 

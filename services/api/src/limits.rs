@@ -11,7 +11,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use ordercast_core::RestaurantId;
 
-use crate::error::ApiError;
+use ordercast_http::HttpError;
 
 /// Restaurants tracked before idle buckets are dropped.
 const PRUNE_ABOVE: usize = 10_000;
@@ -61,7 +61,7 @@ impl WriteLimits {
 
     /// Spends one command of `restaurant`'s budget, or says how long until
     /// there is one.
-    pub(crate) fn take(&self, restaurant: RestaurantId) -> Result<(), ApiError> {
+    pub(crate) fn take(&self, restaurant: RestaurantId) -> Result<(), HttpError> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
@@ -70,6 +70,6 @@ impl WriteLimits {
         }
         limiter
             .check_key(&restaurant)
-            .map_err(|not_until| ApiError::RateLimited(not_until.wait_time_from(self.clock.now())))
+            .map_err(|not_until| HttpError::RateLimited(not_until.wait_time_from(self.clock.now())))
     }
 }

@@ -6,12 +6,14 @@ use ordercast_bus::Publisher;
 use ordercast_core::RestaurantId;
 use ordercast_core::Seq;
 use ordercast_core::auth::TokenVerifier;
+use ordercast_core::policy::Action;
+use ordercast_http::{Caller, HasVerifier, authorize};
 use ordercast_store::{Created, Pending, Store, StoreError};
 
-use crate::auth::ChainDirectory;
 use crate::coalesce::Coalescer;
-use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
+use ordercast_http::HttpError;
+use ordercast_store::ChainDirectory;
 
 /// Commits pending writes and hands their events to the publisher in
 /// commit order.
@@ -24,7 +26,7 @@ pub struct Writer {
 impl Writer {
     /// Reserves the events' publish order, commits, then publishes; returns
     /// the committed value and the seq of its last event.
-    pub async fn commit<T>(&self, pending: Pending<T>) -> Result<(T, Seq), ApiError> {
+    pub async fn commit<T>(&self, pending: Pending<T>) -> Result<(T, Seq), HttpError> {
         // Reserved before COMMIT, while the restaurant row is still locked.
         let reservation = self.publisher.reserve(pending.events());
         let created = pending.commit().await?;
@@ -39,7 +41,7 @@ impl Writer {
         &self,
         restaurant: RestaurantId,
         write: impl Future<Output = Result<Created<T>, StoreError>>,
-    ) -> Result<(T, Seq), ApiError> {
+    ) -> Result<(T, Seq), HttpError> {
         let in_flight = self.publisher.ticket(restaurant);
         let created = write.await?;
         let seq = created.last_seq();
@@ -58,4 +60,29 @@ pub struct AppState {
     pub metrics: ApiMetrics,
     pub invalidations: Coalescer,
     pub(crate) write_limits: Arc<crate::limits::WriteLimits>,
+}
+
+impl HasVerifier for AppState {
+    fn verifier(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+}
+
+impl AppState {
+    /// [`authorize`] with this state's directory and store; a command
+    /// then spends one of the restaurant's write budget (`429` when spent).
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        id: RestaurantId,
+        action: Action,
+    ) -> Result<(), HttpError> {
+        authorize(&caller.0, id, action, &self.chains, &self.store).await?;
+        if action.is_command() {
+            self.write_limits
+                .take(id)
+                .inspect_err(|_| self.metrics.rate_limited.inc())?;
+        }
+        Ok(())
+    }
 }

@@ -1,6 +1,6 @@
 //! Bounds on request fields, collected into one `validation-failed` problem.
 
-use crate::error::{ApiError, FieldError};
+use ordercast_http::{FieldError, HttpError};
 
 /// Collects every invalid field of a request.
 #[derive(Default)]
@@ -59,11 +59,11 @@ impl Checks {
     }
 
     /// Ok if nothing was recorded.
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub fn finish(self) -> Result<(), HttpError> {
         if self.errors.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::Validation(self.errors))
+            Err(HttpError::Validation(self.errors))
         }
     }
 }
@@ -80,7 +80,7 @@ mod tests {
         c.range("items[0].quantity", 0, 1, 999);
         c.opt_text("notes", Some(&"x".repeat(11)), 10);
         match c.finish() {
-            Err(ApiError::Validation(errors)) => {
+            Err(HttpError::Validation(errors)) => {
                 let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
                 assert_eq!(fields, ["name", "items[0].quantity", "notes"]);
             }

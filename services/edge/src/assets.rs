@@ -80,7 +80,7 @@ pub(crate) fn router() -> Router {
 
 async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     let Some(asset) = ASSETS.iter().find(|a| a.path == uri.path()) else {
-        return ordercast_api::error::no_route().await.into_response();
+        return ordercast_http::no_route().await.into_response();
     };
     let etag = format!("\"{:016x}\"", asset.etag);
     // Not fingerprinted, so browsers revalidate every time (a cheap 304):

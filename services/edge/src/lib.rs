@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use ordercast_api::auth::ChainDirectory;
-use ordercast_api::error::ApiError;
 use ordercast_bus::{ReaderMetrics, RedisSettings, ShardReaders, Streams};
 use ordercast_core::Seq;
 use ordercast_core::auth::TokenVerifier;
-use ordercast_store::{Store, StoreError};
+use ordercast_http::EVENT_STREAM_ROUTE;
+use ordercast_http::HttpError;
+use ordercast_store::{ChainDirectory, Store, StoreError};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -119,13 +119,13 @@ impl From<StoreError> for EdgeError {
     }
 }
 
-impl From<EdgeError> for ApiError {
-    fn from(e: EdgeError) -> ApiError {
+impl From<EdgeError> for HttpError {
+    fn from(e: EdgeError) -> HttpError {
         match e {
-            EdgeError::NotFound => ApiError::NotFound("restaurant"),
-            EdgeError::CursorAhead(_) => ApiError::InvalidCursor(e.to_string()),
-            EdgeError::Store(e) => ApiError::Store(e),
-            EdgeError::Unavailable => ApiError::Unavailable,
+            EdgeError::NotFound => HttpError::NotFound("restaurant"),
+            EdgeError::CursorAhead(_) => HttpError::InvalidCursor(e.to_string()),
+            EdgeError::Store(e) => HttpError::Store(e),
+            EdgeError::Unavailable => HttpError::Unavailable,
         }
     }
 }
@@ -151,14 +151,14 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// A slot for one streaming connection, unless full or draining.
-    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, HttpError> {
         if self.drain.is_cancelled() {
-            return Err(ApiError::Unavailable);
+            return Err(HttpError::Unavailable);
         }
         self.connections
             .clone()
             .try_acquire_owned()
-            .map_err(|_| ApiError::TooManyConnections)
+            .map_err(|_| HttpError::TooManyConnections)
     }
 
     /// A random delay within the drain window, so clients told to
@@ -219,21 +219,11 @@ impl EdgeService {
     /// client (`/client/`) and the demo screens (`/demo/`).
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/v1/restaurants/{rid}/stream", get(sse::stream))
+            .route(EVENT_STREAM_ROUTE, get(sse::stream))
             .route("/v1/restaurants/{rid}/events", get(poll::events))
             .route("/v1/ws", get(ws::upgrade))
             .with_state(self.shared.clone())
             .merge(assets::router())
-    }
-
-    /// Whether `path` is an SSE stream of [`EdgeService::router`]: the
-    /// long-lived responses the server may write without hyper.
-    pub fn is_event_stream(path: &str) -> bool {
-        let mut parts = path.split('/');
-        matches!(
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
-            (Some(""), Some("v1"), Some("restaurants"), Some(rid), Some("stream"), None) if !rid.is_empty()
-        )
     }
 
     /// Tells every client to reconnect (spread over the drain window) and
@@ -286,9 +276,9 @@ impl EdgeService {
 }
 
 /// A cursor (`since`, `Last-Event-ID`): a non-negative integer seq.
-pub(crate) fn parse_cursor(raw: &str) -> Result<Seq, ApiError> {
+pub(crate) fn parse_cursor(raw: &str) -> Result<Seq, HttpError> {
     raw.trim().parse::<Seq>().map_err(|_| {
-        ApiError::InvalidCursor(format!(
+        HttpError::InvalidCursor(format!(
             "cursor {raw:?} is not a sequence number (a non-negative integer)"
         ))
     })

@@ -4,15 +4,17 @@
 
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use ordercast_api::error::ApiError;
-use ordercast_api::extract::ApiPath;
 use ordercast_core::RestaurantId;
+use ordercast_http::HttpError;
+use ordercast_http::extract::{Path, Query};
 use serde::Deserialize;
 
-use crate::auth::{Subscriber, may_watch};
+use ordercast_http::Subscriber;
+
+use crate::auth::may_watch;
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::subscription::Subscription;
 use crate::{EdgeState, parse_cursor};
@@ -30,7 +32,7 @@ pub(crate) struct PollQuery {
     wait: Option<String>,
 }
 
-fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+fn parse_limit(raw: Option<&str>) -> Result<usize, HttpError> {
     match raw {
         None => Ok(DEFAULT_LIMIT),
         Some(s) => s
@@ -38,14 +40,14 @@ fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| {
-                ApiError::InvalidParameter(format!(
+                HttpError::InvalidParameter(format!(
                     "limit must be an integer from 1 to {MAX_LIMIT}"
                 ))
             }),
     }
 }
 
-fn parse_wait(raw: Option<&str>, max: Duration) -> Result<Duration, ApiError> {
+fn parse_wait(raw: Option<&str>, max: Duration) -> Result<Duration, HttpError> {
     let secs = match raw {
         None => DEFAULT_WAIT_SECS.min(max.as_secs_f64()),
         Some(s) => s
@@ -53,7 +55,7 @@ fn parse_wait(raw: Option<&str>, max: Duration) -> Result<Duration, ApiError> {
             .ok()
             .filter(|w| w.is_finite() && (0.0..=max.as_secs_f64()).contains(w))
             .ok_or_else(|| {
-                ApiError::InvalidParameter(format!(
+                HttpError::InvalidParameter(format!(
                     "wait must be a number of seconds from 0 to {}",
                     max.as_secs()
                 ))
@@ -65,9 +67,9 @@ fn parse_wait(raw: Option<&str>, max: Duration) -> Result<Duration, ApiError> {
 pub(crate) async fn events(
     State(state): State<EdgeState>,
     subscriber: Subscriber,
-    ApiPath(rid): ApiPath<RestaurantId>,
+    Path(rid): Path<RestaurantId>,
     Query(query): Query<PollQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let since = query.since.as_deref().map(parse_cursor).transpose()?;
     let limit = parse_limit(query.limit.as_deref())?;
     let wait = parse_wait(query.wait.as_deref(), state.settings.max_poll_wait)?;
@@ -84,13 +86,13 @@ pub(crate) async fn events(
         let batch = tokio::select! {
             _ = state.drain.cancelled() => break,
             _ = tokio::time::sleep_until(deadline) => break,
-            batch = sub.next() => batch.map_err(ApiError::from)?,
+            batch = sub.next() => batch.map_err(HttpError::from)?,
         };
         frames.extend(batch.frames);
     }
     // Whatever else is already there, up to the limit.
     while frames.len() < limit {
-        match sub.ready().await.map_err(ApiError::from)? {
+        match sub.ready().await.map_err(HttpError::from)? {
             Some(batch) => frames.extend(batch.frames),
             None => break,
         }

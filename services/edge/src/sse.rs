@@ -5,18 +5,20 @@ use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use ordercast_api::error::ApiError;
-use ordercast_api::extract::ApiPath;
 use ordercast_core::{Chain, RestaurantId};
+use ordercast_http::HttpError;
+use ordercast_http::extract::{Path, Query};
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Interval, Sleep};
 
-use crate::auth::{Subscriber, may_watch};
+use ordercast_http::Subscriber;
+
+use crate::auth::may_watch;
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::subscription::Subscription;
 use crate::{EdgeState, parse_cursor};
@@ -31,10 +33,10 @@ pub(crate) struct StreamQuery {
 pub(crate) async fn stream(
     State(state): State<EdgeState>,
     subscriber: Subscriber,
-    ApiPath(rid): ApiPath<RestaurantId>,
+    Path(rid): Path<RestaurantId>,
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let permit = state.admit()?;
     may_watch(&state, &subscriber.0, rid).await?;
     let since = match headers.get("last-event-id") {

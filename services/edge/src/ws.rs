@@ -16,10 +16,10 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
-use ordercast_api::error::ApiError;
 use ordercast_core::auth::Principal;
 use ordercast_core::backoff::Backoff;
 use ordercast_core::{Chain, RestaurantId, Seq};
+use ordercast_http::HttpError;
 use ordercast_store::OrderFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,7 +27,9 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::auth::{Subscriber, may_watch};
+use ordercast_http::Subscriber;
+
+use crate::auth::may_watch;
 use crate::frame::Frame;
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::subscription::Subscription;
@@ -43,7 +45,7 @@ pub(crate) async fn upgrade(
     State(state): State<EdgeState>,
     subscriber: Subscriber,
     ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let permit = state.admit()?;
     let max = state.settings.ws_max_message;
     Ok(ws
@@ -394,12 +396,13 @@ impl Session {
     }
 }
 
-fn edge_error_code(e: &EdgeError) -> &'static str {
-    match e {
-        EdgeError::NotFound => "not_found",
-        EdgeError::CursorAhead(_) => "invalid_cursor",
-        EdgeError::Store(_) | EdgeError::Unavailable => "unavailable",
-    }
+/// The `error` frame's code and message for a refused subscription: the
+/// problem's slug and detail, as HTTP would answer (database details are
+/// logged, never sent).
+fn refusal(e: impl Into<HttpError>) -> (String, String) {
+    let e = e.into();
+    let code = e.ws_code();
+    (code, e.problem().detail)
 }
 
 /// One subscription: authorize, optionally snapshot, then deliver from the
@@ -413,20 +416,16 @@ async fn subscription(
     id: u64,
     tx: mpsc::Sender<Out>,
 ) {
-    let refuse = |code: &str, message: String| {
+    let refuse = |(code, message): (String, String)| {
         let tx = tx.clone();
-        let frame = error_frame(code, message, Some(restaurant));
+        let frame = error_frame(&code, message, Some(restaurant));
         async move {
             let _ = tx.send(Out::Control(frame)).await;
             let _ = tx.send(Out::Ended { restaurant, id }).await;
         }
     };
     if let Err(e) = may_watch(&state, &principal, restaurant).await {
-        let code = match e {
-            ApiError::Store(_) | ApiError::Unavailable => "unavailable",
-            _ => "forbidden",
-        };
-        return refuse(code, e.to_string()).await;
+        return refuse(refusal(e)).await;
     }
     let since = if sync {
         match snapshot(&state, &principal, restaurant).await {
@@ -436,14 +435,14 @@ async fn subscription(
                 }
                 Some(seq)
             }
-            Err(e) => return refuse(edge_error_code(&e), e.to_string()).await,
+            Err(e) => return refuse(refusal(e)).await,
         }
     } else {
         since
     };
     let mut sub = match Subscription::open(&state, restaurant, principal.viewer(), since).await {
         Ok(sub) => sub,
-        Err(e) => return refuse(edge_error_code(&e), e.to_string()).await,
+        Err(e) => return refuse(refusal(e)).await,
     };
     let subscribed = json!({"type": "subscribed", "restaurant_id": restaurant, "seq": sub.cursor(), "head": sub.head()});
     if tx.send(Out::Control(subscribed)).await.is_err() {

@@ -19,9 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Health};
-use crate::direct::IsStream;
-use crate::http::{HttpMetrics, instrument};
-use crate::server::{self, OnStall, ServerSettings};
+use ordercast_http::layers::{HttpMetrics, instrument};
+use ordercast_http::server::{self, OnStall, ServerSettings};
 
 /// Which parts of Ordercast a process serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,10 +117,7 @@ impl App {
         if let Some(edge) = &edge {
             routes = routes.merge(edge.router());
         }
-        let router = instrument(
-            routes.fallback(ordercast_api::error::no_route),
-            http_metrics,
-        );
+        let router = instrument(routes.fallback(ordercast_http::no_route), http_metrics);
         let public = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -209,9 +205,7 @@ impl App {
             stop.clone(),
             connections.clone(),
             on_stall,
-            self.edge
-                .as_ref()
-                .map(|_| EdgeService::is_event_stream as IsStream),
+            self.edge.is_some(),
         )
         .await;
         tracing::info!(grace = ?self.grace, "shutting down");

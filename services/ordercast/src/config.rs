@@ -438,7 +438,7 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
         verifier: args.jwt.verifier()?,
         api,
         edge: args.edge.settings(args.write_timeout)?,
-        server: crate::server::ServerSettings {
+        server: ordercast_http::ServerSettings {
             handshake_timeout: args.handshake_timeout,
             write_timeout: args.write_timeout,
         },

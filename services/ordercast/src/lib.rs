@@ -4,9 +4,6 @@
 pub mod admin;
 pub mod app;
 pub mod config;
-pub mod direct;
-pub mod http;
-pub mod server;
 pub mod telemetry;
 pub mod token;
 

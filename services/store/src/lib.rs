@@ -10,6 +10,7 @@
 //! New orders arriving together share one statement (group commit, see
 //! `group.rs`).
 
+mod chains;
 mod error;
 mod events;
 mod group;
@@ -34,6 +35,7 @@ use prometheus::Registry;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, Transaction};
 
+pub use chains::ChainDirectory;
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, Outcome, Replay};
 pub use ledger::{UNDELIVERED_PER_RESTAURANT, Undelivered};

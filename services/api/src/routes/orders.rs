@@ -14,11 +14,12 @@ use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiPath, ApiQuery, Body, idempotency_key, if_match};
-use crate::trace::traceparent;
+use crate::headers::{idempotency_key, if_match};
 use crate::validate::Checks;
+use ordercast_http::Caller;
+use ordercast_http::extract::{Body, Path, Query};
+use ordercast_http::trace::traceparent;
+use ordercast_http::{HttpError, Problem};
 
 /// Most items in one order.
 pub const MAX_ITEMS: usize = 100;
@@ -71,7 +72,7 @@ pub(crate) struct CreateItem {
 }
 
 impl CreateOrder {
-    fn validate(&self) -> Result<(), ApiError> {
+    fn validate(&self) -> Result<(), HttpError> {
         let mut c = Checks::new();
         c.opt_text("table", self.table.as_deref(), 32);
         c.opt_text("notes", self.notes.as_deref(), 500);
@@ -98,13 +99,13 @@ impl CreateOrder {
     }
 
     /// Customers order for their own session; waiters for themselves.
-    fn bind_to(&mut self, principal: &Principal) -> Result<(), ApiError> {
+    fn bind_to(&mut self, principal: &Principal) -> Result<(), HttpError> {
         match principal.role {
             Role::Customer => {
                 if self.waiter_id.is_some()
                     || (self.session_id.is_some() && self.session_id != principal.session_id)
                 {
-                    return Err(ApiError::Forbidden(
+                    return Err(HttpError::Forbidden(
                         "customers order only for their own session",
                     ));
                 }
@@ -112,7 +113,7 @@ impl CreateOrder {
             }
             Role::Waiter => {
                 if self.waiter_id.is_some() && self.waiter_id != principal.waiter_id {
-                    return Err(ApiError::Forbidden("waiters order only for themselves"));
+                    return Err(HttpError::Forbidden("waiters order only for themselves"));
                 }
                 self.waiter_id = principal.waiter_id.clone();
             }
@@ -162,10 +163,10 @@ pub(crate) struct OrderWritten {
 async fn create_order(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(rid): ApiPath<RestaurantId>,
+    Path(rid): Path<RestaurantId>,
     headers: HeaderMap,
     Body(mut body): Body<CreateOrder>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     state.authorize(&caller, rid, Action::CreateOrder).await?;
     body.validate()?;
     body.bind_to(&caller.0)?;
@@ -256,9 +257,9 @@ pub(crate) struct OrdersPage {
 async fn list_orders(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(rid): ApiPath<RestaurantId>,
-    ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<OrdersPage>, ApiError> {
+    Path(rid): Path<RestaurantId>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<OrdersPage>, HttpError> {
     state.authorize(&caller, rid, Action::ReadOrders).await?;
     let open_only = !matches!(query.state, Some(StateFilter::All));
     let filter = OrderFilter::visible_to(&caller.0, open_only);
@@ -276,12 +277,12 @@ async fn visible_order(
     caller: &Caller,
     rid: RestaurantId,
     oid: OrderId,
-) -> Result<Order, ApiError> {
+) -> Result<Order, HttpError> {
     let order = state.store.order(rid, oid).await?;
     if caller.0.viewer().may_see(&order.audience()) {
         Ok(order)
     } else {
-        Err(ApiError::NotFound("order"))
+        Err(HttpError::NotFound("order"))
     }
 }
 
@@ -299,8 +300,8 @@ fn etag(order: &Order) -> [(header::HeaderName, HeaderValue); 1] {
 async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath((rid, oid)): ApiPath<(RestaurantId, OrderId)>,
-) -> Result<Response, ApiError> {
+    Path((rid, oid)): Path<(RestaurantId, OrderId)>,
+) -> Result<Response, HttpError> {
     state.authorize(&caller, rid, Action::ReadOrders).await?;
     let order = visible_order(&state, &caller, rid, oid).await?;
     Ok((etag(&order), Json(order)).into_response())
@@ -326,10 +327,10 @@ pub(crate) struct SetOrderStatus {
 async fn set_order_status(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath((rid, oid)): ApiPath<(RestaurantId, OrderId)>,
+    Path((rid, oid)): Path<(RestaurantId, OrderId)>,
     headers: HeaderMap,
     Body(body): Body<SetOrderStatus>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     state
         .authorize(&caller, rid, Action::ChangeOrderStatus)
         .await?;
@@ -340,7 +341,7 @@ async fn set_order_status(
     if caller.0.role == Role::Customer {
         // A customer may only cancel its own order (the state machine says when).
         if body.status != OrderStatus::Cancelled {
-            return Err(ApiError::Forbidden(
+            return Err(HttpError::Forbidden(
                 "customers may only cancel their own orders",
             ));
         }
@@ -379,10 +380,10 @@ pub(crate) struct SetItemStatus {
 async fn set_item_status(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath((rid, oid, iid)): ApiPath<(RestaurantId, OrderId, ItemId)>,
+    Path((rid, oid, iid)): Path<(RestaurantId, OrderId, ItemId)>,
     headers: HeaderMap,
     Body(body): Body<SetItemStatus>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     state
         .authorize(&caller, rid, Action::ChangeItemStatus)
         .await?;

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::auth::Caller;
 use crate::coalesce::Priority;
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiPath, Body};
-use crate::trace::traceparent;
 use crate::validate::Checks;
+use ordercast_http::Caller;
+use ordercast_http::extract::{Body, Path};
+use ordercast_http::trace::traceparent;
+use ordercast_http::{HttpError, Problem};
 
 /// Most resources named by one invalidation request.
 pub const MAX_INVALIDATION_RESOURCES: usize = 50;
@@ -68,10 +68,10 @@ pub(crate) struct Notify {
 async fn notify(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(rid): ApiPath<RestaurantId>,
+    Path(rid): Path<RestaurantId>,
     headers: HeaderMap,
     Body(body): Body<Notify>,
-) -> Result<(StatusCode, Json<Published>), ApiError> {
+) -> Result<(StatusCode, Json<Published>), HttpError> {
     state.authorize(&caller, rid, Action::Notify).await?;
     let mut c = Checks::new();
     check_audience(&mut c, &body.audience);
@@ -94,7 +94,7 @@ async fn publish(
     rid: RestaurantId,
     draft: EventDraft,
     headers: &HeaderMap,
-) -> Result<(StatusCode, Json<Published>), ApiError> {
+) -> Result<(StatusCode, Json<Published>), HttpError> {
     let trace = traceparent(headers);
     let ((), seq) = state
         .writer
@@ -130,10 +130,10 @@ pub(crate) struct InvalidationAccepted {
 async fn invalidate(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(rid): ApiPath<RestaurantId>,
+    Path(rid): Path<RestaurantId>,
     headers: HeaderMap,
     Body(body): Body<Invalidate>,
-) -> Result<(StatusCode, Json<InvalidationAccepted>), ApiError> {
+) -> Result<(StatusCode, Json<InvalidationAccepted>), HttpError> {
     state.authorize(&caller, rid, Action::Invalidate).await?;
     let mut c = Checks::new();
     c.count(
@@ -194,10 +194,10 @@ pub(crate) struct PublishCustom {
 async fn publish_custom(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(rid): ApiPath<RestaurantId>,
+    Path(rid): Path<RestaurantId>,
     headers: HeaderMap,
     Body(body): Body<PublishCustom>,
-) -> Result<(StatusCode, Json<Published>), ApiError> {
+) -> Result<(StatusCode, Json<Published>), HttpError> {
     state.authorize(&caller, rid, Action::PublishCustom).await?;
     let mut c = Checks::new();
     let kind = EventType::custom(&body.kind);

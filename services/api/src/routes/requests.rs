@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiPath, Body};
-use crate::trace::traceparent;
 use crate::validate::Checks;
+use ordercast_http::Caller;
+use ordercast_http::extract::{Body, Path};
+use ordercast_http::trace::traceparent;
+use ordercast_http::{HttpError, Problem};
 
 /// Most sessions one transfer may name.
 pub const MAX_TRANSFER_SESSIONS: usize = 100;
@@ -57,10 +57,10 @@ pub(crate) struct RequestWritten {
 async fn create_request(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(rid): ApiPath<RestaurantId>,
+    Path(rid): Path<RestaurantId>,
     headers: HeaderMap,
     Body(mut body): Body<CreateRequest>,
-) -> Result<(StatusCode, Json<RequestWritten>), ApiError> {
+) -> Result<(StatusCode, Json<RequestWritten>), HttpError> {
     state.authorize(&caller, rid, Action::CreateRequest).await?;
     let mut c = Checks::new();
     c.text("table", &body.table, 32);
@@ -68,7 +68,7 @@ async fn create_request(
     c.finish()?;
     if caller.0.role == Role::Customer {
         if body.session_id.is_some() && body.session_id != caller.0.session_id {
-            return Err(ApiError::Forbidden(
+            return Err(HttpError::Forbidden(
                 "customers ask only for their own session",
             ));
         }
@@ -105,20 +105,20 @@ pub(crate) struct SetRequestStatus {
 async fn set_request_status(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath((rid, id)): ApiPath<(RestaurantId, RequestId)>,
+    Path((rid, id)): Path<(RestaurantId, RequestId)>,
     headers: HeaderMap,
     Body(body): Body<SetRequestStatus>,
-) -> Result<Json<RequestWritten>, ApiError> {
+) -> Result<Json<RequestWritten>, HttpError> {
     state
         .authorize(&caller, rid, Action::ChangeRequestStatus)
         .await?;
     if caller.0.role == Role::Customer {
         let request = state.store.request(rid, id).await?;
         if request.session_id.is_none() || request.session_id != caller.0.session_id {
-            return Err(ApiError::NotFound("request"));
+            return Err(HttpError::NotFound("request"));
         }
         if body.status != RequestStatus::Cancelled {
-            return Err(ApiError::Forbidden(
+            return Err(HttpError::Forbidden(
                 "customers may only cancel their own requests",
             ));
         }
@@ -159,15 +159,15 @@ pub(crate) struct TransferWritten {
 async fn transfer_sessions(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(rid): ApiPath<RestaurantId>,
+    Path(rid): Path<RestaurantId>,
     headers: HeaderMap,
     Body(body): Body<TransferBody>,
-) -> Result<Json<TransferWritten>, ApiError> {
+) -> Result<Json<TransferWritten>, HttpError> {
     state
         .authorize(&caller, rid, Action::TransferSessions)
         .await?;
     if caller.0.role == Role::Waiter && caller.0.waiter_id.as_ref() != Some(&body.from_waiter_id) {
-        return Err(ApiError::Forbidden(
+        return Err(HttpError::Forbidden(
             "waiters may only hand over their own sessions",
         ));
     }

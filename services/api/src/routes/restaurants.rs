@@ -10,10 +10,10 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiPath, Body};
 use crate::validate::Checks;
+use ordercast_http::Caller;
+use ordercast_http::extract::{Body, Path};
+use ordercast_http::{HttpError, Problem};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,10 +44,10 @@ async fn create_restaurant(
     State(state): State<AppState>,
     caller: Caller,
     Body(body): Body<CreateRestaurant>,
-) -> Result<(StatusCode, Json<Restaurant>), ApiError> {
+) -> Result<(StatusCode, Json<Restaurant>), HttpError> {
     let principal = &caller.0;
     if principal.role != Role::Admin {
-        return Err(ApiError::Forbidden("only admins create restaurants"));
+        return Err(HttpError::Forbidden("only admins create restaurants"));
     }
     let chain_id = body.chain_id.or(principal.chain_id());
     let permitted = match chain_id {
@@ -56,7 +56,7 @@ async fn create_restaurant(
         None => principal.is_platform_admin(),
     };
     if !permitted {
-        return Err(ApiError::Forbidden(
+        return Err(HttpError::Forbidden(
             "this token may not create restaurants in that chain",
         ));
     }
@@ -82,8 +82,8 @@ async fn create_restaurant(
 async fn get_restaurant(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(rid): ApiPath<RestaurantId>,
-) -> Result<Json<Restaurant>, ApiError> {
+    Path(rid): Path<RestaurantId>,
+) -> Result<Json<Restaurant>, HttpError> {
     state
         .authorize(&caller, rid, Action::ReadRestaurant)
         .await?;

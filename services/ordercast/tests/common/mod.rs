@@ -5,13 +5,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ordercast::app::Role as ServerRole;
-use ordercast::server::ServerSettings;
 use ordercast::{App, Settings};
 use ordercast_api::ApiSettings;
 use ordercast_bus::{Keys, RedisSettings, Streams};
 use ordercast_core::auth::{Claims, TokenIssuer, TokenVerifier};
 use ordercast_core::{RestaurantId, Role};
 use ordercast_edge::EdgeSettings;
+use ordercast_http::ServerSettings;
 use ordercast_store::DbSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -53,5 +53,5 @@ async fn track(State(metrics): State<HttpMetrics>, request: Request, next: Next)
 pub fn instrument(router: Router, metrics: HttpMetrics) -> Router {
     router
         .route_layer(axum::middleware::from_fn_with_state(metrics, track))
-        .layer(TraceLayer::new_for_http().make_span_with(ordercast_api::trace::http_span))
+        .layer(TraceLayer::new_for_http().make_span_with(crate::trace::http_span))
 }

@@ -1,31 +1,13 @@
-//! Extractors whose rejections are problem+json.
+//! The command headers: `Idempotency-Key` and `If-Match`.
 
-use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::HeaderMap;
-
-use crate::error::ApiError;
-
-/// A JSON body (limit [`crate::BODY_LIMIT_BYTES`], unknown fields refused by
-/// the body types themselves).
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct Body<T>(pub T);
-
-/// Path parameters.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct ApiPath<T>(pub T);
-
-/// Query parameters.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct ApiQuery<T>(pub T);
+use ordercast_http::HttpError;
 
 /// Longest accepted `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 
 /// The `Idempotency-Key` header: 1–255 visible ASCII characters.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, HttpError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -34,7 +16,7 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         || key.len() > IDEMPOTENCY_KEY_MAX_LEN
         || !key.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(ApiError::InvalidParameter(format!(
+        return Err(HttpError::InvalidParameter(format!(
             "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters"
         )));
     }
@@ -42,7 +24,7 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
 }
 
 /// `If-Match: "<version>"` (quotes optional; weak tags are refused).
-pub fn if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i32>, HttpError> {
     let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
         return Ok(None);
     };
@@ -52,7 +34,7 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
         .and_then(|t| t.strip_suffix('"'))
         .unwrap_or(text);
     unquoted.parse().map(Some).map_err(|_| {
-        ApiError::InvalidParameter("If-Match must be the order's version, e.g. \"3\"".into())
+        HttpError::InvalidParameter("If-Match must be the order's version, e.g. \"3\"".into())
     })
 }
 

@@ -42,9 +42,10 @@ pub struct Problem {
     pub current: Option<Value>,
 }
 
-/// Everything a handler can fail with.
+/// Everything an api or edge handler can fail with: the one catalogue of
+/// problem types (each `type` slug is defined here and nowhere else).
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum HttpError {
     #[error("{0}")]
     InvalidJson(String),
     #[error("{0}")]
@@ -85,68 +86,81 @@ fn retry_after_secs(wait: std::time::Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
-impl ApiError {
+impl HttpError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use StatusCode as S;
         match self {
-            ApiError::InvalidJson(_) => (S::BAD_REQUEST, "invalid-json", "Malformed JSON"),
-            ApiError::InvalidBody(_) => (
+            HttpError::InvalidJson(_) => (S::BAD_REQUEST, "invalid-json", "Malformed JSON"),
+            HttpError::InvalidBody(_) => (
                 S::UNPROCESSABLE_ENTITY,
                 "invalid-body",
                 "Request body does not match the schema",
             ),
-            ApiError::UnsupportedMediaType => (
+            HttpError::UnsupportedMediaType => (
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
-            ApiError::PayloadTooLarge(_) => (
+            HttpError::PayloadTooLarge(_) => (
                 S::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
             ),
-            ApiError::Validation(_) => (
+            HttpError::Validation(_) => (
                 S::UNPROCESSABLE_ENTITY,
                 "validation-failed",
                 "Validation failed",
             ),
-            ApiError::InvalidParameter(_) => {
+            HttpError::InvalidParameter(_) => {
                 (S::BAD_REQUEST, "invalid-parameter", "Invalid parameter")
             }
-            ApiError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            ApiError::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden"),
-            ApiError::NotFound(_) | ApiError::Store(StoreError::NotFound(_)) => {
+            HttpError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            HttpError::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden"),
+            HttpError::NotFound(_) | HttpError::Store(StoreError::NotFound(_)) => {
                 (S::NOT_FOUND, "not-found", "Not found")
             }
-            ApiError::NoRoute => (S::NOT_FOUND, "no-route", "No such route"),
-            ApiError::Store(StoreError::AlreadyExists(_)) => {
+            HttpError::NoRoute => (S::NOT_FOUND, "no-route", "No such route"),
+            HttpError::Store(StoreError::AlreadyExists(_)) => {
                 (S::CONFLICT, "already-exists", "Already exists")
             }
-            ApiError::Store(StoreError::IllegalTransition { .. }) => {
+            HttpError::Store(StoreError::IllegalTransition { .. }) => {
                 (S::CONFLICT, "illegal-transition", "Illegal transition")
             }
-            ApiError::Store(StoreError::VersionMismatch { .. }) => {
+            HttpError::Store(StoreError::VersionMismatch { .. }) => {
                 (S::CONFLICT, "version-mismatch", "Version mismatch")
             }
-            ApiError::Store(StoreError::IdempotencyMismatch) => (
+            HttpError::Store(StoreError::IdempotencyMismatch) => (
                 S::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
                 "Idempotency key reused",
             ),
-            ApiError::InvalidCursor(_) => (S::BAD_REQUEST, "invalid-cursor", "Invalid cursor"),
-            ApiError::TooManyConnections => (
+            HttpError::InvalidCursor(_) => (S::BAD_REQUEST, "invalid-cursor", "Invalid cursor"),
+            HttpError::TooManyConnections => (
                 S::SERVICE_UNAVAILABLE,
                 "too-many-connections",
                 "Too many connections",
             ),
-            ApiError::RateLimited(_) => (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
-            ApiError::Store(StoreError::Unavailable(_)) | ApiError::Unavailable => {
+            HttpError::RateLimited(_) => {
+                (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+            }
+            HttpError::Store(StoreError::Unavailable(_)) | HttpError::Unavailable => {
                 (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             }
-            ApiError::Store(StoreError::Database(_)) => {
+            HttpError::Store(StoreError::Database(_)) => {
                 (S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
             }
         }
+    }
+
+    /// The problem's stable slug (the end of its `type`), e.g. `not-found`.
+    pub fn slug(&self) -> &'static str {
+        self.parts().1
+    }
+
+    /// The same problem as a WebSocket `error` code: the slug with
+    /// underscores, e.g. `not_found`.
+    pub fn ws_code(&self) -> String {
+        self.slug().replace('-', "_")
     }
 
     /// The problem body.
@@ -154,15 +168,15 @@ impl ApiError {
         let (status, slug, title) = self.parts();
         let detail = match &self {
             // Never leak database details; they are logged instead.
-            ApiError::Store(StoreError::Database(_)) => {
+            HttpError::Store(StoreError::Database(_)) => {
                 "an internal error occurred; it has been logged".into()
             }
             other => other.to_string(),
         };
         let (errors, current) = match self {
-            ApiError::Validation(errors) => (errors, None),
-            ApiError::Store(StoreError::IllegalTransition { current, .. })
-            | ApiError::Store(StoreError::VersionMismatch { current, .. }) => {
+            HttpError::Validation(errors) => (errors, None),
+            HttpError::Store(StoreError::IllegalTransition { current, .. })
+            | HttpError::Store(StoreError::VersionMismatch { current, .. }) => {
                 (vec![], Some(current))
             }
             _ => (vec![], None),
@@ -178,26 +192,26 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let (status, _, _) = self.parts();
         match &self {
-            ApiError::Store(StoreError::Database(e)) => {
+            HttpError::Store(StoreError::Database(e)) => {
                 tracing::error!(error = ?e, "database error")
             }
-            ApiError::Store(StoreError::Unavailable(e)) => {
+            HttpError::Store(StoreError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "database unavailable")
             }
             _ => {}
         }
         let postgres = match &self {
-            ApiError::Store(StoreError::Database(_)) => Some(PostgresFailure("other")),
-            ApiError::Store(StoreError::Unavailable(_)) => Some(PostgresFailure("unavailable")),
+            HttpError::Store(StoreError::Database(_)) => Some(PostgresFailure("other")),
+            HttpError::Store(StoreError::Unavailable(_)) => Some(PostgresFailure("unavailable")),
             _ => None,
         };
-        let unauthorized = matches!(self, ApiError::Unauthorized(_));
+        let unauthorized = matches!(self, HttpError::Unauthorized(_));
         let retry_after = match &self {
-            ApiError::RateLimited(wait) => Some(retry_after_secs(*wait)),
+            HttpError::RateLimited(wait) => Some(retry_after_secs(*wait)),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             _ => None,
         };
@@ -221,33 +235,33 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
+impl From<JsonRejection> for HttpError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::JsonDataError(e) => ApiError::InvalidBody(e.body_text()),
-            JsonRejection::JsonSyntaxError(e) => ApiError::InvalidJson(e.body_text()),
-            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::JsonDataError(e) => HttpError::InvalidBody(e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => HttpError::InvalidJson(e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => HttpError::UnsupportedMediaType,
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge(crate::BODY_LIMIT_BYTES)
+                HttpError::PayloadTooLarge(crate::extract::BODY_LIMIT_BYTES)
             }
-            other => ApiError::InvalidJson(other.body_text()),
+            other => HttpError::InvalidJson(other.body_text()),
         }
     }
 }
 
-impl From<PathRejection> for ApiError {
+impl From<PathRejection> for HttpError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::InvalidParameter(rejection.body_text())
+        HttpError::InvalidParameter(rejection.body_text())
     }
 }
 
-impl From<QueryRejection> for ApiError {
+impl From<QueryRejection> for HttpError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::InvalidParameter(rejection.body_text())
+        HttpError::InvalidParameter(rejection.body_text())
     }
 }
 
 /// The fallback for unknown routes.
-pub async fn no_route() -> ApiError {
-    ApiError::NoRoute
+pub async fn no_route() -> HttpError {
+    HttpError::NoRoute
 }

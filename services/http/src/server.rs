@@ -20,7 +20,7 @@ use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::direct::{self, First, IsStream, Prefixed};
+use crate::direct::{self, First, Prefixed};
 
 /// Per-connection limits.
 #[derive(Clone, Copy, Debug)]
@@ -36,8 +36,9 @@ pub struct ServerSettings {
 pub type OnStall = Arc<dyn Fn() + Send + Sync>;
 
 /// Accepts connections until `stop`, then lets each one finish its current
-/// response; every connection task is tracked by `tracker`. A connection
-/// whose first request is for a path `streams` accepts is served by
+/// response; every connection task is tracked by `tracker`. With
+/// `event_streams`, a connection whose first request is for an
+/// [`EVENT_STREAM_ROUTE`](direct::EVENT_STREAM_ROUTE) is served by
 /// [`direct`].
 pub async fn serve(
     listener: TcpListener,
@@ -46,7 +47,7 @@ pub async fn serve(
     stop: CancellationToken,
     tracker: TaskTracker,
     on_stall: OnStall,
-    streams: Option<IsStream>,
+    event_streams: bool,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -70,9 +71,9 @@ pub async fn serve(
         let stop = stop.clone();
         let on_stall = on_stall.clone();
         tracker.spawn(async move {
-            let first = match streams {
-                Some(is_stream) => {
-                    let read = direct::read_first(&mut io, is_stream);
+            let first = match event_streams {
+                true => {
+                    let read = direct::read_first(&mut io);
                     tokio::select! {
                         read = tokio::time::timeout(settings.handshake_timeout, read) => match read {
                             Ok(Ok(first)) => first,
@@ -82,7 +83,7 @@ pub async fn serve(
                         _ = stop.cancelled() => return,
                     }
                 }
-                None => First::Other(Bytes::new()),
+                false => First::Other(Bytes::new()),
             };
             let result = match first {
                 First::Stream(request) => direct::respond(&mut io, router, request).await,

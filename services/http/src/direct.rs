@@ -28,8 +28,29 @@ const MAX_HEAD: usize = 16 * 1024;
 /// The most header fields read here; more go to hyper.
 const MAX_HEADERS: usize = 64;
 
-/// Tells the paths served here (the event streams) from the rest.
-pub type IsStream = fn(&str) -> bool;
+/// The route whose responses are written here: SSE event streams. The edge
+/// registers its stream handler under this same constant, so renaming the
+/// route cannot silently take streams off this path.
+pub const EVENT_STREAM_ROUTE: &str = "/v1/restaurants/{rid}/stream";
+
+/// Whether `path` is an [`EVENT_STREAM_ROUTE`] (a `{…}` is one non-empty
+/// segment).
+pub fn is_event_stream(path: &str) -> bool {
+    let mut route = EVENT_STREAM_ROUTE.split('/');
+    let mut path = path.split('/');
+    loop {
+        match (route.next(), path.next()) {
+            (None, None) => return true,
+            (Some(r), Some(p)) if r.starts_with('{') => {
+                if p.is_empty() {
+                    return false;
+                }
+            }
+            (Some(r), Some(p)) if r == p => {}
+            _ => return false,
+        }
+    }
+}
 
 /// What the first request of a connection turned out to be.
 pub enum First {
@@ -41,16 +62,13 @@ pub enum First {
 
 /// Reads the first request head of a connection; stops reading as soon as
 /// it is clearly not an event-stream request.
-pub async fn read_first<IO: AsyncRead + Unpin>(
-    io: &mut IO,
-    is_stream: IsStream,
-) -> io::Result<First> {
+pub async fn read_first<IO: AsyncRead + Unpin>(io: &mut IO) -> io::Result<First> {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         if io.read_buf(&mut buf).await? == 0 {
             return Ok(First::Other(buf.freeze()));
         }
-        match parse(&buf, is_stream) {
+        match parse(&buf) {
             Parsed::Stream(request) => return Ok(First::Stream(request)),
             Parsed::Partial if buf.len() < MAX_HEAD => {}
             Parsed::Partial | Parsed::Other => return Ok(First::Other(buf.freeze())),
@@ -64,7 +82,7 @@ enum Parsed {
     Other,
 }
 
-fn parse(buf: &[u8], is_stream: IsStream) -> Parsed {
+fn parse(buf: &[u8]) -> Parsed {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut fields);
     let Ok(status) = head.parse(buf) else {
@@ -72,7 +90,7 @@ fn parse(buf: &[u8], is_stream: IsStream) -> Parsed {
     };
     if let Some(target) = head.path {
         let path = target.split_once('?').map_or(target, |(path, _)| path);
-        if head.method != Some("GET") || !is_stream(path) {
+        if head.method != Some("GET") || !is_event_stream(path) {
             return Parsed::Other;
         }
     }
@@ -281,12 +299,23 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
 mod tests {
     use super::*;
 
-    fn is_stream(path: &str) -> bool {
-        path.ends_with("/stream")
+    fn parsed(raw: &str) -> Parsed {
+        parse(raw.as_bytes())
     }
 
-    fn parsed(raw: &str) -> Parsed {
-        parse(raw.as_bytes(), is_stream)
+    #[test]
+    fn only_the_event_stream_route_is_an_event_stream() {
+        assert!(is_event_stream("/v1/restaurants/r1/stream"));
+        for other in [
+            "/v1/restaurants//stream",
+            "/v1/restaurants/r1/events",
+            "/v1/restaurants/r1/stream/x",
+            "/v1/restaurants/r1",
+            "/v1/ws",
+            "/r/stream",
+        ] {
+            assert!(!is_event_stream(other), "{other}");
+        }
     }
 
     #[test]
@@ -317,7 +346,7 @@ mod tests {
 
     #[test]
     fn a_stream_request_with_a_body_an_upgrade_or_more_bytes_is_left_to_hyper() {
-        let base = "GET /r/stream HTTP/1.1\r\nHost: x\r\n";
+        let base = "GET /v1/restaurants/r1/stream HTTP/1.1\r\nHost: x\r\n";
         for extra in [
             "Content-Length: 3\r\n\r\nabc",
             "Upgrade: websocket\r\n\r\n",
@@ -333,10 +362,13 @@ mod tests {
     #[test]
     fn a_head_still_arriving_is_partial() {
         assert!(matches!(
-            parsed("GET /r/stream HTTP/1.1\r\nHost: x\r\n"),
+            parsed("GET /v1/restaurants/r1/stream HTTP/1.1\r\nHost: x\r\n"),
             Parsed::Partial
         ));
-        assert!(matches!(parsed("GET /r/str"), Parsed::Partial));
+        assert!(matches!(
+            parsed("GET /v1/restaurants/r1/str"),
+            Parsed::Partial
+        ));
     }
 
     #[tokio::test]
