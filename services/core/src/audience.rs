@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{SessionId, WaiterId};
+use crate::order::Order;
 
 /// A token's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -44,11 +45,6 @@ impl Role {
             Role::Service => "service",
         }
     }
-
-    /// Roles that see every event of their restaurants, whatever its audience.
-    pub fn sees_everything(self) -> bool {
-        matches!(self, Role::Admin | Role::Owner | Role::Service)
-    }
 }
 
 impl std::str::FromStr for Role {
@@ -88,7 +84,8 @@ impl Audience {
         }
     }
 
-    fn includes(&self, role: Role) -> bool {
+    /// Whether the audience names `role`.
+    pub fn includes(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
 }
@@ -106,26 +103,101 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// The delivery rule: owner/admin/service see all; kitchen sees the
-    /// kitchen audience; a waiter sees the waiter audience unless the event
-    /// names another waiter; a customer sees only events of its own session.
-    pub fn may_see(&self, audience: &Audience) -> bool {
+    /// What this viewer may see: the one delivery rule, as data.
+    pub fn scope(&self) -> Scope {
         match self.role {
-            role if role.sees_everything() => true,
-            Role::Kitchen => audience.includes(Role::Kitchen),
-            Role::Waiter => {
+            Role::Admin | Role::Owner | Role::Service => Scope::Everything,
+            Role::Kitchen => Scope::Kitchen,
+            Role::Waiter => Scope::Waiter(self.waiter_id.clone()),
+            Role::Customer => Scope::Customer(self.session_id.clone()),
+        }
+    }
+
+    /// Whether an event of `audience` is for this viewer.
+    pub fn may_see(&self, audience: &Audience) -> bool {
+        self.scope().admits(audience)
+    }
+}
+
+/// The delivery rule (DESIGN §7) for one viewer: owner, admin and service
+/// see all; kitchen sees the kitchen audience; a waiter sees the waiter
+/// audience unless the event names another waiter; a customer sees only
+/// events of its own table session. Both the in-memory check
+/// ([`Scope::admits`]) and the store's filter of orders ([`Scope::orders`])
+/// come from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Everything,
+    Kitchen,
+    /// A waiter, and its own id (a token without one sees only events that
+    /// name no waiter).
+    Waiter(Option<WaiterId>),
+    /// A customer, and its table session (a token without one sees nothing).
+    Customer(Option<SessionId>),
+}
+
+impl Scope {
+    /// Whether an event of `audience` is visible.
+    pub fn admits(&self, audience: &Audience) -> bool {
+        match self {
+            Scope::Everything => true,
+            Scope::Kitchen => audience.includes(Role::Kitchen),
+            Scope::Waiter(own) => {
                 audience.includes(Role::Waiter)
-                    && match &audience.waiter_id {
-                        None => true,
-                        Some(target) => self.waiter_id.as_ref() == Some(target),
-                    }
+                    && (audience.waiter_id.is_none() || audience.waiter_id == *own)
             }
-            Role::Customer => {
+            Scope::Customer(own) => {
                 audience.includes(Role::Customer)
                     && audience.session_id.is_some()
-                    && audience.session_id == self.session_id
+                    && audience.session_id == *own
             }
-            _ => false,
+        }
+    }
+
+    /// The role this scope needs an audience to name, if any.
+    fn role(&self) -> Option<Role> {
+        match self {
+            Scope::Everything => None,
+            Scope::Kitchen => Some(Role::Kitchen),
+            Scope::Waiter(_) => Some(Role::Waiter),
+            Scope::Customer(_) => Some(Role::Customer),
+        }
+    }
+
+    /// The orders visible, as a condition on an order's table session and
+    /// waiter (every order's audience is [`Order::ROLES`] with those two).
+    pub fn orders(&self) -> OrderScope {
+        if self.role().is_some_and(|r| !Order::ROLES.contains(&r)) {
+            return OrderScope::Nothing;
+        }
+        match self {
+            Scope::Waiter(own) => OrderScope::WaiterOrUnassigned(own.clone()),
+            Scope::Customer(Some(session)) => OrderScope::Session(session.clone()),
+            Scope::Customer(None) => OrderScope::Nothing,
+            Scope::Everything | Scope::Kitchen => OrderScope::All,
+        }
+    }
+}
+
+/// Which orders a viewer may see (the store turns it into SQL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderScope {
+    All,
+    /// Orders of this waiter or of none (`None`: of none only).
+    WaiterOrUnassigned(Option<WaiterId>),
+    /// Orders of this table session.
+    Session(SessionId),
+    Nothing,
+}
+
+impl OrderScope {
+    /// Whether an order of this table session and waiter is visible.
+    pub fn admits(&self, session: Option<&SessionId>, waiter: Option<&WaiterId>) -> bool {
+        match self {
+            OrderScope::All => true,
+            OrderScope::WaiterOrUnassigned(own) => waiter.is_none() || waiter == own.as_ref(),
+            OrderScope::Session(own) => session == Some(own),
+            OrderScope::Nothing => false,
         }
     }
 }
@@ -184,5 +256,35 @@ mod tests {
         let mut staff_only = order_audience(Some("s1"), None);
         staff_only.roles.retain(|r| *r != Role::Customer);
         assert!(!s1.may_see(&staff_only));
+    }
+
+    #[test]
+    fn the_order_filter_and_the_delivery_rule_never_disagree() {
+        let ids = [None, Some("a"), Some("b")];
+        let mut viewers = vec![];
+        for role in Role::ALL {
+            for waiter in ids {
+                for session in ids {
+                    viewers.push(viewer(role, waiter, session));
+                }
+            }
+        }
+        for v in &viewers {
+            let orders = v.scope().orders();
+            for session in ids {
+                for waiter in ids {
+                    let audience = Audience {
+                        roles: Order::ROLES.to_vec(),
+                        ..order_audience(session, waiter)
+                    };
+                    let (s, w) = (audience.session_id.as_ref(), audience.waiter_id.as_ref());
+                    assert_eq!(
+                        orders.admits(s, w),
+                        v.may_see(&audience),
+                        "{v:?} on an order of session {session:?}, waiter {waiter:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -174,11 +174,14 @@ pub struct Order {
 }
 
 impl Order {
+    /// The roles an order's events are for.
+    pub const ROLES: [Role; 4] = [Role::Owner, Role::Kitchen, Role::Waiter, Role::Customer];
+
     /// Who sees this order's events: every role; customers only of its
     /// table session; waiters only if it is theirs (or nobody's).
     pub fn audience(&self) -> Audience {
         Audience {
-            roles: vec![Role::Owner, Role::Kitchen, Role::Waiter, Role::Customer],
+            roles: Order::ROLES.to_vec(),
             session_id: self.session_id.clone(),
             waiter_id: self.waiter_id.clone(),
         }

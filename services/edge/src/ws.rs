@@ -20,7 +20,6 @@ use ordercast_core::auth::Principal;
 use ordercast_core::backoff::Backoff;
 use ordercast_core::{Chain, RestaurantId, Seq};
 use ordercast_http::HttpError;
-use ordercast_store::OrderFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -499,19 +498,15 @@ async fn snapshot(
     principal: &Principal,
     restaurant: RestaurantId,
 ) -> Result<(Seq, Value), EdgeError> {
-    let filter = OrderFilter::visible_to(principal, true);
-    let snapshot = state.store.orders_snapshot(restaurant, &filter).await?;
-    let viewer = principal.viewer();
-    let orders: Vec<_> = snapshot
-        .orders
-        .into_iter()
-        .filter(|o| viewer.may_see(&o.audience()))
-        .collect();
+    let snapshot = state
+        .store
+        .visible_orders(restaurant, &principal.viewer(), true)
+        .await?;
     let frame = json!({
         "type": "snapshot",
         "restaurant_id": restaurant,
         "seq": snapshot.seq,
-        "orders": orders,
+        "orders": snapshot.orders,
         "truncated": snapshot.truncated,
     });
     Ok((snapshot.seq, frame))

@@ -39,7 +39,7 @@ pub use chains::ChainDirectory;
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, Outcome, Replay};
 pub use ledger::{UNDELIVERED_PER_RESTAURANT, Undelivered};
-pub use orders::{NewItem, NewOrder, OrderFilter, OrdersSnapshot};
+pub use orders::{NewItem, NewOrder, OrdersSnapshot};
 pub use outbox::OutboxBatch;
 pub use pending::{Created, Pending};
 pub use requests::NewRequest;

@@ -2,11 +2,11 @@
 
 use std::sync::LazyLock;
 
-use ordercast_core::auth::Principal;
+use ordercast_core::audience::OrderScope;
 use ordercast_core::event::EventDraft;
 use ordercast_core::order::{Channel, ItemStatus, Order, OrderItem, OrderStatus};
 use ordercast_core::{
-    Envelope, EventType, ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId,
+    Envelope, EventType, ItemId, OrderId, RestaurantId, Seq, SessionId, Viewer, WaiterId,
 };
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -39,33 +39,6 @@ pub struct NewItem {
     pub unit_price_cents: i64,
     pub station: Option<String>,
     pub notes: Option<String>,
-}
-
-/// Which orders a snapshot holds.
-#[derive(Clone, Debug, Default)]
-pub struct OrderFilter {
-    /// Only orders still in progress (not paid, cancelled or rejected).
-    pub open_only: bool,
-    /// Only this table session's orders (customers).
-    pub session_id: Option<SessionId>,
-    /// Only orders of this waiter or of no waiter (waiters).
-    pub waiter_id: Option<WaiterId>,
-}
-
-impl OrderFilter {
-    /// The orders `principal` may list: a customer only its own session's,
-    /// a waiter only its own and unassigned ones, everyone else all.
-    pub fn visible_to(principal: &Principal, open_only: bool) -> OrderFilter {
-        OrderFilter {
-            open_only,
-            session_id: (principal.role == Role::Customer)
-                .then(|| principal.session_id.clone())
-                .flatten(),
-            waiter_id: (principal.role == Role::Waiter)
-                .then(|| principal.waiter_id.clone())
-                .flatten(),
-        }
-    }
 }
 
 /// Orders as of exactly one point in the restaurant's sequence.
@@ -129,13 +102,24 @@ impl Store {
         load_order(&mut conn, restaurant, id, false).await
     }
 
-    /// The restaurant's orders and the seq they reflect, read in one
-    /// REPEATABLE READ snapshot.
-    pub async fn orders_snapshot(
+    /// The restaurant's orders `viewer` may see (only those still in
+    /// progress with `open_only`) and the seq they reflect, read in one
+    /// REPEATABLE READ snapshot: stream from that seq for no gap and no
+    /// duplicate. The one snapshot of every transport (HTTP and WebSocket
+    /// `sync`); its filter is the delivery rule's
+    /// ([`Scope::orders`](ordercast_core::audience::Scope::orders)).
+    pub async fn visible_orders(
         &self,
         restaurant: RestaurantId,
-        filter: &OrderFilter,
+        viewer: &Viewer,
+        open_only: bool,
     ) -> Result<OrdersSnapshot, StoreError> {
+        let scope = viewer.scope().orders();
+        let (session, waiter) = match &scope {
+            OrderScope::All | OrderScope::Nothing => (None, None),
+            OrderScope::WaiterOrUnassigned(own) => (None, Some(own.as_ref())),
+            OrderScope::Session(own) => (Some(own), None),
+        };
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -145,18 +129,22 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let seq = seq.ok_or(StoreError::NotFound("restaurant"))?;
+        // $3: the session an order must belong to, if any; $4: whether only
+        // unassigned orders and those of waiter $5 pass.
         let mut rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {ORDER_COLUMNS} FROM orders
-             WHERE restaurant_id = $1
+             WHERE restaurant_id = $1 AND $6
                AND (NOT $2 OR status NOT IN ('paid', 'cancelled', 'rejected'))
                AND ($3::text IS NULL OR session_id = $3)
-               AND ($4::text IS NULL OR waiter_id IS NULL OR waiter_id = $4)
-             ORDER BY created_at DESC, id DESC LIMIT $5"
+               AND (NOT $4 OR waiter_id IS NULL OR waiter_id = $5)
+             ORDER BY created_at DESC, id DESC LIMIT $7"
         )))
         .bind(restaurant.as_uuid())
-        .bind(filter.open_only)
-        .bind(filter.session_id.as_ref().map(SessionId::as_str))
-        .bind(filter.waiter_id.as_ref().map(WaiterId::as_str))
+        .bind(open_only)
+        .bind(session.map(SessionId::as_str))
+        .bind(waiter.is_some())
+        .bind(waiter.flatten().map(WaiterId::as_str))
+        .bind(scope != OrderScope::Nothing)
         .bind(SNAPSHOT_LIMIT + 1)
         .fetch_all(&mut *tx)
         .await?;

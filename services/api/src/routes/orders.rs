@@ -8,7 +8,7 @@ use ordercast_core::auth::Principal;
 use ordercast_core::order::{Channel, ItemStatus, Order, OrderStatus};
 use ordercast_core::policy::Action;
 use ordercast_core::{ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId};
-use ordercast_store::{IdempotencyKey, NewItem, NewOrder, OrderFilter, Outcome};
+use ordercast_store::{IdempotencyKey, NewItem, NewOrder, Outcome};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -262,8 +262,10 @@ async fn list_orders(
 ) -> Result<Json<OrdersPage>, HttpError> {
     state.authorize(&caller, rid, Action::ReadOrders).await?;
     let open_only = !matches!(query.state, Some(StateFilter::All));
-    let filter = OrderFilter::visible_to(&caller.0, open_only);
-    let snapshot = state.store.orders_snapshot(rid, &filter).await?;
+    let snapshot = state
+        .store
+        .visible_orders(rid, &caller.0.viewer(), open_only)
+        .await?;
     Ok(Json(OrdersPage {
         seq: snapshot.seq,
         orders: snapshot.orders,

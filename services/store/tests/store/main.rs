@@ -12,3 +12,4 @@ mod requests;
 mod restaurants;
 mod retention;
 mod sequencing;
+mod snapshots;
