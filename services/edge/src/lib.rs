@@ -286,3 +286,5 @@ pub(crate) fn parse_cursor(raw: &str) -> Result<Seq, HttpError> {
 
 #[cfg(test)]
 mod churn_tests;
+#[cfg(test)]
+mod testing;

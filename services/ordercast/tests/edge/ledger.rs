@@ -7,9 +7,9 @@ use ordercast::app::Role as ServerRole;
 use ordercast_bus::{LEDGER_GROUP, Shard};
 use ordercast_core::{RestaurantId, Role};
 use ordercast_testkit::eventually;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::clients::{Resume, Sse, assert_exactly};
+use crate::clients::{Resume, Sse, Ws, assert_exactly};
 use crate::common::{Backends, TestApp};
 
 /// Ledger timings short enough for a test.
@@ -229,4 +229,61 @@ async fn the_ledger_keeps_recording_after_redis_restarts_empty() {
         || async { (kitchen_mark(&app, rid).await == 5).then_some(()) },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_kitchen_screen_that_acknowledges_is_counted_by_its_acks_not_by_what_was_written() {
+    let app = TestApp::spawn_with(Backends::fresh().await, ServerRole::All, quick_ledger).await;
+    let acking = app.create_restaurant().await;
+    let writing = app.create_restaurant().await;
+    let mut screen = Ws::connect(&app.base, &app.token(Role::Kitchen, acking)).await;
+    let mut other = Ws::connect(&app.base, &app.token(Role::Kitchen, writing)).await;
+    for (ws, rid) in [(&mut screen, acking), (&mut other, writing)] {
+        ws.send(json!({"type": "subscribe", "restaurant_id": rid, "since": 0}))
+            .await;
+        ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
+            .await;
+    }
+    screen
+        .send(json!({"type": "ack", "restaurant_id": acking, "seq": 0}))
+        .await;
+    app.orders(acking, 3).await;
+    app.orders(writing, 3).await;
+    screen
+        .until("3 events", |w| w.seqs(acking).len() == 3)
+        .await;
+    other
+        .until("3 events", |w| w.seqs(writing).len() == 3)
+        .await;
+
+    // Written 3, acknowledged 2: the mark is the ack's (marks only move
+    // forward, so a receipt for the writes would have made it 3).
+    screen
+        .send(json!({"type": "ack", "restaurant_id": acking, "seq": 2}))
+        .await;
+    let marks = || async {
+        (
+            kitchen_mark(&app, acking).await,
+            kitchen_mark(&app, writing).await,
+        )
+    };
+    eventually("the ack recorded", Duration::from_secs(10), || async {
+        (marks().await == (2, 3)).then_some(())
+    })
+    .await;
+
+    // An ack beyond what was written counts as what was written.
+    screen
+        .send(json!({"type": "ack", "restaurant_id": acking, "seq": 99}))
+        .await;
+    let mark = eventually(
+        "the second ack recorded",
+        Duration::from_secs(10),
+        || async {
+            let mark = kitchen_mark(&app, acking).await;
+            (mark > 2).then_some(mark)
+        },
+    )
+    .await;
+    assert_eq!(mark, 3);
 }

@@ -1,0 +1,572 @@
+//! The socket task. It owns the socket: it reads client messages, writes
+//! what the subscriptions queue (a write blocked past the write timeout
+//! cuts the client), pings, and ends the session on drain, token expiry,
+//! abuse, a silent peer or a close. Generic over the socket's two halves,
+//! so it runs in tests without one.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::ws::{Message, close_code};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota};
+use ordercast_core::auth::Principal;
+use ordercast_core::{RestaurantId, Seq};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::{Instant, Interval, Sleep};
+
+use super::protocol::{ClientMessage, ServerMessage, TOKEN_EXPIRED, close};
+use super::subscription::{self, Out, Request};
+use crate::EdgeState;
+use crate::metrics::{ConnectionGuard, Transport};
+
+/// Why the session ended, and what to tell the client.
+struct Ending {
+    reason: &'static str,
+    close: Option<Message>,
+}
+
+impl Ending {
+    fn quiet(reason: &'static str) -> Ending {
+        Ending {
+            reason,
+            close: None,
+        }
+    }
+
+    fn with(reason: &'static str, code: u16, text: impl Into<String>) -> Ending {
+        Ending {
+            reason,
+            close: Some(close(code, text.into())),
+        }
+    }
+}
+
+/// What the session does next.
+enum Step {
+    Write(Message),
+    Nothing,
+    End(Ending),
+}
+
+/// One subscription of the socket.
+struct Sub {
+    id: u64,
+    task: AbortHandle,
+    /// The last event written to the socket.
+    written: Seq,
+    /// The client acknowledges events: its acks, not the writes, are its
+    /// delivery receipts.
+    acks: bool,
+}
+
+/// One WebSocket session.
+struct Session {
+    state: EdgeState,
+    principal: Arc<Principal>,
+    tx: mpsc::Sender<Out>,
+    rx: mpsc::Receiver<Out>,
+    subs: HashMap<RestaurantId, Sub>,
+    next_id: u64,
+    ping: Interval,
+    last_heard: Instant,
+    inbound_rate: DefaultDirectRateLimiter,
+    /// When the token expires.
+    expiry: Pin<Box<Sleep>>,
+}
+
+/// Runs the session over the socket's halves until it ends.
+pub(crate) async fn run<S, I>(
+    mut sink: S,
+    mut inbound: I,
+    state: EdgeState,
+    principal: Arc<Principal>,
+) where
+    S: Sink<Message> + Unpin,
+    I: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let mut guard = ConnectionGuard::new(&state.metrics, Transport::WebSocket);
+    let write_timeout = state.settings.write_timeout;
+    let mut session = Session::new(state, principal);
+    let ending = loop {
+        let message = match session.step(&mut inbound).await {
+            Step::Write(message) => message,
+            Step::Nothing => continue,
+            Step::End(ending) => break ending,
+        };
+        match tokio::time::timeout(write_timeout, sink.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break Ending::quiet("client_closed"),
+            Err(_) => {
+                session
+                    .state
+                    .metrics
+                    .slow_consumer_actions
+                    .with_label_values(&["disconnected"])
+                    .inc();
+                break Ending::quiet("slow_consumer");
+            }
+        }
+    };
+    for sub in session.subs.into_values() {
+        sub.task.abort();
+    }
+    guard.set_reason(ending.reason);
+    if let Some(close) = ending.close {
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+    }
+}
+
+/// Inbound message rate: `rate` per second sustained, bursts of `2 × rate`.
+fn inbound_limiter(rate: u32) -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
+    let burst = rate.saturating_mul(NonZeroU32::new(2).expect("non-zero"));
+    DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+}
+
+impl Session {
+    fn new(state: EdgeState, principal: Arc<Principal>) -> Session {
+        let settings = &state.settings;
+        let (tx, rx) = mpsc::channel(settings.ws_queue.max(1));
+        let every = settings.ws_ping_interval;
+        Session {
+            ping: tokio::time::interval_at(Instant::now() + every, every),
+            last_heard: Instant::now(),
+            inbound_rate: inbound_limiter(settings.ws_rate),
+            expiry: Box::pin(tokio::time::sleep(principal.valid_for(SystemTime::now()))),
+            tx,
+            rx,
+            subs: HashMap::new(),
+            next_id: 0,
+            principal,
+            state,
+        }
+    }
+
+    /// Waits for the next thing to do.
+    async fn step<I>(&mut self, inbound: &mut I) -> Step
+    where
+        I: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    {
+        tokio::select! {
+            biased;
+            _ = self.state.drain.cancelled() => {
+                let retry = self.state.drain_jitter().as_millis();
+                Step::End(Ending::with("draining", close_code::RESTART, format!("retry={retry}")))
+            }
+            () = &mut self.expiry => {
+                Step::End(Ending::with("token_expired", TOKEN_EXPIRED, "token expired"))
+            }
+            out = self.rx.recv() => self.queued(out.expect("the session holds a sender")),
+            message = inbound.next() => {
+                self.last_heard = Instant::now();
+                self.received(message)
+            }
+            _ = self.ping.tick() => {
+                if self.last_heard.elapsed() > 2 * self.state.settings.ws_ping_interval {
+                    Step::End(Ending::with("ping_timeout", close_code::AWAY, "no answer to pings"))
+                } else {
+                    Step::Write(Message::Ping(bytes::Bytes::new()))
+                }
+            }
+        }
+    }
+
+    /// What a subscription queued.
+    fn queued(&mut self, out: Out) -> Step {
+        match out {
+            Out::Event {
+                restaurant,
+                id,
+                frame,
+            } => {
+                let Some(sub) = self.subs.get_mut(&restaurant).filter(|s| s.id == id) else {
+                    return Step::Nothing; // unsubscribed meanwhile
+                };
+                sub.written = frame.seq;
+                self.state
+                    .metrics
+                    .delivered(Transport::WebSocket, [&*frame]);
+                if !sub.acks {
+                    let role = self.principal.role;
+                    self.state.receipts.delivered(restaurant, role, frame.seq);
+                }
+                Step::Write(Message::Text(frame.ws.clone()))
+            }
+            Out::Control(message) => Step::Write(message.frame()),
+            Out::Ended { restaurant, id } => {
+                if self.subs.get(&restaurant).is_some_and(|s| s.id == id) {
+                    self.subs.remove(&restaurant);
+                }
+                Step::Nothing
+            }
+        }
+    }
+
+    /// What the client sent.
+    fn received(&mut self, message: Option<Result<Message, axum::Error>>) -> Step {
+        let text = match message {
+            None | Some(Ok(Message::Close(_))) => return Step::End(Ending::quiet("client_closed")),
+            Some(Err(e)) => return Step::End(read_error(e)),
+            Some(Ok(Message::Text(text))) => Some(text),
+            Some(Ok(Message::Binary(_))) => None,
+            Some(Ok(_)) => return Step::Nothing, // ping / pong: already answered
+        };
+        if self.inbound_rate.check().is_err() {
+            let ending = Ending::with(
+                "rate_limited",
+                close_code::POLICY,
+                "message rate limit exceeded",
+            );
+            return Step::End(ending);
+        }
+        let reply = match text {
+            Some(text) => self.handle(text.as_str()),
+            None => Some(ServerMessage::error(
+                "invalid_message",
+                "binary frames are not supported; send JSON text",
+                None,
+            )),
+        };
+        reply.map_or(Step::Nothing, |m| Step::Write(m.frame()))
+    }
+
+    /// Handles one client message; returns the immediate reply, if any.
+    fn handle(&mut self, text: &str) -> Option<ServerMessage> {
+        let message: ClientMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => return Some(ServerMessage::error("invalid_message", e, None)),
+        };
+        match message {
+            ClientMessage::Ping => Some(ServerMessage::Pong),
+            ClientMessage::Subscribe {
+                restaurant_id,
+                since,
+            } => match parse_since(since) {
+                Ok(since) => self.start(restaurant_id, since, false),
+                Err(message) => Some(ServerMessage::error(
+                    "invalid_cursor",
+                    message,
+                    Some(restaurant_id),
+                )),
+            },
+            ClientMessage::Sync { restaurant_id } => self.start(restaurant_id, None, true),
+            ClientMessage::Unsubscribe { restaurant_id } => {
+                match self.subs.remove(&restaurant_id) {
+                    Some(sub) => {
+                        sub.task.abort();
+                        Some(ServerMessage::Unsubscribed { restaurant_id })
+                    }
+                    None => Some(not_subscribed(restaurant_id)),
+                }
+            }
+            ClientMessage::Ack { restaurant_id, seq } => self.ack(restaurant_id, seq),
+            ClientMessage::Refresh { token } => Some(self.refresh(&token)),
+        }
+    }
+
+    /// From the first ack, the client's acks are its delivery receipts for
+    /// the restaurant (an ack beyond what was written counts as what was).
+    fn ack(&mut self, restaurant: RestaurantId, seq: Seq) -> Option<ServerMessage> {
+        let Some(sub) = self.subs.get_mut(&restaurant) else {
+            return Some(not_subscribed(restaurant));
+        };
+        sub.acks = true;
+        let upto = seq.min(sub.written);
+        if upto > Seq::ZERO {
+            let role = self.principal.role;
+            self.state.receipts.delivered(restaurant, role, upto);
+        }
+        None
+    }
+
+    /// Takes `token` in place of the connection's, if it is valid and names
+    /// the same identity; otherwise the current token stays, until it
+    /// expires. The new token's expiry ends the session.
+    fn refresh(&mut self, token: &str) -> ServerMessage {
+        let fresh = match self.state.verifier.verify(token) {
+            Ok(principal) => principal,
+            Err(e) => return ServerMessage::error("invalid_token", e, None),
+        };
+        if !self.principal.same_identity(&fresh) {
+            return ServerMessage::error(
+                "token_mismatch",
+                "a refreshed token must name the same subject, role, restaurants, waiter and table session; reconnect to change them",
+                None,
+            );
+        }
+        let expires_at = fresh.expires_at;
+        let left = fresh.valid_for(SystemTime::now());
+        self.principal = Arc::new(fresh);
+        self.expiry.as_mut().reset(Instant::now() + left);
+        ServerMessage::Refreshed { expires_at }
+    }
+
+    /// Starts (or restarts) a subscription task.
+    fn start(
+        &mut self,
+        restaurant: RestaurantId,
+        since: Option<Seq>,
+        sync: bool,
+    ) -> Option<ServerMessage> {
+        let limit = self.state.settings.max_subscriptions;
+        if !self.subs.contains_key(&restaurant) && self.subs.len() >= limit {
+            return Some(ServerMessage::error(
+                "too_many_subscriptions",
+                format!("at most {limit} subscriptions per connection"),
+                Some(restaurant),
+            ));
+        }
+        self.next_id += 1;
+        let request = Request {
+            restaurant,
+            since,
+            sync,
+            id: self.next_id,
+        };
+        let task = tokio::spawn(subscription::run(
+            self.state.clone(),
+            self.principal.clone(),
+            request,
+            self.tx.clone(),
+        ));
+        let previous = self.subs.insert(
+            restaurant,
+            Sub {
+                id: self.next_id,
+                task: task.abort_handle(),
+                written: Seq::ZERO,
+                acks: false,
+            },
+        );
+        if let Some(previous) = previous {
+            previous.task.abort();
+            let sub = self.subs.get_mut(&restaurant).expect("just inserted");
+            (sub.written, sub.acks) = (previous.written, previous.acks);
+        }
+        None
+    }
+}
+
+fn not_subscribed(restaurant: RestaurantId) -> ServerMessage {
+    ServerMessage::error(
+        "not_subscribed",
+        "not subscribed to that restaurant",
+        Some(restaurant),
+    )
+}
+
+/// A `subscribe`'s `since`: absent or `null` (from now), or a seq.
+fn parse_since(since: Option<serde_json::Value>) -> Result<Option<Seq>, String> {
+    match since {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(|n| Some(Seq(n)))
+            .ok_or_else(|| format!("since must be a non-negative integer, not {v}")),
+    }
+}
+
+/// A failed read: an oversized message closes with 1009, anything else
+/// just ends the session.
+fn read_error(e: axum::Error) -> Ending {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+    let too_big = e
+        .into_inner()
+        .downcast::<WsError>()
+        .is_ok_and(|e| matches!(*e, WsError::Capacity(CapacityError::MessageTooLong { .. })));
+    if too_big {
+        Ending::with("message_too_large", close_code::SIZE, "message too large")
+    } else {
+        Ending::quiet("protocol_error")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::ws::{CloseFrame, Utf8Bytes};
+    use serde_json::{Value, json};
+    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+    use tokio::task::JoinHandle;
+
+    use super::*;
+    use crate::EdgeSettings;
+    use crate::testing::{kitchen, kitchen_token, shared};
+
+    const HOUR: Duration = Duration::from_secs(3_600);
+
+    /// The far end of a session: what it wrote, and its inbound half.
+    struct Peer {
+        written: UnboundedReceiver<Message>,
+        inbound: UnboundedSender<Result<Message, axum::Error>>,
+        _session: JoinHandle<()>,
+    }
+
+    fn connect(state: &EdgeState, principal: Principal) -> Peer {
+        let (sink, written) = unbounded_channel();
+        let (inbound, stream) = unbounded_channel();
+        let sink = Box::pin(futures_util::sink::unfold(
+            sink,
+            |sink: UnboundedSender<Message>, message| async move { sink.send(message).map(|()| sink) },
+        ));
+        let stream = Box::pin(futures_util::stream::unfold(
+            stream,
+            |mut stream| async move { stream.recv().await.map(|message| (message, stream)) },
+        ));
+        let session = tokio::spawn(run(sink, stream, state.clone(), Arc::new(principal)));
+        Peer {
+            written,
+            inbound,
+            _session: session,
+        }
+    }
+
+    impl Peer {
+        async fn next(&mut self) -> Message {
+            self.written.recv().await.expect("the session wrote more")
+        }
+
+        async fn next_json(&mut self) -> Value {
+            match self.next().await {
+                Message::Text(text) => serde_json::from_str(&text).unwrap(),
+                other => panic!("not a text frame: {other:?}"),
+            }
+        }
+
+        fn send(&self, message: Message) {
+            self.inbound.send(Ok(message)).unwrap();
+        }
+
+        fn send_json(&self, value: Value) {
+            self.send(Message::Text(Utf8Bytes::from(value.to_string())));
+        }
+    }
+
+    fn closed_with(message: Message) -> (u16, String) {
+        match message {
+            Message::Close(Some(CloseFrame { code, reason })) => (code, reason.to_string()),
+            other => panic!("not a close frame: {other:?}"),
+        }
+    }
+
+    fn settings(edit: impl FnOnce(&mut EdgeSettings)) -> EdgeState {
+        let mut settings = EdgeSettings::default();
+        edit(&mut settings);
+        shared(settings)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_pinged_then_cut_after_two_intervals() {
+        let state = settings(|s| s.ws_ping_interval = Duration::from_secs(30));
+        let start = Instant::now();
+        let mut peer = connect(&state, kitchen(HOUR));
+
+        assert!(matches!(peer.next().await, Message::Ping(_)));
+        assert!(matches!(peer.next().await, Message::Ping(_)));
+        let (code, _) = closed_with(peer.next().await);
+
+        assert_eq!(code, close_code::AWAY);
+        assert_eq!(start.elapsed(), Duration::from_secs(90));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_answers_pings_stays_connected() {
+        let state = settings(|s| s.ws_ping_interval = Duration::from_secs(30));
+        let mut peer = connect(&state, kitchen(HOUR));
+        for _ in 0..10 {
+            assert!(matches!(peer.next().await, Message::Ping(_)));
+            peer.send(Message::Pong(bytes::Bytes::new()));
+        }
+        peer.send_json(json!({"type": "ping"}));
+        assert_eq!(peer.next_json().await["type"], "pong");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_session_ends_with_4001_when_its_token_expires() {
+        let state = settings(|s| s.ws_ping_interval = 24 * HOUR);
+        let start = Instant::now();
+        let mut peer = connect(&state, kitchen(Duration::from_secs(120)));
+
+        let (code, _) = closed_with(peer.next().await);
+
+        assert_eq!(code, TOKEN_EXPIRED);
+        // The token's expiry plus the verifier's leeway (rounded to seconds).
+        let ended = start.elapsed().as_secs();
+        assert!((149..=152).contains(&ended), "ended after {ended} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refreshed_token_moves_the_end_of_the_session() {
+        let state = settings(|s| s.ws_ping_interval = 24 * HOUR);
+        let start = Instant::now();
+        let mut peer = connect(&state, kitchen(Duration::from_secs(120)));
+        let later = kitchen_token(Duration::from_secs(600));
+
+        peer.send_json(json!({"type": "refresh", "token": later}));
+        assert_eq!(peer.next_json().await["type"], "refreshed");
+        let (code, _) = closed_with(peer.next().await);
+
+        assert_eq!(code, TOKEN_EXPIRED);
+        let ended = start.elapsed().as_secs();
+        assert!((629..=632).contains(&ended), "ended after {ended} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_closes_with_1012_and_a_retry_within_the_window() {
+        let state = settings(|s| s.drain_window = Duration::from_secs(5));
+        let mut peer = connect(&state, kitchen(HOUR));
+
+        state.drain.cancel();
+        let (code, reason) = closed_with(peer.next().await);
+
+        assert_eq!(code, close_code::RESTART);
+        let retry: u64 = reason.strip_prefix("retry=").unwrap().parse().unwrap();
+        assert!(retry < 5_000, "{reason}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_flood_is_closed_with_1008_after_the_burst() {
+        let state = settings(|s| s.ws_rate = 5);
+        let mut peer = connect(&state, kitchen(HOUR));
+        for _ in 0..11 {
+            peer.send_json(json!({"type": "ping"}));
+        }
+        for _ in 0..10 {
+            assert_eq!(peer.next_json().await["type"], "pong");
+        }
+        let (code, _) = closed_with(peer.next().await);
+        assert_eq!(code, close_code::POLICY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bad_message_gets_an_error_frame_and_the_session_goes_on() {
+        let state = settings(|_| {});
+        let mut peer = connect(&state, kitchen(HOUR));
+        let rid = "6f1c0d2e-0000-4000-8000-000000000001";
+
+        peer.send_json(json!({"type": "launch"}));
+        peer.send(Message::Binary(bytes::Bytes::from_static(b"\x00")));
+        peer.send_json(json!({"type": "subscribe", "restaurant_id": rid, "since": -1}));
+        peer.send_json(json!({"type": "ack", "restaurant_id": rid, "seq": 1}));
+        peer.send_json(json!({"type": "ping"}));
+
+        for code in [
+            "invalid_message",
+            "invalid_message",
+            "invalid_cursor",
+            "not_subscribed",
+        ] {
+            let error = peer.next_json().await;
+            assert_eq!(
+                (error["type"].as_str(), error["code"].as_str()),
+                (Some("error"), Some(code))
+            );
+        }
+        assert_eq!(peer.next_json().await["type"], "pong");
+    }
+}

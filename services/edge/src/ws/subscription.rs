@@ -1,0 +1,165 @@
+//! One subscription of a socket: authorize, optionally snapshot, then
+//! deliver from the cursor into the socket's queue for as long as the
+//! socket lives. A full queue pauses only this socket's subscriptions.
+
+use std::sync::Arc;
+
+use ordercast_core::auth::Principal;
+use ordercast_core::backoff::Backoff;
+use ordercast_core::{Chain, RestaurantId, Seq};
+use ordercast_http::HttpError;
+use tokio::sync::mpsc;
+
+use super::protocol::ServerMessage;
+use crate::EdgeState;
+use crate::auth::may_watch;
+use crate::frame::Frame;
+use crate::subscription::Subscription;
+
+/// What a subscription task hands the socket task.
+pub(crate) enum Out {
+    /// An event of subscription `id`.
+    Event {
+        restaurant: RestaurantId,
+        id: u64,
+        frame: Arc<Frame>,
+    },
+    /// Any other message (`subscribed`, `snapshot`, `error`, …).
+    Control(ServerMessage),
+    /// Subscription `id` ended by itself (refused, or failed).
+    Ended { restaurant: RestaurantId, id: u64 },
+}
+
+/// What to subscribe to.
+pub(crate) struct Request {
+    pub restaurant: RestaurantId,
+    pub since: Option<Seq>,
+    /// Send a snapshot first, and `sync_complete` once caught up.
+    pub sync: bool,
+    /// Tells this subscription from an earlier one of the same restaurant.
+    pub id: u64,
+}
+
+/// The subscription task.
+pub(crate) async fn run(
+    state: EdgeState,
+    principal: Arc<Principal>,
+    request: Request,
+    tx: mpsc::Sender<Out>,
+) {
+    let Request {
+        restaurant,
+        since,
+        sync,
+        id,
+    } = request;
+    let refuse = |e: HttpError| {
+        let tx = tx.clone();
+        let code = e.ws_code();
+        // The problem's detail, as HTTP would answer: database details are
+        // logged, never sent.
+        let frame = ServerMessage::error(code, e.problem().detail, Some(restaurant));
+        async move {
+            let _ = tx.send(Out::Control(frame)).await;
+            let _ = tx.send(Out::Ended { restaurant, id }).await;
+        }
+    };
+    if let Err(e) = may_watch(&state, &principal, restaurant).await {
+        return refuse(e).await;
+    }
+    let since = match sync {
+        true => match snapshot(&state, &principal, restaurant).await {
+            Ok((seq, snapshot)) => {
+                if tx.send(Out::Control(snapshot)).await.is_err() {
+                    return;
+                }
+                Some(seq)
+            }
+            Err(e) => return refuse(e).await,
+        },
+        false => since,
+    };
+    let sub = match Subscription::open(&state, restaurant, principal.viewer(), since).await {
+        Ok(sub) => sub,
+        Err(e) => return refuse(e.into()).await,
+    };
+    deliver(sub, sync, id, &tx).await;
+}
+
+/// Sends `subscribed`, the backlog (then `sync_complete` when syncing) and
+/// live events until the socket is gone. A failed step is retried from the
+/// same cursor.
+async fn deliver(mut sub: Subscription, sync: bool, id: u64, tx: &mpsc::Sender<Out>) {
+    let restaurant = sub.restaurant();
+    let subscribed = ServerMessage::Subscribed {
+        restaurant_id: restaurant,
+        seq: sub.cursor(),
+        head: sub.head(),
+    };
+    if tx.send(Out::Control(subscribed)).await.is_err() {
+        return;
+    }
+    let mut syncing = sync;
+    let mut backoff = Backoff::default();
+    loop {
+        let batch = match syncing {
+            true => match sub.ready().await {
+                Ok(Some(batch)) => Ok(batch),
+                Ok(None) => {
+                    syncing = false;
+                    let done = ServerMessage::SyncComplete {
+                        restaurant_id: restaurant,
+                        seq: sub.cursor(),
+                    };
+                    if tx.send(Out::Control(done)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+            false => sub.next().await,
+        };
+        match batch {
+            Ok(batch) => {
+                backoff.reset();
+                for frame in batch.frames {
+                    let event = Out::Event {
+                        restaurant,
+                        id,
+                        frame,
+                    };
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                // The cursor is intact: retry quietly until the source answers.
+                tracing::warn!(%restaurant, error = %Chain(&e), "subscription catch-up failed; retrying");
+                tokio::time::sleep(backoff.next_pause()).await;
+            }
+        }
+    }
+}
+
+/// Open orders the principal may see, as one `snapshot` message, and the
+/// seq it reflects.
+async fn snapshot(
+    state: &EdgeState,
+    principal: &Principal,
+    restaurant: RestaurantId,
+) -> Result<(Seq, ServerMessage), HttpError> {
+    let snapshot = state
+        .store
+        .visible_orders(restaurant, &principal.viewer(), true)
+        .await
+        .map_err(crate::EdgeError::from)?;
+    let message = ServerMessage::Snapshot {
+        restaurant_id: restaurant,
+        seq: snapshot.seq,
+        orders: snapshot.orders,
+        truncated: snapshot.truncated,
+    };
+    Ok((snapshot.seq, message))
+}
