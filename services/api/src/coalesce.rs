@@ -18,7 +18,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::ApiMetrics;
-use crate::state::Writer;
+use crate::writer::Writer;
 use ordercast_http::HttpError;
 
 /// Hints waiting to be merged; beyond this, submitters get 503.

@@ -41,16 +41,21 @@ pub struct LedgerSettings {
     pub forget_after: Duration,
 }
 
+impl LedgerSettings {
+    /// The defaults, the one place they are written.
+    pub const DEFAULT: LedgerSettings = LedgerSettings {
+        interval: Duration::from_millis(500),
+        claim_after: Duration::from_secs(30),
+        undelivered_after: Duration::from_secs(30),
+        undelivered_within: Duration::from_secs(3600),
+        check_every: Duration::from_secs(10),
+        forget_after: Duration::from_secs(600),
+    };
+}
+
 impl Default for LedgerSettings {
     fn default() -> Self {
-        LedgerSettings {
-            interval: Duration::from_millis(500),
-            claim_after: Duration::from_secs(30),
-            undelivered_after: Duration::from_secs(30),
-            undelivered_within: Duration::from_secs(3600),
-            check_every: Duration::from_secs(10),
-            forget_after: Duration::from_secs(600),
-        }
+        LedgerSettings::DEFAULT
     }
 }
 

@@ -12,6 +12,7 @@ pub mod retention;
 mod routes;
 pub mod state;
 pub mod validate;
+pub mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +32,8 @@ pub use routes::{
     MAX_INVALIDATION_RESOURCES, MAX_ITEMS, MAX_QUANTITY, MAX_TRANSFER_SESSIONS,
     MAX_UNIT_PRICE_CENTS,
 };
-pub use state::{AppState, Writer};
+pub use state::AppState;
+pub use writer::Writer;
 
 use crate::coalesce::Coalescer;
 use crate::ledger::LedgerSettings;

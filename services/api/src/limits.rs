@@ -22,6 +22,13 @@ const PRUNE_ABOVE: usize = 10_000;
 pub struct WriteRate(Quota);
 
 impl WriteRate {
+    /// Default steady rate: 100 commands a second, far above what a
+    /// restaurant does at its busiest, low enough that one cannot starve
+    /// the others.
+    pub const DEFAULT_PER_SECOND: u32 = 100;
+    /// Default burst above the rate: 200 commands.
+    pub const DEFAULT_BURST: u32 = 200;
+
     /// `per_second` commands a second, after a burst of `burst`.
     pub fn per_second(per_second: NonZeroU32, burst: NonZeroU32) -> WriteRate {
         WriteRate(Quota::per_second(per_second).allow_burst(burst))
@@ -35,12 +42,11 @@ impl WriteRate {
 }
 
 impl Default for WriteRate {
-    /// 100 commands a second, bursts of 200: far above what a restaurant
-    /// does at its busiest, low enough that one cannot starve the others.
+    /// [`WriteRate::DEFAULT_PER_SECOND`], bursts of [`WriteRate::DEFAULT_BURST`].
     fn default() -> WriteRate {
         WriteRate::per_second(
-            NonZeroU32::new(100).expect("non-zero"),
-            NonZeroU32::new(200).expect("non-zero"),
+            NonZeroU32::new(WriteRate::DEFAULT_PER_SECOND).expect("non-zero"),
+            NonZeroU32::new(WriteRate::DEFAULT_BURST).expect("non-zero"),
         )
     }
 }

@@ -24,12 +24,17 @@ pub struct RetentionSettings {
     pub interval: Duration,
 }
 
+impl RetentionSettings {
+    /// The defaults: 7 days, checked hourly.
+    pub const DEFAULT: RetentionSettings = RetentionSettings {
+        days: 7,
+        interval: Duration::from_secs(3600),
+    };
+}
+
 impl Default for RetentionSettings {
     fn default() -> Self {
-        RetentionSettings {
-            days: 7,
-            interval: Duration::from_secs(3600),
-        }
+        RetentionSettings::DEFAULT
     }
 }
 

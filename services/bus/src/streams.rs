@@ -45,6 +45,13 @@ pub struct RedisSettings {
 }
 
 impl RedisSettings {
+    /// Default key prefix.
+    pub const DEFAULT_PREFIX: &str = "oc";
+    /// Default approximate length of each restaurant stream.
+    pub const DEFAULT_STREAM_MAXLEN: u64 = 10_000;
+    /// Default number of pooled command connections.
+    pub const DEFAULT_POOL_SIZE: usize = 16;
+
     /// The node URLs: one, or a cluster's seeds.
     pub fn urls(&self) -> Vec<&str> {
         self.url.split(',').map(str::trim).collect()

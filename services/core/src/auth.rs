@@ -20,6 +20,9 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub const MAX_TOKEN_RESTAURANTS: usize = 10_000;
 /// Clock skew tolerated on `exp`, in seconds.
 pub const LEEWAY_SECS: u64 = 30;
+
+/// The `aud` claim tokens carry unless configured otherwise.
+pub const DEFAULT_AUDIENCE: &str = "ordercast";
 /// In `restaurants`, grants an admin every restaurant of the platform.
 pub const ALL_RESTAURANTS: &str = "*";
 

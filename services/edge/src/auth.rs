@@ -5,7 +5,7 @@ use ordercast_core::auth::{Principal, TokenVerifier};
 use ordercast_core::policy::Action;
 use ordercast_http::{HasVerifier, HttpError, authorize};
 
-use crate::Shared;
+use crate::state::Shared;
 
 impl HasVerifier for Shared {
     fn verifier(&self) -> &TokenVerifier {

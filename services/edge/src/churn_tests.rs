@@ -10,8 +10,9 @@ use ordercast_core::event::EventDraft;
 use ordercast_core::{Audience, Envelope, EventType, RestaurantId, Role, Seq};
 use ordercast_store::{DbSettings, NewRestaurant, Store};
 
-use crate::hub::{HubGuard, Hubs};
-use crate::{EdgeService, EdgeSettings, Shared};
+use crate::hub::HubGuard;
+use crate::state::Shared;
+use crate::{EdgeService, EdgeSettings};
 
 /// Restaurants of the one shard the test churns.
 const RESTAURANTS: usize = 4;
@@ -93,11 +94,12 @@ async fn publish(streams: &Streams, restaurant: RestaurantId, seq: u64) {
 async fn churn(ctx: Arc<Shared>, restaurants: Vec<RestaurantId>, task: usize) -> HubGuard {
     for step in 0..RESTAURANTS * 2 {
         let rid = restaurants[(task + step) % RESTAURANTS];
-        let guard = Hubs::join(&ctx, rid).await.unwrap();
+        let guard = ctx.hubs.join(rid).await.unwrap();
         tokio::task::yield_now().await;
         drop(guard);
     }
-    Hubs::join(&ctx, restaurants[task % RESTAURANTS])
+    ctx.hubs
+        .join(restaurants[task % RESTAURANTS])
         .await
         .unwrap()
 }

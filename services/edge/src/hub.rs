@@ -14,16 +14,19 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use ordercast_bus::{Degraded, Entry, Follower, Following};
+use ordercast_bus::{Degraded, Entry, Follower, Following, ShardReaders};
 use ordercast_core::backoff::Backoff;
 use ordercast_core::{Chain, RestaurantId, Seq};
+use ordercast_store::Store;
 use tokio::sync::{OnceCell, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::frame::Frame;
-use crate::{EdgeError, Shared};
+use crate::metrics::EdgeMetrics;
+use crate::state::EdgeError;
 
 /// Batches a hub's inbox holds before its reader starts dropping (gaps
 /// are then filled from PostgreSQL).
@@ -138,13 +141,14 @@ impl Hub {
     /// Reads the head from PostgreSQL, follows the restaurant's stream and
     /// starts the task; done once, by the first subscriber (whose
     /// membership keeps the hub in the map meanwhile).
-    async fn ready(self: &Arc<Self>, ctx: &Arc<Shared>) -> Result<(), EdgeError> {
+    async fn ready(self: &Arc<Self>, hubs: &Hubs) -> Result<(), EdgeError> {
+        let ctx = &hubs.ctx;
         self.init
             .get_or_try_init(|| async {
                 let head = ctx.store.head(self.restaurant).await?;
                 self.head.send_replace(head);
                 // From here on nothing waits: the start cannot be cut short.
-                let degraded = ctx.hubs.follow(ctx, self);
+                let degraded = hubs.follow(self);
                 let inbox = self
                     .inbox_rx
                     .lock()
@@ -174,7 +178,7 @@ impl Hub {
     }
 
     /// Takes a batch in stream order: duplicates dropped, jumps filled.
-    async fn ingest(&self, batch: Vec<Entry>, ctx: &Shared) {
+    async fn ingest(&self, batch: Vec<Entry>, ctx: &HubContext) {
         let mut ready = Vec::with_capacity(batch.len());
         let mut head = self.head();
         let frames = batch
@@ -204,7 +208,7 @@ impl Hub {
 
     /// Reads `head+1 ..= upto` from PostgreSQL, retrying until it answers or
     /// the hub stops (false). Anything PostgreSQL no longer has is skipped.
-    async fn fill(&self, upto: Seq, ctx: &Shared) -> bool {
+    async fn fill(&self, upto: Seq, ctx: &HubContext) -> bool {
         ctx.metrics.gap_fills.inc();
         let mut backoff = Backoff::default();
         while self.head() < upto {
@@ -237,7 +241,7 @@ impl Hub {
     }
 
     /// Reads whatever PostgreSQL has after the head.
-    async fn poll(&self, ctx: &Shared) {
+    async fn poll(&self, ctx: &HubContext) {
         loop {
             match ctx
                 .store
@@ -295,10 +299,10 @@ impl Follower for Hub {
 async fn run(
     hub: Arc<Hub>,
     mut inbox: mpsc::Receiver<Vec<Entry>>,
-    ctx: Arc<Shared>,
+    ctx: Arc<HubContext>,
     degraded: Degraded,
 ) {
-    let mut poll = tokio::time::interval(ctx.settings.degraded_poll_interval);
+    let mut poll = tokio::time::interval(ctx.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -317,6 +321,17 @@ async fn run(
     }
 }
 
+/// What hubs need from the process.
+pub(crate) struct HubContext {
+    pub store: Store,
+    pub readers: ShardReaders<Hub>,
+    pub metrics: EdgeMetrics,
+    /// Recent frames each hub keeps.
+    pub ring_size: usize,
+    /// How often a hub polls PostgreSQL while its shard is degraded.
+    pub poll_interval: Duration,
+}
+
 struct Member {
     hub: Arc<Hub>,
     subscribers: usize,
@@ -325,14 +340,21 @@ struct Member {
 }
 
 /// Every hub of this process, by restaurant.
-#[derive(Default)]
 pub(crate) struct Hubs {
     // std Mutex: never held across .await. Held across every whole
     // membership change (see the module's documentation).
     map: Mutex<HashMap<RestaurantId, Member>>,
+    ctx: Arc<HubContext>,
 }
 
 impl Hubs {
+    pub(crate) fn new(ctx: HubContext) -> Hubs {
+        Hubs {
+            map: Mutex::default(),
+            ctx: Arc::new(ctx),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RestaurantId, Member>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -340,15 +362,15 @@ impl Hubs {
     /// Joins the restaurant's hub, creating and starting it for the first
     /// subscriber.
     pub(crate) async fn join(
-        ctx: &Arc<Shared>,
+        self: &Arc<Self>,
         restaurant: RestaurantId,
     ) -> Result<HubGuard, EdgeError> {
         let hub = {
-            let mut map = ctx.hubs.lock();
+            let mut map = self.lock();
             let member = map.entry(restaurant).or_insert_with(|| {
-                ctx.metrics.watched_restaurants.inc();
+                self.ctx.metrics.watched_restaurants.inc();
                 Member {
-                    hub: Arc::new(Hub::new(restaurant, ctx.settings.ring_size)),
+                    hub: Arc::new(Hub::new(restaurant, self.ctx.ring_size)),
                     subscribers: 0,
                     following: None,
                 }
@@ -358,9 +380,9 @@ impl Hubs {
         };
         let guard = HubGuard {
             hub,
-            ctx: ctx.clone(),
+            hubs: self.clone(),
         };
-        guard.hub.ready(ctx).await?;
+        guard.hub.ready(self).await?;
         Ok(guard)
     }
 
@@ -370,21 +392,26 @@ impl Hubs {
         (map.len(), map.values().map(|m| m.hub.ring_len()).sum())
     }
 
+    /// Shard readers running and how many of them are degraded.
+    pub(crate) fn readers(&self) -> (usize, usize) {
+        self.ctx.readers.stats()
+    }
+
     /// Makes `hub` follow its stream. Its caller is one of its subscribers,
     /// so the hub is in the map.
-    fn follow(&self, ctx: &Shared, hub: &Arc<Hub>) -> Degraded {
+    fn follow(&self, hub: &Arc<Hub>) -> Degraded {
         let mut map = self.lock();
         let member = map
             .get_mut(&hub.restaurant)
             .filter(|m| Arc::ptr_eq(&m.hub, hub))
             .expect("a subscriber keeps its hub in the map");
-        let following = ctx.readers.follow(hub.clone());
+        let following = self.ctx.readers.follow(hub.clone());
         let degraded = following.degraded();
         member.following = Some(following);
         degraded
     }
 
-    fn leave(&self, ctx: &Shared, hub: &Arc<Hub>) {
+    fn leave(&self, hub: &Arc<Hub>) {
         let mut map = self.lock();
         let Some(member) = map
             .get_mut(&hub.restaurant)
@@ -397,7 +424,7 @@ impl Hubs {
             let member = map.remove(&hub.restaurant).expect("present");
             member.hub.stop.cancel();
             drop(member.following);
-            ctx.metrics.watched_restaurants.dec();
+            self.ctx.metrics.watched_restaurants.dec();
         }
     }
 }
@@ -405,7 +432,7 @@ impl Hubs {
 /// A subscriber's membership of a hub; the last one to leave stops it.
 pub(crate) struct HubGuard {
     hub: Arc<Hub>,
-    ctx: Arc<Shared>,
+    hubs: Arc<Hubs>,
 }
 
 impl std::ops::Deref for HubGuard {
@@ -418,7 +445,7 @@ impl std::ops::Deref for HubGuard {
 
 impl Drop for HubGuard {
     fn drop(&mut self) {
-        self.ctx.hubs.leave(&self.ctx, &self.hub);
+        self.hubs.leave(&self.hub);
     }
 }
 

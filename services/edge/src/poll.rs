@@ -16,8 +16,9 @@ use ordercast_http::Subscriber;
 
 use crate::auth::may_watch;
 use crate::metrics::{ConnectionGuard, Transport};
+use crate::state::EdgeState;
 use crate::subscription::Subscription;
-use crate::{EdgeState, parse_cursor};
+use crate::subscription::parse_cursor;
 
 /// Default and largest `limit`.
 pub(crate) const DEFAULT_LIMIT: usize = 100;

@@ -7,10 +7,10 @@ use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
-use ordercast_bus::Shard;
+use ordercast_bus::{Shard, Streams};
 use ordercast_core::{Highest, Receipt, RestaurantId, Role, Seq};
 
-use crate::Shared;
+use crate::metrics::EdgeMetrics;
 
 /// How often receipts are appended.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -58,22 +58,24 @@ impl Receipts {
 /// Appends the gathered receipts every [`FLUSH_EVERY`] until the edge is
 /// gone. Receipts a failed append could not deliver are kept for the next
 /// try (a mark only moves forward, so nothing is lost by merging).
-pub(crate) async fn flush(edge: Weak<Shared>) {
+pub(crate) async fn flush(gathered: Weak<Receipts>, streams: Streams, metrics: EdgeMetrics) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(edge) = edge.upgrade() else { return };
-        let appends = edge.receipts.take().into_iter().map(|(shard, receipts)| {
-            let edge = &edge;
+        let Some(gathered) = gathered.upgrade() else {
+            return;
+        };
+        let appends = gathered.take().into_iter().map(|(shard, receipts)| {
+            let (gathered, streams, metrics) = (&gathered, &streams, &metrics);
             async move {
-                match edge.streams.append_receipts(shard, &receipts).await {
-                    Ok(()) => edge.metrics.receipts.with_label_values(&["appended"]).inc(),
+                match streams.append_receipts(shard, &receipts).await {
+                    Ok(()) => metrics.receipts.with_label_values(&["appended"]).inc(),
                     Err(e) => {
                         tracing::debug!(%shard, error = %e, "cannot append delivery receipts; retrying");
-                        edge.metrics.receipts.with_label_values(&["failed"]).inc();
+                        metrics.receipts.with_label_values(&["failed"]).inc();
                         for receipt in receipts {
-                            edge.receipts.add(receipt);
+                            gathered.add(receipt);
                         }
                     }
                 }

@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use ordercast_core::{RestaurantId, Role, Seq, Viewer};
+use ordercast_http::HttpError;
 use tokio::sync::watch;
 
 use crate::frame::Frame;
-use crate::hub::{HubGuard, Hubs};
+use crate::hub::HubGuard;
 use crate::metrics::Source;
-use crate::{EdgeError, Shared};
+use crate::state::{EdgeError, Shared};
 
 /// The events of one catch-up step that the subscriber may see (possibly
 /// none); the subscription's cursor has moved past all of the step.
@@ -39,7 +40,7 @@ impl Subscription {
         viewer: Viewer,
         since: Option<Seq>,
     ) -> Result<Subscription, EdgeError> {
-        let hub = Hubs::join(ctx, restaurant).await?;
+        let hub = ctx.hubs.join(restaurant).await?;
         let mut head = hub.watch_head();
         let now = *head.borrow_and_update();
         let cursor = match since {
@@ -173,4 +174,13 @@ impl Subscription {
             .map(|e| Arc::new(Frame::from_envelope(e)))
             .collect())
     }
+}
+
+/// A cursor (`since`, `Last-Event-ID`): a non-negative integer seq.
+pub(crate) fn parse_cursor(raw: &str) -> Result<Seq, HttpError> {
+    raw.trim().parse::<Seq>().map_err(|_| {
+        HttpError::InvalidCursor(format!(
+            "cursor {raw:?} is not a sequence number (a non-negative integer)"
+        ))
+    })
 }

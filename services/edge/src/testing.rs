@@ -9,7 +9,8 @@ use ordercast_core::Role;
 use ordercast_core::auth::{Claims, Principal, TokenIssuer, TokenVerifier};
 use ordercast_store::{DbSettings, Store};
 
-use crate::{EdgeService, EdgeSettings, Shared};
+use crate::state::Shared;
+use crate::{EdgeService, EdgeSettings};
 
 const SECRET: &[u8] = b"unit-test-secret-of-at-least-32-bytes";
 

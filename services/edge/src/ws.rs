@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use ordercast_http::{HttpError, Subscriber};
 
-use crate::EdgeState;
+use crate::state::EdgeState;
 
 pub(crate) async fn upgrade(
     State(state): State<EdgeState>,

@@ -32,6 +32,14 @@ pub struct ServerSettings {
     pub write_timeout: Duration,
 }
 
+impl ServerSettings {
+    /// The defaults: 10 s for both.
+    pub const DEFAULT: ServerSettings = ServerSettings {
+        handshake_timeout: Duration::from_secs(10),
+        write_timeout: Duration::from_secs(10),
+    };
+}
+
 /// Called when a connection is closed because its writes stalled.
 pub type OnStall = Arc<dyn Fn() + Send + Sync>;
 

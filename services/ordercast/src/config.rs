@@ -6,13 +6,21 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use humantime::Duration as HumanDuration;
+use ordercast_api::WriteRate;
+use ordercast_api::ledger::LedgerSettings;
+use ordercast_api::retention::RetentionSettings;
 use ordercast_bus::RedisSettings;
-use ordercast_core::auth::TokenVerifier;
+use ordercast_core::auth::{DEFAULT_AUDIENCE, TokenVerifier};
+use ordercast_edge::EdgeSettings;
+use ordercast_http::ServerSettings;
 use ordercast_store::{DbSettings, PgSslMode};
+
+/// The edge's defaults, which its flags show.
+const EDGE: EdgeSettings = EdgeSettings::DEFAULT;
 
 /// Ordercast: real-time order delivery for restaurant chains.
 #[derive(Debug, Parser)]
@@ -75,7 +83,7 @@ pub struct DbArgs {
     #[arg(long, env = "ORDERCAST_DATABASE_URL", hide_env_values = true)]
     pub database_url: Secret,
     /// Connections in the pool.
-    #[arg(long, env = "ORDERCAST_DATABASE_POOL", default_value_t = 16)]
+    #[arg(long, env = "ORDERCAST_DATABASE_POOL", default_value_t = DbSettings::DEFAULT_MAX_CONNECTIONS)]
     pub database_pool: u32,
     /// PEM certificates to trust for PostgreSQL's TLS instead of the
     /// system's (a private CA); unless the URL names an sslmode, the mode
@@ -128,13 +136,13 @@ pub struct RedisArgs {
     #[arg(long, env = "ORDERCAST_REDIS_CLUSTER")]
     pub redis_cluster: bool,
     /// Prefix of every Redis key.
-    #[arg(long, env = "ORDERCAST_REDIS_PREFIX", default_value = "oc")]
+    #[arg(long, env = "ORDERCAST_REDIS_PREFIX", default_value = RedisSettings::DEFAULT_PREFIX)]
     pub redis_prefix: String,
     /// Approximate length each restaurant stream is trimmed to.
-    #[arg(long, env = "ORDERCAST_STREAM_MAXLEN", default_value_t = 10_000)]
+    #[arg(long, env = "ORDERCAST_STREAM_MAXLEN", default_value_t = RedisSettings::DEFAULT_STREAM_MAXLEN)]
     pub stream_maxlen: u64,
     /// Command connections in the pool.
-    #[arg(long, env = "ORDERCAST_REDIS_POOL", default_value_t = 16)]
+    #[arg(long, env = "ORDERCAST_REDIS_POOL", default_value_t = RedisSettings::DEFAULT_POOL_SIZE)]
     pub redis_pool: usize,
     /// PEM certificates to trust for rediss:// instead of the system's
     /// (a private CA).
@@ -212,7 +220,7 @@ pub struct JwtArgs {
     #[arg(long, env = "ORDERCAST_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
     /// Required `aud` claim.
-    #[arg(long, env = "ORDERCAST_JWT_AUDIENCE", default_value = "ordercast")]
+    #[arg(long, env = "ORDERCAST_JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
     pub jwt_audience: String,
 }
 
@@ -260,27 +268,27 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub jwt: JwtArgs,
     /// Days events are kept in PostgreSQL.
-    #[arg(long, env = "ORDERCAST_RETENTION_DAYS", default_value_t = 7)]
+    #[arg(long, env = "ORDERCAST_RETENTION_DAYS", default_value_t = RetentionSettings::DEFAULT.days)]
     pub retention_days: u32,
     /// A kitchen event no kitchen screen has received this long after its commit counts as undelivered (metric, /debug/undelivered)
-    #[arg(long, env = "ORDERCAST_UNDELIVERED_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub undelivered_after: Duration,
+    #[arg(long, env = "ORDERCAST_UNDELIVERED_AFTER", default_value_t = LedgerSettings::DEFAULT.undelivered_after.into())]
+    pub undelivered_after: HumanDuration,
     /// Commands per second each restaurant may send to one api process
     /// (429 + Retry-After beyond); 0 turns the limit off.
-    #[arg(long, env = "ORDERCAST_RESTAURANT_WRITE_RATE", default_value_t = 100)]
+    #[arg(long, env = "ORDERCAST_RESTAURANT_WRITE_RATE", default_value_t = WriteRate::DEFAULT_PER_SECOND)]
     pub restaurant_write_rate: u32,
     /// Commands a restaurant may send at once above that rate.
-    #[arg(long, env = "ORDERCAST_RESTAURANT_WRITE_BURST", default_value_t = 200)]
+    #[arg(long, env = "ORDERCAST_RESTAURANT_WRITE_BURST", default_value_t = WriteRate::DEFAULT_BURST)]
     pub restaurant_write_burst: u32,
     /// How long a graceful shutdown may take (e.g. 30s).
-    #[arg(long, env = "ORDERCAST_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub shutdown_grace: Duration,
+    #[arg(long, env = "ORDERCAST_SHUTDOWN_GRACE", default_value = "30s")]
+    pub shutdown_grace: HumanDuration,
     /// Longest wait for a request's headers (new or idle connections).
-    #[arg(long, env = "ORDERCAST_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub handshake_timeout: Duration,
+    #[arg(long, env = "ORDERCAST_HANDSHAKE_TIMEOUT", default_value_t = ServerSettings::DEFAULT.handshake_timeout.into())]
+    pub handshake_timeout: HumanDuration,
     /// A write to a client blocked this long closes the connection.
-    #[arg(long, env = "ORDERCAST_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub write_timeout: Duration,
+    #[arg(long, env = "ORDERCAST_WRITE_TIMEOUT", default_value_t = ServerSettings::DEFAULT.write_timeout.into())]
+    pub write_timeout: HumanDuration,
     #[command(flatten)]
     pub edge: EdgeArgs,
 }
@@ -289,40 +297,40 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct EdgeArgs {
     /// Recent events each watched restaurant keeps in memory.
-    #[arg(long, env = "ORDERCAST_RING_SIZE", default_value_t = 1_000)]
+    #[arg(long, env = "ORDERCAST_RING_SIZE", default_value_t = EDGE.ring_size)]
     pub ring_size: usize,
     /// SSE heartbeat comment interval.
-    #[arg(long, env = "ORDERCAST_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration)]
-    pub heartbeat: Duration,
+    #[arg(long, env = "ORDERCAST_HEARTBEAT", default_value_t = EDGE.heartbeat.into())]
+    pub heartbeat: HumanDuration,
     /// The SSE `retry:` reconnect hint.
-    #[arg(long, env = "ORDERCAST_SSE_RETRY", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub sse_retry: Duration,
+    #[arg(long, env = "ORDERCAST_SSE_RETRY", default_value_t = EDGE.sse_retry.into())]
+    pub sse_retry: HumanDuration,
     /// Streaming connections per process; beyond it, 503 + Retry-After.
-    #[arg(long, env = "ORDERCAST_MAX_CONNECTIONS", default_value_t = 20_000)]
+    #[arg(long, env = "ORDERCAST_MAX_CONNECTIONS", default_value_t = EDGE.max_connections)]
     pub max_connections: usize,
     /// Restaurants one WebSocket may subscribe to.
-    #[arg(long, env = "ORDERCAST_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    #[arg(long, env = "ORDERCAST_MAX_SUBSCRIPTIONS", default_value_t = EDGE.max_subscriptions)]
     pub max_subscriptions: usize,
     /// Largest inbound WebSocket message in bytes (close 1009).
-    #[arg(long, env = "ORDERCAST_WS_MAX_MESSAGE", default_value_t = 16 * 1024)]
+    #[arg(long, env = "ORDERCAST_WS_MAX_MESSAGE", default_value_t = EDGE.ws_max_message)]
     pub ws_max_message: usize,
     /// Sustained inbound WebSocket messages per second; bursts may be twice
     /// that (close 1008 beyond).
-    #[arg(long, env = "ORDERCAST_WS_RATE", default_value_t = 20)]
+    #[arg(long, env = "ORDERCAST_WS_RATE", default_value_t = EDGE.ws_rate)]
     pub ws_rate: u32,
     /// Server ping interval; peers silent for two intervals are cut.
-    #[arg(long, env = "ORDERCAST_WS_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub ws_ping_interval: Duration,
+    #[arg(long, env = "ORDERCAST_WS_PING_INTERVAL", default_value_t = EDGE.ws_ping_interval.into())]
+    pub ws_ping_interval: HumanDuration,
     /// How often hubs poll PostgreSQL while Redis is unreachable.
-    #[arg(long, env = "ORDERCAST_DEGRADED_POLL_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
-    pub degraded_poll_interval: Duration,
+    #[arg(long, env = "ORDERCAST_DEGRADED_POLL_INTERVAL", default_value_t = EDGE.degraded_poll_interval.into())]
+    pub degraded_poll_interval: HumanDuration,
     /// Reconnect hints on shutdown are spread over this window.
-    #[arg(long, env = "ORDERCAST_DRAIN_WINDOW", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub drain_window: Duration,
+    #[arg(long, env = "ORDERCAST_DRAIN_WINDOW", default_value_t = EDGE.drain_window.into())]
+    pub drain_window: HumanDuration,
 }
 
 impl EdgeArgs {
-    fn settings(&self, write_timeout: Duration) -> anyhow::Result<ordercast_edge::EdgeSettings> {
+    fn settings(&self) -> anyhow::Result<EdgeSettings> {
         anyhow::ensure!(
             self.ring_size >= 1,
             "ORDERCAST_RING_SIZE must be at least 1"
@@ -341,28 +349,27 @@ impl EdgeArgs {
         );
         anyhow::ensure!(self.ws_rate >= 1, "ORDERCAST_WS_RATE must be at least 1");
         for (name, value) in [
-            ("ORDERCAST_HEARTBEAT", self.heartbeat),
-            ("ORDERCAST_WS_PING_INTERVAL", self.ws_ping_interval),
+            ("ORDERCAST_HEARTBEAT", *self.heartbeat),
+            ("ORDERCAST_WS_PING_INTERVAL", *self.ws_ping_interval),
             (
                 "ORDERCAST_DEGRADED_POLL_INTERVAL",
-                self.degraded_poll_interval,
+                *self.degraded_poll_interval,
             ),
         ] {
             anyhow::ensure!(!value.is_zero(), "{name} must be more than zero");
         }
-        Ok(ordercast_edge::EdgeSettings {
+        Ok(EdgeSettings {
             ring_size: self.ring_size,
-            heartbeat: self.heartbeat,
-            sse_retry: self.sse_retry,
+            heartbeat: *self.heartbeat,
+            sse_retry: *self.sse_retry,
             max_connections: self.max_connections,
             max_subscriptions: self.max_subscriptions,
             ws_max_message: self.ws_max_message,
             ws_rate: self.ws_rate,
-            ws_ping_interval: self.ws_ping_interval,
-            write_timeout,
-            degraded_poll_interval: self.degraded_poll_interval,
-            drain_window: self.drain_window,
-            ..ordercast_edge::EdgeSettings::default()
+            ws_ping_interval: *self.ws_ping_interval,
+            degraded_poll_interval: *self.degraded_poll_interval,
+            drain_window: *self.drain_window,
+            ..EdgeSettings::DEFAULT
         })
     }
 }
@@ -388,8 +395,8 @@ pub struct TokenArgs {
     #[arg(long, default_value = "dev")]
     pub sub: String,
     /// Lifetime, e.g. 12h, 30m.
-    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
-    pub ttl: Duration,
+    #[arg(long, default_value = "12h")]
+    pub ttl: HumanDuration,
     /// HS256 secret to sign with.
     #[arg(long, env = "ORDERCAST_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
@@ -400,7 +407,7 @@ pub struct TokenArgs {
     #[arg(long, env = "ORDERCAST_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
     /// `aud` claim to set.
-    #[arg(long, env = "ORDERCAST_JWT_AUDIENCE", default_value = "ordercast")]
+    #[arg(long, env = "ORDERCAST_JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
     pub jwt_audience: String,
 }
 
@@ -416,13 +423,13 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
         !args.undelivered_after.is_zero(),
         "ORDERCAST_UNDELIVERED_AFTER must be more than zero"
     );
-    api.ledger.undelivered_after = args.undelivered_after;
+    api.ledger.undelivered_after = *args.undelivered_after;
     api.write_rate = match NonZeroU32::new(args.restaurant_write_rate) {
         None => None,
         Some(rate) => {
             let burst = NonZeroU32::new(args.restaurant_write_burst)
                 .context("ORDERCAST_RESTAURANT_WRITE_BURST must be at least 1")?;
-            Some(ordercast_api::WriteRate::per_second(rate, burst))
+            Some(WriteRate::per_second(rate, burst))
         }
     };
     anyhow::ensure!(
@@ -437,12 +444,12 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
         redis: args.redis.settings()?,
         verifier: args.jwt.verifier()?,
         api,
-        edge: args.edge.settings(args.write_timeout)?,
-        server: ordercast_http::ServerSettings {
-            handshake_timeout: args.handshake_timeout,
-            write_timeout: args.write_timeout,
+        edge: args.edge.settings()?,
+        server: ServerSettings {
+            handshake_timeout: *args.handshake_timeout,
+            write_timeout: *args.write_timeout,
         },
-        shutdown_grace: args.shutdown_grace,
+        shutdown_grace: *args.shutdown_grace,
     })
 }
 
@@ -462,8 +469,8 @@ mod tests {
             redis_url: url.parse().unwrap(),
             redis_cluster: cluster,
             redis_prefix: "oc".into(),
-            stream_maxlen: 10_000,
-            redis_pool: 16,
+            stream_maxlen: RedisSettings::DEFAULT_STREAM_MAXLEN,
+            redis_pool: RedisSettings::DEFAULT_POOL_SIZE,
             redis_ca_file: None,
         }
     }

@@ -67,12 +67,17 @@ pub struct DbSettings {
 }
 
 impl DbSettings {
+    /// Default pool size.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+    /// Default wait for a free connection.
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
     /// Settings for `url` with the defaults above.
     pub fn from_url(url: &str) -> Result<DbSettings, sqlx::Error> {
         Ok(DbSettings {
             connect: url.parse()?,
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(2),
+            max_connections: DbSettings::DEFAULT_MAX_CONNECTIONS,
+            acquire_timeout: DbSettings::DEFAULT_ACQUIRE_TIMEOUT,
         })
     }
 }

@@ -14,7 +14,7 @@ pub use orders::{MAX_ITEMS, MAX_QUANTITY, MAX_UNIT_PRICE_CENTS};
 pub use publish::MAX_INVALIDATION_RESOURCES;
 pub use requests::MAX_TRANSFER_SESSIONS;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// Every api route, and the OpenAPI document describing them.
 pub(crate) fn all() -> (axum::Router<AppState>, OpenApi) {

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::AppState;
 use crate::headers::{idempotency_key, if_match};
+use crate::state::AppState;
 use crate::validate::Checks;
 use ordercast_http::Caller;
 use ordercast_http::extract::{Body, Path, Query};

@@ -10,8 +10,8 @@ use ordercast_core::{Audience, EventType, RestaurantId, Role, Seq};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::AppState;
 use crate::coalesce::Priority;
+use crate::state::AppState;
 use crate::validate::Checks;
 use ordercast_http::Caller;
 use ordercast_http::extract::{Body, Path};

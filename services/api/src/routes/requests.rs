@@ -10,7 +10,7 @@ use ordercast_store::{NewRequest, Transfer};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::validate::Checks;
 use ordercast_http::Caller;
 use ordercast_http::extract::{Body, Path};

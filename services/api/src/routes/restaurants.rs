@@ -9,7 +9,7 @@ use ordercast_store::{NewRestaurant, Restaurant};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::validate::Checks;
 use ordercast_http::Caller;
 use ordercast_http::extract::{Body, Path};

@@ -21,8 +21,8 @@ use tokio::time::{Instant, Interval, Sleep};
 
 use super::protocol::{ClientMessage, ServerMessage, TOKEN_EXPIRED, close};
 use super::subscription::{self, Out, Request};
-use crate::EdgeState;
 use crate::metrics::{ConnectionGuard, Transport};
+use crate::state::EdgeState;
 
 /// Why the session ended, and what to tell the client.
 struct Ending {
@@ -86,11 +86,10 @@ pub(crate) async fn run<S, I>(
     state: EdgeState,
     principal: Arc<Principal>,
 ) where
-    S: Sink<Message> + Unpin,
+    S: Sink<Message, Error = axum::Error> + Unpin,
     I: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let mut guard = ConnectionGuard::new(&state.metrics, Transport::WebSocket);
-    let write_timeout = state.settings.write_timeout;
     let mut session = Session::new(state, principal);
     let ending = loop {
         let message = match session.step(&mut inbound).await {
@@ -98,18 +97,15 @@ pub(crate) async fn run<S, I>(
             Step::Nothing => continue,
             Step::End(ending) => break ending,
         };
-        match tokio::time::timeout(write_timeout, sink.send(message)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => break Ending::quiet("client_closed"),
-            Err(_) => {
-                session
-                    .state
-                    .metrics
-                    .slow_consumer_actions
-                    .with_label_values(&["disconnected"])
-                    .inc();
-                break Ending::quiet("slow_consumer");
+        // The socket itself times out a write that cannot progress
+        // (ORDERCAST_WRITE_TIMEOUT, set on every connection by the server).
+        if let Err(e) = sink.send(message).await {
+            if !timed_out(e) {
+                break Ending::quiet("client_closed");
             }
+            let cut = &session.state.metrics.slow_consumer_actions;
+            cut.with_label_values(&["disconnected"]).inc();
+            break Ending::quiet("slow_consumer");
         }
     };
     for sub in session.subs.into_values() {
@@ -371,6 +367,14 @@ fn parse_since(since: Option<serde_json::Value>) -> Result<Option<Seq>, String> 
     }
 }
 
+/// A write failed because the socket's write timeout ran out.
+fn timed_out(e: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    e.into_inner()
+        .downcast::<WsError>()
+        .is_ok_and(|e| matches!(&*e, WsError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut))
+}
+
 /// A failed read: an oversized message closes with 1009, anything else
 /// just ends the session.
 fn read_error(e: axum::Error) -> Ending {
@@ -412,7 +416,10 @@ mod tests {
         let (inbound, stream) = unbounded_channel();
         let sink = Box::pin(futures_util::sink::unfold(
             sink,
-            |sink: UnboundedSender<Message>, message| async move { sink.send(message).map(|()| sink) },
+            |sink: UnboundedSender<Message>, message| async move {
+                sink.send(message).map_err(axum::Error::new)?;
+                Ok::<_, axum::Error>(sink)
+            },
         ));
         let stream = Box::pin(futures_util::stream::unfold(
             stream,

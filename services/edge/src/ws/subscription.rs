@@ -11,9 +11,9 @@ use ordercast_http::HttpError;
 use tokio::sync::mpsc;
 
 use super::protocol::ServerMessage;
-use crate::EdgeState;
 use crate::auth::may_watch;
 use crate::frame::Frame;
+use crate::state::EdgeState;
 use crate::subscription::Subscription;
 
 /// What a subscription task hands the socket task.
@@ -154,7 +154,7 @@ async fn snapshot(
         .store
         .visible_orders(restaurant, &principal.viewer(), true)
         .await
-        .map_err(crate::EdgeError::from)?;
+        .map_err(crate::state::EdgeError::from)?;
     let message = ServerMessage::Snapshot {
         restaurant_id: restaurant,
         seq: snapshot.seq,

@@ -114,7 +114,7 @@ impl TestApp {
                 url: backends.redis_url.clone(),
                 cluster: backends.redis_cluster,
                 prefix: backends.prefix.clone(),
-                stream_maxlen: 10_000,
+                stream_maxlen: RedisSettings::DEFAULT_STREAM_MAXLEN,
                 pool_size: 8,
                 ca_pem: backends.redis_ca.clone(),
             },
@@ -125,10 +125,7 @@ impl TestApp {
                 drain_window: Duration::from_millis(500),
                 ..EdgeSettings::default()
             },
-            server: ServerSettings {
-                handshake_timeout: Duration::from_secs(10),
-                write_timeout: Duration::from_secs(10),
-            },
+            server: ServerSettings::DEFAULT,
             shutdown_grace: Duration::from_secs(5),
         };
         edit(&mut settings);
@@ -308,7 +305,7 @@ impl TestApp {
             url: self.redis_url.clone(),
             cluster: self.redis_cluster,
             prefix: self.keys.prefix().to_owned(),
-            stream_maxlen: 10_000,
+            stream_maxlen: RedisSettings::DEFAULT_STREAM_MAXLEN,
             pool_size: 1,
             ca_pem: self.redis_ca.clone(),
         })

@@ -217,6 +217,29 @@ impl Ws {
         }
     }
 
+    /// A connection with a 4 KiB receive buffer, whose writes stall soon
+    /// once it stops reading.
+    pub async fn connect_small(base: &str, token: &str) -> Ws {
+        let address = base.trim_start_matches("http://");
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(address.parse().unwrap()).await.unwrap();
+        let url = format!("ws://{address}/v1/ws");
+        let mut request = url.into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert("sec-websocket-protocol", "ordercast.v1".parse().unwrap());
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (socket, _) =
+            tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+                .await
+                .expect("WebSocket handshake");
+        Ws {
+            socket,
+            frames: Vec::new(),
+            closed: None,
+        }
+    }
+
     pub async fn send(&mut self, value: Value) {
         self.socket
             .send(Message::Text(value.to_string().into()))

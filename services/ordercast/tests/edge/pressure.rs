@@ -78,6 +78,50 @@ async fn a_client_that_never_reads_delays_no_one_and_is_cut() {
 }
 
 #[tokio::test]
+async fn a_websocket_that_never_reads_is_cut_by_the_write_timeout() {
+    let app = TestApp::spawn_with(Backends::fresh().await, ServerRole::All, |s| {
+        s.server.write_timeout = Duration::from_secs(1);
+        s.api.write_rate = None;
+    })
+    .await;
+    let rid = app.create_restaurant().await;
+    let kitchen = app.token(Role::Kitchen, rid);
+    let mut stuck = Ws::connect_small(&app.base, &kitchen).await;
+    stuck
+        .send(json!({"type": "subscribe", "restaurant_id": rid}))
+        .await;
+    stuck
+        .until("subscribed", |w| !w.of_type("subscribed").is_empty())
+        .await;
+    let mut bystander = Ws::connect(&app.base, &kitchen).await;
+    bystander
+        .send(json!({"type": "subscribe", "restaurant_id": rid}))
+        .await;
+    bystander
+        .until("subscribed", |w| !w.of_type("subscribed").is_empty())
+        .await;
+
+    // The stuck client reads nothing more; publish until its socket stalls.
+    let cut = r#"ordercast_disconnects_total{reason="slow_consumer",transport="websocket"}"#;
+    let mut sent = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while app.metric(cut).await < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "never cut");
+        for _ in 0..20 {
+            big_event(&app, rid, 48).await;
+            sent += 1;
+        }
+        bystander
+            .until("every event", |w| w.seqs(rid).len() == sent)
+            .await;
+    }
+
+    assert_exactly(&bystander.seqs(rid), 1..=sent as u64, "the bystander");
+    let stalled = r#"ordercast_slow_consumer_actions_total{action="disconnected"}"#;
+    assert!(app.metric(stalled).await >= 1.0);
+}
+
+#[tokio::test]
 async fn abuse_gets_a_clean_error_or_close_and_bystanders_are_unaffected() {
     let app = TestApp::spawn_with(Backends::fresh().await, ServerRole::All, |s| {
         s.edge.ws_max_message = 1024;

@@ -1,0 +1,67 @@
+//! The edge's tuning and limits.
+
+use std::time::Duration;
+
+/// Tuning and limits of the edge role. All but `batch_size`, `ws_queue`
+/// and `max_poll_wait` have a flag and an `ORDERCAST_*` variable (see
+/// docs/operations.md).
+#[derive(Clone, Debug)]
+pub struct EdgeSettings {
+    /// Recent events each hub keeps in memory. Default 1 000.
+    pub ring_size: usize,
+    /// Most events read per catch-up step. Default 500.
+    pub batch_size: usize,
+    /// SSE heartbeat comment interval. Default 15 s.
+    pub heartbeat: Duration,
+    /// The SSE `retry:` hint sent on connect. Default 2 s.
+    pub sse_retry: Duration,
+    /// Streaming connections (SSE, WebSocket, waiting long-polls) per
+    /// process; beyond it, 503 + Retry-After. Default 20 000.
+    pub max_connections: usize,
+    /// Restaurants one WebSocket may subscribe to. Default 100.
+    pub max_subscriptions: usize,
+    /// Largest inbound WebSocket message, bytes (close 1009). Default 16 KiB.
+    pub ws_max_message: usize,
+    /// Sustained inbound WebSocket messages per second (close 1008 beyond
+    /// twice this burst). Default 20.
+    pub ws_rate: u32,
+    /// Server ping interval; a peer silent for two intervals is cut.
+    /// Default 30 s.
+    pub ws_ping_interval: Duration,
+    /// Outbound frames queued per WebSocket before its subscriptions wait.
+    /// Default 256.
+    pub ws_queue: usize,
+    /// Hubs poll PostgreSQL this often while Redis is unreachable.
+    /// Default 500 ms.
+    pub degraded_poll_interval: Duration,
+    /// Reconnect hints on drain are spread over this window. Default 5 s.
+    pub drain_window: Duration,
+    /// Longest long-poll `wait`. Default 30 s.
+    pub max_poll_wait: Duration,
+}
+
+impl EdgeSettings {
+    /// The defaults, the one place they are written (the command line's
+    /// defaults are these).
+    pub const DEFAULT: EdgeSettings = EdgeSettings {
+        ring_size: 1_000,
+        batch_size: 500,
+        heartbeat: Duration::from_secs(15),
+        sse_retry: Duration::from_secs(2),
+        max_connections: 20_000,
+        max_subscriptions: 100,
+        ws_max_message: 16 * 1024,
+        ws_rate: 20,
+        ws_ping_interval: Duration::from_secs(30),
+        ws_queue: 256,
+        degraded_poll_interval: Duration::from_millis(500),
+        drain_window: Duration::from_secs(5),
+        max_poll_wait: Duration::from_secs(30),
+    };
+}
+
+impl Default for EdgeSettings {
+    fn default() -> EdgeSettings {
+        EdgeSettings::DEFAULT
+    }
+}
