@@ -61,13 +61,39 @@ struct Hint {
     trace: Option<String>,
 }
 
-struct Batch {
+/// The hints of one restaurant and audience, merged.
+pub(crate) struct Batch {
     audience: Audience,
     resources: BTreeSet<String>,
     priority: Priority,
     trace: Option<String>,
     due: Instant,
     attempts: u32,
+}
+
+/// Where due batches go: the writer (tests record them instead).
+pub(crate) trait Publish: Send + Sync + 'static {
+    /// Commits and publishes `batch` as one `cache.invalidate` event.
+    fn publish(
+        &self,
+        restaurant: RestaurantId,
+        batch: &Batch,
+    ) -> impl Future<Output = Result<(), HttpError>> + Send;
+}
+
+impl Publish for Writer {
+    async fn publish(&self, restaurant: RestaurantId, batch: &Batch) -> Result<(), HttpError> {
+        let data = serde_json::json!({
+            "resources": batch.resources,
+            "priority": batch.priority,
+        });
+        let draft = EventDraft::new(EventType::CacheInvalidate, batch.audience.clone(), data);
+        let write = self
+            .store
+            .publish_event(restaurant, draft, batch.trace.as_deref());
+        self.commit_now(restaurant, write).await?;
+        Ok(())
+    }
 }
 
 /// The handle routes submit hints through.
@@ -110,9 +136,10 @@ impl Coalescer {
     }
 }
 
+#[tracing::instrument(name = "coalescer", skip_all)]
 async fn run(
     mut rx: mpsc::Receiver<Hint>,
-    writer: Writer,
+    writer: impl Publish,
     metrics: ApiMetrics,
     shutdown: CancellationToken,
 ) {
@@ -171,7 +198,7 @@ fn merge(pending: &mut HashMap<RestaurantId, Vec<Batch>>, hint: Hint) {
 async fn flush(
     pending: &mut HashMap<RestaurantId, Vec<Batch>>,
     now: Instant,
-    writer: &Writer,
+    writer: &impl Publish,
     metrics: &ApiMetrics,
 ) {
     let restaurants: Vec<RestaurantId> = pending.keys().copied().collect();
@@ -183,7 +210,7 @@ async fn flush(
                 kept.push(batch);
                 continue;
             }
-            match publish(writer, restaurant, &batch).await {
+            match writer.publish(restaurant, &batch).await {
                 Ok(()) => metrics
                     .invalidations
                     .with_label_values(&["published"])
@@ -205,19 +232,127 @@ async fn flush(
     }
 }
 
-async fn publish(
-    writer: &Writer,
-    restaurant: RestaurantId,
-    batch: &Batch,
-) -> Result<(), HttpError> {
-    let data = serde_json::json!({
-        "resources": batch.resources,
-        "priority": batch.priority,
-    });
-    let draft = EventDraft::new(EventType::CacheInvalidate, batch.audience.clone(), data);
-    let write = writer
-        .store
-        .publish_event(restaurant, draft, batch.trace.as_deref());
-    writer.commit_now(restaurant, write).await?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use ordercast_core::Role;
+
+    use super::*;
+
+    /// What was published, when (since the start), with what.
+    type Log = Arc<Mutex<Vec<(Duration, RestaurantId, Vec<String>, Priority)>>>;
+
+    /// Records batches; the first `fail` attempts fail.
+    struct Recorder {
+        start: Instant,
+        log: Log,
+        fail: Mutex<u32>,
+    }
+
+    impl Publish for Recorder {
+        async fn publish(&self, restaurant: RestaurantId, batch: &Batch) -> Result<(), HttpError> {
+            let mut fail = self.fail.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return Err(HttpError::Unavailable);
+            }
+            let resources = batch.resources.iter().cloned().collect();
+            let entry = (self.start.elapsed(), restaurant, resources, batch.priority);
+            self.log.lock().unwrap().push(entry);
+            Ok(())
+        }
+    }
+
+    struct Harness {
+        hints: mpsc::Sender<Hint>,
+        log: Log,
+        shutdown: CancellationToken,
+        task: JoinHandle<()>,
+    }
+
+    fn start(fail: u32) -> Harness {
+        let (hints, rx) = mpsc::channel(16);
+        let log = Log::default();
+        let recorder = Recorder {
+            start: Instant::now(),
+            log: log.clone(),
+            fail: Mutex::new(fail),
+        };
+        let metrics = ApiMetrics::new(&prometheus::Registry::new()).unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(rx, recorder, metrics, shutdown.clone()));
+        Harness {
+            hints,
+            log,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn hint(h: &Harness, restaurant: RestaurantId, resource: &str, priority: Priority) {
+        let hint = Hint {
+            restaurant,
+            resources: vec![resource.into()],
+            priority,
+            audience: Audience::roles(&[Role::Kitchen]),
+            trace: None,
+        };
+        h.hints.send(hint).await.unwrap();
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hints_merge_until_the_earliest_window_closes_and_each_batch_is_one_event() {
+        let h = start(0);
+        let (r1, r2) = (RestaurantId::new(), RestaurantId::new());
+        hint(&h, r1, "menu", Priority::Low).await;
+        hint(&h, r2, "tables", Priority::High).await;
+        tokio::time::sleep(ms(500)).await;
+        hint(&h, r1, "prices", Priority::Medium).await;
+        hint(&h, r1, "menu", Priority::Low).await;
+        tokio::time::sleep(ms(10_000)).await;
+
+        let log = h.log.lock().unwrap().clone();
+        assert_eq!(
+            log,
+            [
+                (ms(200), r2, vec!["tables".into()], Priority::High),
+                (
+                    ms(1_500),
+                    r1,
+                    vec!["menu".into(), "prices".into()],
+                    Priority::Medium
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_batch_is_retried_a_second_later() {
+        let h = start(2);
+        let r1 = RestaurantId::new();
+        hint(&h, r1, "menu", Priority::High).await;
+        tokio::time::sleep(ms(5_000)).await;
+
+        let log = h.log.lock().unwrap().clone();
+        assert_eq!(log, [(ms(2_200), r1, vec!["menu".into()], Priority::High)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_publishes_what_is_pending_at_once() {
+        let h = start(0);
+        let r1 = RestaurantId::new();
+        hint(&h, r1, "menu", Priority::Low).await;
+        tokio::time::sleep(ms(100)).await;
+
+        h.shutdown.cancel();
+        h.task.await.unwrap();
+
+        let log = h.log.lock().unwrap().clone();
+        assert_eq!(log, [(ms(100), r1, vec!["menu".into()], Priority::Low)]);
+    }
 }

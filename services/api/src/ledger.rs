@@ -65,6 +65,7 @@ pub const UNDELIVERED_LIMIT: i64 = 10_000;
 const READ_COUNT: usize = 1_000;
 
 /// Runs the worker until `shutdown`.
+#[tracing::instrument(name = "delivery_ledger", skip_all)]
 pub async fn run(
     store: Store,
     streams: Streams,

@@ -46,6 +46,7 @@ enum SweepError {
 }
 
 /// Runs the sweeper until `shutdown`.
+#[tracing::instrument(name = "outbox_sweeper", skip_all)]
 pub async fn sweep(
     store: Store,
     streams: Streams,
@@ -90,6 +91,7 @@ pub async fn sweep(
 
 /// Publishes everything old enough and still unpublished; returns how many
 /// events were settled.
+#[tracing::instrument(name = "sweep", level = "debug", skip_all)]
 async fn sweep_once(
     store: &Store,
     streams: &Streams,
@@ -140,6 +142,7 @@ const MARK_EVERY: Duration = Duration::from_millis(100);
 
 /// Records the fast path's receipts (events known to be in Redis) until the
 /// publisher stops.
+#[tracing::instrument(name = "published_marker", skip_all)]
 pub async fn mark_published(
     store: Store,
     metrics: ApiMetrics,

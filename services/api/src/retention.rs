@@ -39,6 +39,7 @@ impl Default for RetentionSettings {
 }
 
 /// Runs the job every `interval` until `shutdown`.
+#[tracing::instrument(name = "retention", skip_all)]
 pub async fn run(
     store: Store,
     metrics: ApiMetrics,

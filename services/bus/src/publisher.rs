@@ -157,6 +157,7 @@ impl Drop for InFlight {
     }
 }
 
+#[tracing::instrument(name = "publisher", skip_all)]
 async fn run(
     mut rx: mpsc::Receiver<Queued>,
     streams: Streams,

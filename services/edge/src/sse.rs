@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use ordercast_core::{Chain, RestaurantId};
+use ordercast_core::{Chain, RestaurantId, Role, Seq};
 use ordercast_http::HttpError;
 use ordercast_http::extract::{Path, Query};
 use serde::Deserialize;
@@ -20,9 +20,8 @@ use ordercast_http::Subscriber;
 
 use crate::auth::may_watch;
 use crate::metrics::{ConnectionGuard, Transport};
-use crate::state::EdgeState;
-use crate::subscription::Subscription;
-use crate::subscription::parse_cursor;
+use crate::state::{EdgeError, EdgeState};
+use crate::subscription::{Batch, Subscription, parse_cursor};
 
 #[derive(Deserialize)]
 pub(crate) struct StreamQuery {
@@ -45,25 +44,8 @@ pub(crate) async fn stream(
         None => query.since.as_deref().map(parse_cursor).transpose()?,
     };
     let sub = Subscription::open(&state, rid, subscriber.0.viewer(), since).await?;
-    let expiry = Box::pin(tokio::time::sleep(
-        subscriber.0.valid_for(SystemTime::now()),
-    ));
-    let heartbeat = state.settings.heartbeat;
-    let hello = format!(
-        "retry: {}\n: subscribed at {}\n\n",
-        state.settings.sse_retry.as_millis(),
-        sub.cursor()
-    );
-    let stream = SseStream {
-        guard: ConnectionGuard::new(&state.metrics, Transport::Sse),
-        state,
-        sub,
-        heartbeat: tokio::time::interval_at(Instant::now() + heartbeat, heartbeat),
-        expiry,
-        pending: Some(Bytes::from(hello)),
-        done: false,
-        _permit: permit,
-    };
+    let valid_for = subscriber.0.valid_for(SystemTime::now());
+    let stream = SseStream::new(state, sub, valid_for, permit);
     let body = Body::from_stream(futures_util::stream::unfold(stream, |mut s| async move {
         s.next_chunk()
             .await
@@ -80,9 +62,40 @@ pub(crate) async fn stream(
     Ok(response)
 }
 
-struct SseStream {
+/// What an SSE stream writes: a subscription's batches (tests give their
+/// own).
+pub(crate) trait Events: Send + 'static {
+    /// The next batch after the cursor, waiting for one.
+    fn next(&mut self) -> impl Future<Output = Result<Batch, EdgeError>> + Send;
+    fn restaurant(&self) -> RestaurantId;
+    fn role(&self) -> Role;
+    fn cursor(&self) -> Seq;
+}
+
+impl Events for Subscription {
+    fn next(&mut self) -> impl Future<Output = Result<Batch, EdgeError>> + Send {
+        Subscription::next(self)
+    }
+
+    fn restaurant(&self) -> RestaurantId {
+        Subscription::restaurant(self)
+    }
+
+    fn role(&self) -> Role {
+        Subscription::role(self)
+    }
+
+    fn cursor(&self) -> Seq {
+        Subscription::cursor(self)
+    }
+}
+
+/// One SSE response: a `retry:` hint and the cursor, then events,
+/// heartbeats while idle, and a last word when it ends (drain, token
+/// expiry, failure).
+struct SseStream<E> {
     state: EdgeState,
-    sub: Subscription,
+    sub: E,
     heartbeat: Interval,
     /// When the token expires; the stream ends then.
     expiry: Pin<Box<Sleep>>,
@@ -92,7 +105,27 @@ struct SseStream {
     _permit: OwnedSemaphorePermit,
 }
 
-impl SseStream {
+impl<E: Events> SseStream<E> {
+    /// A stream of `events` for a token valid for `valid_for` more.
+    fn new(state: EdgeState, events: E, valid_for: Duration, permit: OwnedSemaphorePermit) -> Self {
+        let heartbeat = state.settings.heartbeat;
+        let hello = format!(
+            "retry: {}\n: subscribed at {}\n\n",
+            state.settings.sse_retry.as_millis(),
+            events.cursor()
+        );
+        SseStream {
+            guard: ConnectionGuard::new(&state.metrics, Transport::Sse),
+            heartbeat: tokio::time::interval_at(Instant::now() + heartbeat, heartbeat),
+            expiry: Box::pin(tokio::time::sleep(valid_for)),
+            pending: Some(Bytes::from(hello)),
+            done: false,
+            _permit: permit,
+            sub: events,
+            state,
+        }
+    }
+
     /// The next bytes to write; `None` ends the response.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(chunk) = self.pending.take() {
@@ -143,5 +176,132 @@ impl SseStream {
                 _ = self.heartbeat.tick() => return Some(Bytes::from_static(b":\n\n")),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ordercast_core::event::EventDraft;
+    use ordercast_core::{Audience, Envelope, EventType};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::EdgeSettings;
+    use crate::frame::Frame;
+    use crate::testing::shared;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    /// Events the test hands over when it likes.
+    struct Scripted(mpsc::UnboundedReceiver<u64>);
+
+    impl Events for Scripted {
+        async fn next(&mut self) -> Result<Batch, EdgeError> {
+            let Some(seq) = self.0.recv().await else {
+                return std::future::pending().await;
+            };
+            let draft = EventDraft::new(
+                EventType::Notification,
+                Audience::default(),
+                serde_json::json!({}),
+            );
+            let envelope =
+                Envelope::seal(RestaurantId::new(), Seq(seq), Envelope::now(), None, draft);
+            let frames = vec![Arc::new(Frame::from_envelope(&envelope))];
+            Ok(Batch { frames })
+        }
+
+        fn restaurant(&self) -> RestaurantId {
+            RestaurantId::new()
+        }
+
+        fn role(&self) -> Role {
+            Role::Kitchen
+        }
+
+        fn cursor(&self) -> Seq {
+            Seq(4)
+        }
+    }
+
+    /// A stream for a token valid `valid_for`, and where to hand it events.
+    fn open(
+        state: &EdgeState,
+        valid_for: Duration,
+    ) -> (SseStream<Scripted>, mpsc::UnboundedSender<u64>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let permit = state.admit().unwrap();
+        (
+            SseStream::new(state.clone(), Scripted(rx), valid_for, permit),
+            tx,
+        )
+    }
+
+    /// The next chunk as text, and when it came.
+    async fn next(stream: &mut SseStream<Scripted>, start: Instant) -> (String, u64) {
+        let chunk = stream.next_chunk().await.expect("a chunk");
+        (
+            String::from_utf8(chunk.to_vec()).unwrap(),
+            start.elapsed().as_secs(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_stream_sends_a_heartbeat_every_interval_and_an_event_postpones_it() {
+        let state = shared(EdgeSettings::default());
+        let start = Instant::now();
+        let (mut stream, events) = open(&state, 3_600 * SEC);
+
+        assert_eq!(
+            next(&mut stream, start).await,
+            ("retry: 2000\n: subscribed at 4\n\n".into(), 0)
+        );
+        assert_eq!(next(&mut stream, start).await, (":\n\n".into(), 15));
+        assert_eq!(next(&mut stream, start).await, (":\n\n".into(), 30));
+        tokio::time::sleep(10 * SEC).await;
+        events.send(5).unwrap();
+        let (event, at) = next(&mut stream, start).await;
+        assert!(event.starts_with("id: 5\nevent: notification\n"), "{event}");
+        assert_eq!(at, 40);
+        assert_eq!(next(&mut stream, start).await, (":\n\n".into(), 55));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stream_ends_when_the_token_expires() {
+        let state = shared(EdgeSettings::default());
+        let start = Instant::now();
+        let (mut stream, _events) = open(&state, 40 * SEC);
+        for at in [0, 15, 30] {
+            assert_eq!(next(&mut stream, start).await.1, at);
+        }
+
+        assert_eq!(
+            next(&mut stream, start).await,
+            (": token expired\n\n".into(), 40)
+        );
+        assert!(stream.next_chunk().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_ends_the_stream_with_a_retry_within_the_window() {
+        let state = shared(EdgeSettings {
+            drain_window: 5 * SEC,
+            ..EdgeSettings::default()
+        });
+        let start = Instant::now();
+        let (mut stream, _events) = open(&state, 3_600 * SEC);
+        next(&mut stream, start).await;
+
+        state.drain.cancel();
+        let (last, _) = next(&mut stream, start).await;
+
+        let retry: u64 = last
+            .strip_prefix("retry: ")
+            .and_then(|r| r.trim().parse().ok())
+            .unwrap();
+        assert!(retry < 5_000, "{last:?}");
+        assert!(stream.next_chunk().await.is_none());
     }
 }

@@ -80,6 +80,7 @@ struct Session {
 }
 
 /// Runs the session over the socket's halves until it ends.
+#[tracing::instrument(name = "ws_session", skip_all, fields(role = principal.role.as_str()))]
 pub(crate) async fn run<S, I>(
     mut sink: S,
     mut inbound: I,

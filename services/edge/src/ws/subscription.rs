@@ -41,6 +41,7 @@ pub(crate) struct Request {
 }
 
 /// The subscription task.
+#[tracing::instrument(name = "ws_subscription", skip_all, fields(restaurant = %request.restaurant))]
 pub(crate) async fn run(
     state: EdgeState,
     principal: Arc<Principal>,
