@@ -1,9 +1,9 @@
 //! What the tester knows of every event, learnt from the api's answers to
 //! its own writes, and who is entitled to see it.
 //!
-//! The entitlement rule is restated here from DESIGN §7 on purpose rather
-//! than borrowed from the server's code: the tester checks the server, so
-//! it must not share its mistakes.
+//! The entitlement rule is restated here from docs/protocol.md ("Delivery
+//! rule") on purpose rather than borrowed from the server's code: the
+//! tester checks the server, so it must not share its mistakes.
 
 use std::sync::Mutex;
 
@@ -109,7 +109,7 @@ impl Viewer {
         }
     }
 
-    /// DESIGN §7: owners see everything; a kitchen the kitchen audience; a
+    /// The delivery rule: owners see everything; a kitchen the kitchen audience; a
     /// waiter the waiter audience unless the event names another waiter; a
     /// customer only events naming its own table session.
     pub fn entitled(self, audience: &Audience) -> bool {

@@ -1,4 +1,4 @@
-//! The delivery ledger worker (DESIGN §8): reads the edges' delivery
+//! The delivery ledger worker (docs/architecture.md, "Delivery ledger"): reads the edges' delivery
 //! receipts as a consumer of group `ledger`, records them in PostgreSQL,
 //! and keeps `ordercast_undelivered_events` up to date.
 //!

@@ -1,4 +1,4 @@
-//! Stream entries: id `<seq>-0` (DESIGN §2), one field `event` holding the
+//! Stream entries: id `<seq>-0` (docs/architecture.md, "Sequence numbers"), one field `event` holding the
 //! envelope JSON exactly as published.
 
 use bytes::Bytes;

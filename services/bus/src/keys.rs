@@ -66,7 +66,7 @@ impl Keys {
         )
     }
 
-    /// The delivery-receipt stream of a shard (DESIGN §8).
+    /// The delivery-receipt stream of a shard (see `receipts.rs`).
     pub fn receipts(&self, shard: Shard) -> String {
         format!("{}:{{s{shard}}}:receipts", self.prefix)
     }

@@ -1,4 +1,4 @@
-//! Redis Streams, the fast path (DESIGN §4): keys, ordered publishing,
+//! Redis Streams, the fast path: keys, ordered publishing,
 //! ranges, the shard readers that follow restaurant streams, and the
 //! delivery-receipt streams. Everything that speaks Redis lives here.
 //!

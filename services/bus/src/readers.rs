@@ -1,4 +1,4 @@
-//! Shard readers (DESIGN §5): one task and one dedicated Redis connection
+//! Shard readers (docs/architecture.md, "Shard readers"): one task and one dedicated Redis connection
 //! per shard with local demand, blocking in `XREAD` over the streams of that
 //! shard's followed restaurants and handing new entries to their followers
 //! (the edge's hubs). A change of that set wakes the reader at once with

@@ -1,4 +1,4 @@
-//! Delivery receipt streams (DESIGN §8): edges append what they sent to
+//! Delivery receipt streams (docs/architecture.md, "Delivery ledger"): edges append what they sent to
 //! screens; every api replica reads them in consumer group `ledger`.
 //!
 //! One stream per shard (`oc:{s2f}:receipts`, in the slot of the shard's

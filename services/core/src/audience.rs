@@ -1,4 +1,4 @@
-//! Who may see an event (DESIGN §7).
+//! Who may see an event (docs/protocol.md, "Delivery rule").
 
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +119,7 @@ impl Viewer {
     }
 }
 
-/// The delivery rule (DESIGN §7) for one viewer: owner, admin and service
+/// The delivery rule for one viewer: owner, admin and service
 /// see all; kitchen sees the kitchen audience; a waiter sees the waiter
 /// audience unless the event names another waiter; a customer sees only
 /// events of its own table session. Both the in-memory check

@@ -1,4 +1,4 @@
-//! The event envelope: one format on every transport (DESIGN §7).
+//! The event envelope: one format on every transport (docs/protocol.md, "Events").
 
 use std::fmt;
 

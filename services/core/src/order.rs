@@ -1,4 +1,4 @@
-//! Orders, their items, and the two state machines (DESIGN §7).
+//! Orders, their items, and the two state machines (docs/protocol.md).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

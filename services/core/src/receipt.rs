@@ -1,4 +1,4 @@
-//! Delivery receipts (DESIGN §8): what edges report having sent to screens.
+//! Delivery receipts (docs/architecture.md, "Delivery ledger"): what edges report having sent to screens.
 
 use std::collections::HashMap;
 

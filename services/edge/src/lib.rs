@@ -1,4 +1,4 @@
-//! The edge role (DESIGN §5–6): hubs follow the Redis streams of the
+//! The edge role (docs/architecture.md, "The edge"): hubs follow the Redis streams of the
 //! restaurants local clients watch (through the bus's shard readers), order
 //! and buffer their events, and SSE, WebSocket and long-poll deliver them
 //! with gap-free resume.

@@ -1,4 +1,4 @@
-//! Edge metrics (DESIGN §9). No per-restaurant labels.
+//! Edge metrics (docs/operations.md). No per-restaurant labels.
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,

@@ -1,4 +1,4 @@
-//! Delivery receipts (DESIGN §8): the highest seq written to a screen of
+//! Delivery receipts (docs/architecture.md, "Delivery ledger"): the highest seq written to a screen of
 //! each role, per restaurant, appended to the shard's receipts stream about
 //! once a second, for the api's delivery ledger.
 

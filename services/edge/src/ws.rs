@@ -1,4 +1,4 @@
-//! WebSocket: `GET /v1/ws`, many restaurants per socket (DESIGN §6).
+//! WebSocket: `GET /v1/ws`, many restaurants per socket (docs/protocol.md).
 //!
 //! `protocol` holds the messages, `session` the socket task (reads client
 //! messages, writes, pings, ends the session), `subscription` one task per

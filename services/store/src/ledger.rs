@@ -1,4 +1,4 @@
-//! The delivery ledger (DESIGN §8): how far each restaurant's screens of
+//! The delivery ledger (docs/architecture.md, "Delivery ledger"): how far each restaurant's screens of
 //! each role have received their events, when events were first
 //! delivered, and which kitchen events no kitchen screen has received.
 

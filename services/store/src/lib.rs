@@ -1,4 +1,5 @@
-//! PostgreSQL, the durable record (DESIGN §2–3).
+//! PostgreSQL, the durable record (docs/architecture.md, "The write
+//! path").
 //!
 //! Every command runs in one transaction that writes the domain rows, takes
 //! the restaurant's next `seq` and appends the event row. A command that

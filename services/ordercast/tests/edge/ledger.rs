@@ -1,4 +1,4 @@
-//! The delivery ledger (DESIGN §8): edges' receipts, recorded by the api's
+//! The delivery ledger: edges' receipts, recorded by the api's
 //! ledger workers, answer "which orders has no kitchen screen received?".
 
 use std::time::Duration;
