@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{SessionId, WaiterId};
-use crate::order::Order;
 
 /// A token's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -123,8 +122,8 @@ impl Viewer {
 /// see all; kitchen sees the kitchen audience; a waiter sees the waiter
 /// audience unless the event names another waiter; a customer sees only
 /// events of its own table session. Both the in-memory check
-/// ([`Scope::admits`]) and the store's filter of orders ([`Scope::orders`])
-/// come from it.
+/// ([`Scope::admits`]) and the store's filter of orders ([`Scope::orders`],
+/// in `order_scope.rs`) come from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
     Everything,
@@ -151,53 +150,6 @@ impl Scope {
                     && audience.session_id.is_some()
                     && audience.session_id == *own
             }
-        }
-    }
-
-    /// The role this scope needs an audience to name, if any.
-    fn role(&self) -> Option<Role> {
-        match self {
-            Scope::Everything => None,
-            Scope::Kitchen => Some(Role::Kitchen),
-            Scope::Waiter(_) => Some(Role::Waiter),
-            Scope::Customer(_) => Some(Role::Customer),
-        }
-    }
-
-    /// The orders visible, as a condition on an order's table session and
-    /// waiter (every order's audience is [`Order::ROLES`] with those two).
-    pub fn orders(&self) -> OrderScope {
-        if self.role().is_some_and(|r| !Order::ROLES.contains(&r)) {
-            return OrderScope::Nothing;
-        }
-        match self {
-            Scope::Waiter(own) => OrderScope::WaiterOrUnassigned(own.clone()),
-            Scope::Customer(Some(session)) => OrderScope::Session(session.clone()),
-            Scope::Customer(None) => OrderScope::Nothing,
-            Scope::Everything | Scope::Kitchen => OrderScope::All,
-        }
-    }
-}
-
-/// Which orders a viewer may see (the store turns it into SQL).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OrderScope {
-    All,
-    /// Orders of this waiter or of none (`None`: of none only).
-    WaiterOrUnassigned(Option<WaiterId>),
-    /// Orders of this table session.
-    Session(SessionId),
-    Nothing,
-}
-
-impl OrderScope {
-    /// Whether an order of this table session and waiter is visible.
-    pub fn admits(&self, session: Option<&SessionId>, waiter: Option<&WaiterId>) -> bool {
-        match self {
-            OrderScope::All => true,
-            OrderScope::WaiterOrUnassigned(own) => waiter.is_none() || waiter == own.as_ref(),
-            OrderScope::Session(own) => session == Some(own),
-            OrderScope::Nothing => false,
         }
     }
 }
@@ -256,35 +208,5 @@ mod tests {
         let mut staff_only = order_audience(Some("s1"), None);
         staff_only.roles.retain(|r| *r != Role::Customer);
         assert!(!s1.may_see(&staff_only));
-    }
-
-    #[test]
-    fn the_order_filter_and_the_delivery_rule_never_disagree() {
-        let ids = [None, Some("a"), Some("b")];
-        let mut viewers = vec![];
-        for role in Role::ALL {
-            for waiter in ids {
-                for session in ids {
-                    viewers.push(viewer(role, waiter, session));
-                }
-            }
-        }
-        for v in &viewers {
-            let orders = v.scope().orders();
-            for session in ids {
-                for waiter in ids {
-                    let audience = Audience {
-                        roles: Order::ROLES.to_vec(),
-                        ..order_audience(session, waiter)
-                    };
-                    let (s, w) = (audience.session_id.as_ref(), audience.waiter_id.as_ref());
-                    assert_eq!(
-                        orders.admits(s, w),
-                        v.may_see(&audience),
-                        "{v:?} on an order of session {session:?}, waiter {waiter:?}"
-                    );
-                }
-            }
-        }
     }
 }

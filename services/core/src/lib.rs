@@ -10,6 +10,7 @@ pub mod chain;
 pub mod event;
 pub mod ids;
 pub mod order;
+pub mod order_scope;
 pub mod policy;
 pub mod receipt;
 pub mod request;

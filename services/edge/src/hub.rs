@@ -24,9 +24,9 @@ use tokio::sync::{OnceCell, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::error::EdgeError;
 use crate::frame::Frame;
 use crate::metrics::EdgeMetrics;
-use crate::state::EdgeError;
 
 /// Batches a hub's inbox holds before its reader starts dropping (gaps
 /// are then filled from PostgreSQL).

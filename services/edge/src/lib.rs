@@ -5,6 +5,7 @@
 
 mod assets;
 mod auth;
+mod error;
 mod frame;
 mod hub;
 pub mod metrics;
@@ -29,10 +30,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use error::EdgeError;
 pub use frame::Frame;
 pub use metrics::{EdgeMetrics, Transport};
 pub use settings::EdgeSettings;
-pub use state::EdgeError;
 
 use crate::hub::{HubContext, Hubs};
 use crate::receipts::Receipts;

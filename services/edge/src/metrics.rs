@@ -179,7 +179,7 @@ impl EdgeMetrics {
     pub fn delivered<'a>(
         &self,
         transport: Transport,
-        frames: impl IntoIterator<Item = &'a crate::Frame>,
+        frames: impl IntoIterator<Item = &'a crate::frame::Frame>,
     ) {
         let (latency, count) = &self.delivered_by[transport as usize];
         let mut n = 0;

@@ -19,8 +19,9 @@ use tokio::time::{Instant, Interval, Sleep};
 use ordercast_http::Subscriber;
 
 use crate::auth::may_watch;
+use crate::error::EdgeError;
 use crate::metrics::{ConnectionGuard, Transport};
-use crate::state::{EdgeError, EdgeState};
+use crate::state::EdgeState;
 use crate::subscription::{Batch, Subscription, parse_cursor};
 
 #[derive(Deserialize)]
@@ -188,8 +189,8 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::EdgeSettings;
     use crate::frame::Frame;
+    use crate::settings::EdgeSettings;
     use crate::testing::shared;
 
     const SEC: Duration = Duration::from_secs(1);

@@ -1,14 +1,12 @@
-//! What every edge handler and task shares, and what a subscription can
-//! fail with.
+//! What every edge handler and task shares.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ordercast_bus::Streams;
-use ordercast_core::Seq;
 use ordercast_core::auth::TokenVerifier;
 use ordercast_http::HttpError;
-use ordercast_store::{ChainDirectory, Store, StoreError};
+use ordercast_store::{ChainDirectory, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,39 +15,6 @@ use crate::hub::Hubs;
 use crate::metrics::EdgeMetrics;
 use crate::receipts::Receipts;
 use crate::settings::EdgeSettings;
-
-/// What a subscription can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum EdgeError {
-    #[error("restaurant not found")]
-    NotFound,
-    #[error("cursor {0} is beyond the restaurant's last event")]
-    CursorAhead(Seq),
-    #[error(transparent)]
-    Store(StoreError),
-    #[error("the edge is shutting down")]
-    Unavailable,
-}
-
-impl From<StoreError> for EdgeError {
-    fn from(e: StoreError) -> EdgeError {
-        match e {
-            StoreError::NotFound(_) => EdgeError::NotFound,
-            other => EdgeError::Store(other),
-        }
-    }
-}
-
-impl From<EdgeError> for HttpError {
-    fn from(e: EdgeError) -> HttpError {
-        match e {
-            EdgeError::NotFound => HttpError::NotFound("restaurant"),
-            EdgeError::CursorAhead(_) => HttpError::InvalidCursor(e.to_string()),
-            EdgeError::Store(e) => HttpError::Store(e),
-            EdgeError::Unavailable => HttpError::Unavailable,
-        }
-    }
-}
 
 /// What every edge handler and task shares.
 pub(crate) struct Shared {

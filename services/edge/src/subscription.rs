@@ -9,10 +9,11 @@ use ordercast_core::{RestaurantId, Role, Seq, Viewer};
 use ordercast_http::HttpError;
 use tokio::sync::watch;
 
+use crate::error::EdgeError;
 use crate::frame::Frame;
 use crate::hub::HubGuard;
 use crate::metrics::Source;
-use crate::state::{EdgeError, Shared};
+use crate::state::Shared;
 
 /// The events of one catch-up step that the subscriber may see (possibly
 /// none); the subscription's cursor has moved past all of the step.

@@ -2,9 +2,9 @@
 
 use std::sync::LazyLock;
 
-use ordercast_core::audience::OrderScope;
 use ordercast_core::event::EventDraft;
 use ordercast_core::order::{Channel, ItemStatus, Order, OrderItem, OrderStatus};
+use ordercast_core::order_scope::OrderScope;
 use ordercast_core::{
     Envelope, EventType, ItemId, OrderId, RestaurantId, Seq, SessionId, Viewer, WaiterId,
 };

@@ -400,7 +400,7 @@ mod tests {
     use tokio::task::JoinHandle;
 
     use super::*;
-    use crate::EdgeSettings;
+    use crate::settings::EdgeSettings;
     use crate::testing::{kitchen, kitchen_token, shared};
 
     const HOUR: Duration = Duration::from_secs(3_600);

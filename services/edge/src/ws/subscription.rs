@@ -155,7 +155,7 @@ async fn snapshot(
         .store
         .visible_orders(restaurant, &principal.viewer(), true)
         .await
-        .map_err(crate::state::EdgeError::from)?;
+        .map_err(crate::error::EdgeError::from)?;
     let message = ServerMessage::Snapshot {
         restaurant_id: restaurant,
         seq: snapshot.seq,
