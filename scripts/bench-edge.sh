@@ -18,7 +18,7 @@ if ! scripts/cluster.sh status >/dev/null 2>&1; then
 fi
 cleanup() { [ -z "$started" ] || scripts/cluster.sh down; }
 on_exit cleanup
-cargo build --release --quiet -p ordercast-loadtest
+release_build
 # shellcheck disable=SC1091
 source target/cluster/env
 pg_port=${ORDERCAST_DATABASE_URL##*:}

@@ -22,8 +22,7 @@ cleanup() {
 }
 on_exit cleanup
 
-echo "==> release build"
-cargo build --release --quiet -p ordercast -p ordercast-loadtest
+release_build
 
 pg_port=$(free_port); redis_port=$(free_port); http_port=$(free_port); admin_port=$(free_port)
 postgres_start "$work/pg" "$pg_port"

@@ -60,8 +60,7 @@ up() {
     echo "the cluster is already up"; show; return 0
   fi
   services_install
-  echo "==> release build"
-  cargo build --release --quiet -p ordercast -p ordercast-loadtest
+  release_build
   mkdir -p "$dir"
   chmod 755 "$dir"
   postgres_start "$dir/pg" "$pg_port"

@@ -39,8 +39,8 @@ export ORDERCAST_LISTEN="127.0.0.1:$HTTP_PORT"
 export ORDERCAST_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT"
 export ORDERCAST_LOG_FORMAT=${ORDERCAST_LOG_FORMAT:-pretty}
 
-echo "==> building"
-cargo build --quiet -p ordercast
+echo "==> building (a first build takes about 9 minutes on 2 cores; later ones seconds)"
+cargo build -p ordercast
 bin=target/debug/ordercast
 $bin migrate
 

@@ -1,3 +1,5 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use ordercast::app::Role;
 use ordercast::config::{Cli, Command, ServeArgs, serve_settings};
@@ -10,8 +12,19 @@ use ordercast_store::Store;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, the reason and its causes, whatever RUST_BACKTRACE
+            // says: these are configuration and start-up errors, not bugs.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Token(args) = &cli.command {
         #[allow(clippy::print_stdout, reason = "the token is the command's output")]
         {
