@@ -69,6 +69,9 @@ if [ "${ORDERCAST_DEV_SIMULATE:-1}" != 0 ] && command -v node >/dev/null 2>&1; t
 else
   simulation="No simulated orders (ORDERCAST_DEV_SIMULATE=0, or Node.js is not installed)."
 fi
+# New on every run: a key from an earlier run (same database) would replay
+# that run's order, and nothing would appear on the stream.
+demo_key="demo-$(date +%Y%m%d-%H%M%S)"
 psql="$(pg_bindir)/psql -h 127.0.0.1 -p $PG_PORT -U postgres ordercast"
 cat <<MSG
 
@@ -90,8 +93,9 @@ cat <<MSG
 
   Create an order:
     curl -s -X POST $api/v1/restaurants/$DEMO_RESTAURANT/orders \\
-      -H "Authorization: Bearer \$OWNER" -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \\
+      -H "Authorization: Bearer \$OWNER" -H 'Content-Type: application/json' -H 'Idempotency-Key: $demo_key' \\
       -d '{"channel":"pos","table":"12","items":[{"sku":"burger","name":"Burger","quantity":2,"unit_price_cents":1250,"station":"grill"}]}'
+    Repeating this command is safe: the same Idempotency-Key returns the same order, not a second one.
 
   Open orders, as the kitchen sees them (with the seq they reflect):
     curl -s $api/v1/restaurants/$DEMO_RESTAURANT/orders -H "Authorization: Bearer \$KITCHEN"

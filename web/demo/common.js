@@ -37,7 +37,9 @@ export function fatal(title, detail) {
   const box = el('main', { class: 'fatal' }, [
     el('h1', {}, title),
     el('p', {}, detail),
-    el('p', { class: 'muted' }, 'Links with a token are printed by `make run`. See docs/client.md.'),
+    el('p', { class: 'muted' }, [
+      'Links with a token are printed by ', el('code', {}, 'make run'), '. See docs/client.md.',
+    ]),
   ]);
   document.body.append(box);
 }

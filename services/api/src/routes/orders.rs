@@ -8,7 +8,7 @@ use ordercast_core::auth::Principal;
 use ordercast_core::order::{Channel, ItemStatus, Order, OrderStatus};
 use ordercast_core::policy::Action;
 use ordercast_core::{ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId};
-use ordercast_store::{IdempotencyKey, NewItem, NewOrder, Outcome};
+use ordercast_store::{IdempotencyKey, NewItem, NewOrder, Outcome, Replay};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -195,10 +195,7 @@ async fn create_order(
         .create_order_once(rid, new, key, trace.as_deref())
         .await?
     {
-        Outcome::Replayed(replay) => {
-            let status = StatusCode::from_u16(replay.status).unwrap_or(StatusCode::CREATED);
-            Ok((status, [("idempotent-replayed", "true")], Json(replay.body)).into_response())
-        }
+        Outcome::Replayed(replay) => Ok(replayed(rid, replay)),
         Outcome::Fresh(mut pending) => {
             let written = OrderWritten {
                 order: pending.value().clone(),
@@ -214,14 +211,39 @@ async fn create_order(
 
 /// `201 Created` with the order's location and ETag.
 fn created(rid: RestaurantId, order: &Order, body: impl Serialize) -> Response {
-    let location = format!("/v1/restaurants/{rid}/orders/{}", order.id);
-    (
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        etag(order),
-        Json(body),
-    )
-        .into_response()
+    let headers = created_headers(rid, order.id, order.version);
+    (StatusCode::CREATED, headers, Json(body)).into_response()
+}
+
+/// The order named by a stored create answer (an [`OrderWritten`]).
+#[derive(Deserialize)]
+struct StoredOrder {
+    id: OrderId,
+    version: i32,
+}
+
+/// The first answer to this key again, with the headers it had.
+fn replayed(rid: RestaurantId, replay: Replay) -> Response {
+    let status = StatusCode::from_u16(replay.status).unwrap_or(StatusCode::CREATED);
+    let headers = StoredOrder::deserialize(&replay.body["order"])
+        .ok()
+        .map(|order| created_headers(rid, order.id, order.version));
+    let marker = [("idempotent-replayed", "true")];
+    (status, marker, headers, Json(replay.body)).into_response()
+}
+
+/// `Location` and `ETag` of a created order.
+fn created_headers(
+    rid: RestaurantId,
+    id: OrderId,
+    version: i32,
+) -> [(header::HeaderName, HeaderValue); 2] {
+    let location = HeaderValue::from_str(&format!("/v1/restaurants/{rid}/orders/{id}"))
+        .expect("ids are a valid header");
+    [
+        (header::LOCATION, location),
+        (header::ETAG, version_tag(version)),
+    ]
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -289,9 +311,11 @@ async fn visible_order(
 }
 
 fn etag(order: &Order) -> [(header::HeaderName, HeaderValue); 1] {
-    let value = HeaderValue::from_str(&format!("\"{}\"", order.version))
-        .expect("digits are a valid header");
-    [(header::ETAG, value)]
+    [(header::ETAG, version_tag(order.version))]
+}
+
+fn version_tag(version: i32) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
 }
 
 /// One order; its `ETag` is the version to send in `If-Match`.

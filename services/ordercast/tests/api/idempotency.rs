@@ -1,5 +1,5 @@
 use ordercast_core::Role;
-use reqwest::StatusCode;
+use reqwest::{StatusCode, header};
 use serde_json::Value;
 
 use crate::common::{TestApp, simple_order};
@@ -80,4 +80,31 @@ async fn a_retry_is_marked_as_a_replay_and_another_body_with_the_key_is_refused(
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn a_replay_carries_the_location_and_etag_of_the_first_answer() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let token = app.token(Role::Service, rid);
+    let send = || {
+        app.client
+            .post(format!("{}/v1/restaurants/{rid}/orders", app.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "k-headers")
+            .json(&simple_order())
+            .send()
+    };
+
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let retry = send().await.unwrap();
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    for name in [header::LOCATION, header::ETAG] {
+        assert_eq!(
+            retry.headers().get(&name),
+            Some(&first.headers()[&name]),
+            "{name}"
+        );
+    }
 }
