@@ -155,10 +155,10 @@ impl Scope {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn viewer(role: Role, waiter: Option<&str>, session: Option<&str>) -> Viewer {
+    pub(crate) fn viewer(role: Role, waiter: Option<&str>, session: Option<&str>) -> Viewer {
         Viewer {
             role,
             waiter_id: waiter.map(|w| w.parse().unwrap()),
@@ -166,9 +166,10 @@ mod tests {
         }
     }
 
-    fn order_audience(session: Option<&str>, waiter: Option<&str>) -> Audience {
+    /// The audience of an order of this table session and waiter.
+    pub(crate) fn order_audience(session: Option<&str>, waiter: Option<&str>) -> Audience {
         Audience {
-            roles: vec![Role::Owner, Role::Kitchen, Role::Waiter, Role::Customer],
+            roles: crate::order::Order::ROLES.to_vec(),
             session_id: session.map(|s| s.parse().unwrap()),
             waiter_id: waiter.map(|w| w.parse().unwrap()),
         }

@@ -59,23 +59,7 @@ impl Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audience::{Audience, Viewer};
-
-    fn viewer(role: Role, waiter: Option<&str>, session: Option<&str>) -> Viewer {
-        Viewer {
-            role,
-            waiter_id: waiter.map(|w| w.parse().unwrap()),
-            session_id: session.map(|s| s.parse().unwrap()),
-        }
-    }
-
-    fn order_audience(session: Option<&str>, waiter: Option<&str>) -> Audience {
-        Audience {
-            roles: Order::ROLES.to_vec(),
-            session_id: session.map(|s| s.parse().unwrap()),
-            waiter_id: waiter.map(|w| w.parse().unwrap()),
-        }
-    }
+    use crate::audience::tests::{order_audience, viewer};
 
     #[test]
     fn the_order_filter_and_the_delivery_rule_never_disagree() {

@@ -251,6 +251,21 @@ impl Ws {
         self.socket.send(message).await.is_ok()
     }
 
+    /// Subscribes to `rid` (from `since`, or from now) and waits until the
+    /// subscription is open.
+    pub async fn subscribe(&mut self, rid: RestaurantId, since: Option<u64>) {
+        let opened = |w: &Ws| {
+            w.of_type("subscribed")
+                .iter()
+                .filter(|f| f["restaurant_id"] == rid.to_string())
+                .count()
+        };
+        let before = opened(self);
+        self.send(serde_json::json!({"type": "subscribe", "restaurant_id": rid, "since": since}))
+            .await;
+        self.until("subscribed", |w| opened(w) > before).await;
+    }
+
     /// Reads until `done` holds over the frames received so far.
     pub async fn until(&mut self, what: &str, done: impl Fn(&Ws) -> bool) {
         let deadline = Instant::now() + DEADLINE;

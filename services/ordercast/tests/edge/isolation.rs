@@ -56,10 +56,7 @@ async fn a_customer_sees_only_its_own_table_session() {
     });
     let mut customer = Sse::connect(&app.base, rid, &s1, Resume::default()).await;
     let mut ws = Ws::connect(&app.base, &s1).await;
-    ws.send(json!({"type": "subscribe", "restaurant_id": rid}))
-        .await;
-    ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
-        .await;
+    ws.subscribe(rid, None).await;
 
     let order = |session: &str| {
         let mut body = simple_order();
@@ -163,10 +160,7 @@ async fn an_open_stream_ends_when_its_token_expires() {
     });
     let mut sse = Sse::connect(&app.base, rid, &expiring, Resume::default()).await;
     let mut ws = Ws::connect(&app.base, &expiring).await;
-    ws.send(json!({"type": "subscribe", "restaurant_id": rid}))
-        .await;
-    ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
-        .await;
+    ws.subscribe(rid, None).await;
 
     // Events before the expiry arrive; then each stream is ended.
     app.order(rid).await;
@@ -214,10 +208,7 @@ async fn a_websocket_takes_a_fresh_token_in_band_but_never_another_identity() {
     let other = app.create_restaurant().await;
     let expiring = expiring_kitchen(vec![rid.to_string()]);
     let mut ws = Ws::connect(&app.base, &expiring).await;
-    ws.send(json!({"type": "subscribe", "restaurant_id": rid}))
-        .await;
-    ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
-        .await;
+    ws.subscribe(rid, None).await;
 
     // Another restaurant, another role, a bad token: each refused, and the
     // connection carries on as it was.

@@ -239,10 +239,7 @@ async fn a_kitchen_screen_that_acknowledges_is_counted_by_its_acks_not_by_what_w
     let mut screen = Ws::connect(&app.base, &app.token(Role::Kitchen, acking)).await;
     let mut other = Ws::connect(&app.base, &app.token(Role::Kitchen, writing)).await;
     for (ws, rid) in [(&mut screen, acking), (&mut other, writing)] {
-        ws.send(json!({"type": "subscribe", "restaurant_id": rid, "since": 0}))
-            .await;
-        ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
-            .await;
+        ws.subscribe(rid, Some(0)).await;
     }
     screen
         .send(json!({"type": "ack", "restaurant_id": acking, "seq": 0}))

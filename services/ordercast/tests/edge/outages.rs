@@ -16,10 +16,7 @@ async fn with_redis_killed_clients_keep_receiving_from_postgres_and_stream_again
     let kitchen = app.token(Role::Kitchen, rid);
     let mut sse = Sse::connect(&app.base, rid, &kitchen, Resume::default()).await;
     let mut ws = Ws::connect(&app.base, &kitchen).await;
-    ws.send(serde_json::json!({"type": "subscribe", "restaurant_id": rid}))
-        .await;
-    ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
-        .await;
+    ws.subscribe(rid, None).await;
     app.order(rid).await;
     sse.until_count(1).await;
 
@@ -120,10 +117,7 @@ async fn on_shutdown_websockets_are_closed_with_1012_and_a_jittered_retry() {
     let app = TestApp::spawn().await;
     let rid = app.create_restaurant().await;
     let mut ws = Ws::connect(&app.base, &app.token(Role::Owner, rid)).await;
-    ws.send(serde_json::json!({"type": "subscribe", "restaurant_id": rid}))
-        .await;
-    ws.until("subscribed", |w| !w.of_type("subscribed").is_empty())
-        .await;
+    ws.subscribe(rid, None).await;
     let stopping = tokio::spawn(app.stop());
     let (code, reason) = ws.until_closed().await;
     assert_eq!(code, 1012);

@@ -87,19 +87,9 @@ async fn a_websocket_that_never_reads_is_cut_by_the_write_timeout() {
     let rid = app.create_restaurant().await;
     let kitchen = app.token(Role::Kitchen, rid);
     let mut stuck = Ws::connect_small(&app.base, &kitchen).await;
-    stuck
-        .send(json!({"type": "subscribe", "restaurant_id": rid}))
-        .await;
-    stuck
-        .until("subscribed", |w| !w.of_type("subscribed").is_empty())
-        .await;
+    stuck.subscribe(rid, None).await;
     let mut bystander = Ws::connect(&app.base, &kitchen).await;
-    bystander
-        .send(json!({"type": "subscribe", "restaurant_id": rid}))
-        .await;
-    bystander
-        .until("subscribed", |w| !w.of_type("subscribed").is_empty())
-        .await;
+    bystander.subscribe(rid, None).await;
 
     // The stuck client reads nothing more; publish until its socket stalls.
     let cut = r#"ordercast_disconnects_total{reason="slow_consumer",transport="websocket"}"#;
