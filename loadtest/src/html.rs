@@ -3,19 +3,44 @@
 
 use std::fmt::Write;
 
-use crate::report::{Report, summary};
+use crate::report::{Point, Report, summary};
 
 const W: f64 = 760.0;
 const H: f64 = 260.0;
 const LEFT: f64 = 64.0;
-const RIGHT: f64 = 16.0;
+// Room for half of the widest x tick label ("p99.99") centred on the last
+// tick.
+const RIGHT: f64 = 28.0;
 const TOP: f64 = 28.0;
 const BOTTOM: f64 = 40.0;
+/// Advance of one glyph of the 11 px tick font, rounded up (system-ui
+/// digits are about 6.1 px) so an estimated box is never narrower than the
+/// drawn text.
+const CHAR_W: f64 = 6.8;
+/// Baseline distance between two rows of marker labels.
+const LABEL_ROW: f64 = 13.0;
+/// Least horizontal space between two marker labels in one row.
+const LABEL_GAP: f64 = 4.0;
 
 struct Series<'a> {
     name: &'a str,
     color: &'a str,
     points: Vec<(f64, f64)>,
+}
+
+/// The x axis of a chart: its domain, its ticks and how a tick reads.
+struct Axis<'a> {
+    from: f64,
+    to: f64,
+    ticks: Vec<f64>,
+    label: &'a dyn Fn(f64) -> String,
+}
+
+impl Axis<'_> {
+    /// The SVG x of `x`.
+    fn px(&self, x: f64) -> f64 {
+        LEFT + (x - self.from) / (self.to - self.from).max(1e-9) * (W - LEFT - RIGHT)
+    }
 }
 
 /// A "nice" step for about five ticks over `0..max`.
@@ -35,35 +60,48 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A line chart; `x_label_of` formats x ticks; `marks` are vertical lines
-/// (x, label).
+/// The width `s` takes in the tick font, at most.
+fn text_width(s: &str) -> f64 {
+    s.chars().count() as f64 * CHAR_W
+}
+
+/// A line chart over `axis`; `marks` are vertical lines (x, label).
 fn chart(
     title: &str,
     y_unit: &str,
     series: &[Series<'_>],
-    x_label_of: &dyn Fn(f64) -> String,
-    x_ticks: &[f64],
+    axis: &Axis<'_>,
     marks: &[(f64, String)],
 ) -> String {
-    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
-    let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
-    let ymax = ys.fold(0.0, f64::max);
-    let mut o = String::new();
-    let _ = write!(
-        o,
+    let mut o = format!(
         r#"<figure><svg viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><text x="{LEFT}" y="18" class="title">{t}</text>"#,
         t = escape(title)
     );
-    if x0 > x1 {
+    if series.iter().all(|s| s.points.is_empty()) {
         o.push_str(r#"<text x="300" y="130">no data</text></svg></figure>"#);
         return o;
     }
-    let span = (x1 - x0).max(1e-9);
+    let ymax = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
     let ystep = step(ymax.max(1e-9));
     let ytop = (ymax / ystep).ceil().max(1.0) * ystep;
-    let px = |x: f64| LEFT + (x - x0) / span * (W - LEFT - RIGHT);
     let py = |y: f64| H - BOTTOM - y / ytop * (H - TOP - BOTTOM);
+    y_grid(&mut o, ytop, ystep, &py);
+    x_ticks(&mut o, axis);
+    let _ = write!(
+        o,
+        r#"<text x="12" y="{m}" class="tick" transform="rotate(-90 12 {m})" text-anchor="middle">{y_unit}</text>"#,
+        m = H / 2.0
+    );
+    markers(&mut o, axis, marks);
+    lines(&mut o, series, axis, &py);
+    o.push_str("</svg></figure>");
+    o
+}
+
+fn y_grid(o: &mut String, ytop: f64, ystep: f64, py: &dyn Fn(f64) -> f64) {
     let mut y = 0.0;
     while y <= ytop + ystep / 2.0 {
         let _ = write!(
@@ -77,38 +115,66 @@ fn chart(
         );
         y += ystep;
     }
-    for &x in x_ticks {
+}
+
+fn x_ticks(o: &mut String, axis: &Axis<'_>) {
+    for &x in &axis.ticks {
         let _ = write!(
             o,
             r#"<text x="{:.1}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
-            px(x),
+            axis.px(x),
             H - BOTTOM + 16.0,
-            escape(&x_label_of(x))
+            escape(&(axis.label)(x))
         );
     }
-    let _ = write!(
-        o,
-        r#"<text x="12" y="{}" class="tick" transform="rotate(-90 12 {})" text-anchor="middle">{y_unit}</text>"#,
-        H / 2.0,
-        H / 2.0
-    );
-    for (x, label) in marks {
+}
+
+/// Where each marker label goes (left edge, baseline), given the x of each
+/// marker line: right of its line, or left of it where it would leave the
+/// chart, in the first row it clears every label already placed in.
+fn place_labels(marks: &[(f64, &str)]) -> Vec<(f64, f64)> {
+    // The right end of the labels in each row so far.
+    let mut rows: Vec<f64> = Vec::new();
+    let mut placed = Vec::with_capacity(marks.len());
+    for &(x, text) in marks {
+        let width = text_width(text);
+        let left = if x + 3.0 + width > W - 2.0 {
+            (x - 3.0 - width).max(2.0)
+        } else {
+            x + 3.0
+        };
+        let row = rows
+            .iter()
+            .position(|&end| end + LABEL_GAP <= left)
+            .unwrap_or(rows.len());
+        if row == rows.len() {
+            rows.push(left + width);
+        }
+        rows[row] = rows[row].max(left + width);
+        placed.push((left, TOP + 10.0 + row as f64 * LABEL_ROW));
+    }
+    placed
+}
+
+fn markers(o: &mut String, axis: &Axis<'_>, marks: &[(f64, String)]) {
+    let at: Vec<(f64, &str)> = marks.iter().map(|(x, l)| (axis.px(*x), &**l)).collect();
+    for (&(p, label), (left, y)) in at.iter().zip(place_labels(&at)) {
         let _ = write!(
             o,
-            r#"<line x1="{p:.1}" x2="{p:.1}" y1="{TOP}" y2="{}" class="mark"/><text x="{:.1}" y="{}" class="tick">{}</text>"#,
+            r#"<line x1="{p:.1}" x2="{p:.1}" y1="{TOP}" y2="{}" class="mark"/><text x="{left:.1}" y="{y}" class="tick">{}</text>"#,
             H - BOTTOM,
-            px(*x) + 3.0,
-            TOP + 10.0,
             escape(label),
-            p = px(*x)
         );
     }
+}
+
+fn lines(o: &mut String, series: &[Series<'_>], axis: &Axis<'_>, py: &dyn Fn(f64) -> f64) {
     for (i, s) in series.iter().enumerate() {
         let lx = LEFT + i as f64 * 130.0;
         let pts: Vec<String> = s
             .points
             .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .map(|&(x, y)| format!("{:.1},{:.1}", axis.px(x), py(y)))
             .collect();
         let _ = write!(
             o,
@@ -121,8 +187,6 @@ fn chart(
             c = s.color,
         );
     }
-    o.push_str("</svg></figure>");
-    o
 }
 
 fn format_num(v: f64) -> String {
@@ -135,119 +199,127 @@ fn format_num(v: f64) -> String {
     }
 }
 
-/// The whole page.
-pub fn render(r: &Report) -> String {
-    let t = &r.timeline;
-    let secs = |f: fn(&crate::report::Point) -> f64| -> Vec<(f64, f64)> {
-        t.iter().map(|p| (p.t as f64, f(p))).collect()
-    };
-    let measured: Vec<&crate::report::Point> = t.iter().filter(|p| p.p50_ms > 0.0).collect();
-    let lat = |f: fn(&crate::report::Point) -> f64| -> Vec<(f64, f64)> {
-        measured.iter().map(|p| (p.t as f64, f(p))).collect()
-    };
-    let last = t.last().map_or(1.0, |p| p.t as f64);
-    let ticks: Vec<f64> = {
-        let s = step(last.max(1.0));
-        (0..=(last / s) as usize).map(|i| i as f64 * s).collect()
-    };
-    let secs_label = |x: f64| format!("{x:.0} s");
-    // Chaos commands run at offsets from the start of traffic; the
-    // timeline counts from the start of the run.
-    let traffic_start =
-        t.len() as f64 - (r.measured_s + r.scenario.warmup.as_secs_f64() + r.settled_s);
-    let marks: Vec<(f64, String)> = r
-        .chaos
+/// (t, f) for every second of the timeline; `measured_only` keeps the
+/// seconds with a latency figure.
+fn per_second(r: &Report, f: fn(&Point) -> f64, measured_only: bool) -> Vec<(f64, f64)> {
+    r.timeline
+        .iter()
+        .filter(|p| !measured_only || p.p50_ms > 0.0)
+        .map(|p| (p.t as f64, f(p)))
+        .collect()
+}
+
+/// A vertical line per chaos command, at its time on the timeline,
+/// labelled with its first words.
+fn chaos_marks(r: &Report, last: f64) -> Vec<(f64, String)> {
+    r.chaos
         .iter()
         .map(|c| {
-            let word = c
-                .command
-                .split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ");
-            ((traffic_start.max(0.0) + c.at_s).min(last), word)
+            let words: Vec<&str> = c.command.split_whitespace().take(3).collect();
+            // Chaos offsets count from the start of traffic.
+            ((r.traffic_start_s + c.at_s).min(last), words.join(" "))
         })
-        .collect();
-    let over_time = chart(
+        .collect()
+}
+
+fn latency_over_time(r: &Report, time: &Axis<'_>, marks: &[(f64, String)]) -> String {
+    let series = |name, color, f| Series {
+        name,
+        color,
+        points: per_second(r, f, true),
+    };
+    chart(
         "Delivery latency over time (commit → read, live events)",
         "ms",
         &[
-            Series {
-                name: "p50",
-                color: "#2b8a3e",
-                points: lat(|p| p.p50_ms),
-            },
-            Series {
-                name: "p99",
-                color: "#e67700",
-                points: lat(|p| p.p99_ms),
-            },
-            Series {
-                name: "p99.9",
-                color: "#c92a2a",
-                points: lat(|p| p.p999_ms),
-            },
+            series("p50", "#2b8a3e", |p| p.p50_ms),
+            series("p99", "#e67700", |p| p.p99_ms),
+            series("p99.9", "#c92a2a", |p| p.p999_ms),
         ],
-        &secs_label,
-        &ticks,
-        &marks,
-    );
-    // Percentile distribution on the usual "nines" axis: x = log10(1/(1-q)).
+        time,
+        marks,
+    )
+}
+
+/// The percentile distribution on the usual "nines" axis:
+/// x = log10(1/(1-q)).
+fn distribution(r: &Report) -> String {
     let nines = |pct: f64| (1.0 / (1.0 - pct / 100.0)).log10();
-    let dist_points: Vec<(f64, f64)> = r
+    let points: Vec<(f64, f64)> = r
         .distribution
         .iter()
         .filter(|(p, _)| *p < 100.0)
         .map(|&(p, ms)| (nines(p), ms))
         .collect();
-    let dist_ticks: Vec<f64> = [0.0, 90.0, 99.0, 99.9, 99.99].map(nines).to_vec();
-    let distribution = chart(
-        "Delivery latency distribution (all transports)",
-        "ms",
-        &[Series {
-            name: "latency",
-            color: "#1c7ed6",
-            points: dist_points,
-        }],
-        &|x| {
-            let q = 100.0 * (1.0 - 10f64.powf(-x));
-            let q = format!("{q:.2}");
-            format!("p{}", q.trim_end_matches('0').trim_end_matches('.'))
+    let label = |x: f64| {
+        let q = format!("{:.2}", 100.0 * (1.0 - 10f64.powf(-x)));
+        format!("p{}", q.trim_end_matches('0').trim_end_matches('.'))
+    };
+    let axis = Axis {
+        from: 0.0,
+        to: points.iter().map(|p| p.0).fold(nines(99.99), f64::max),
+        ticks: [0.0, 90.0, 99.0, 99.9, 99.99].map(nines).to_vec(),
+        label: &label,
+    };
+    let series = Series {
+        name: "latency",
+        color: "#1c7ed6",
+        points,
+    };
+    let title = "Delivery latency distribution (all transports)";
+    chart(title, "ms", &[series], &axis, &[])
+}
+
+fn deliveries(r: &Report, time: &Axis<'_>, marks: &[(f64, String)]) -> String {
+    let series = Series {
+        name: "deliveries/s",
+        color: "#1c7ed6",
+        points: per_second(r, |p| p.deliveries as f64, false),
+    };
+    chart("Deliveries per second", "events/s", &[series], time, marks)
+}
+
+fn writes(r: &Report, time: &Axis<'_>, marks: &[(f64, String)]) -> String {
+    let series = [
+        Series {
+            name: "writes/s",
+            color: "#862e9c",
+            points: per_second(r, |p| p.writes as f64, false),
         },
-        &dist_ticks,
-        &[],
-    );
-    let deliveries = chart(
-        "Deliveries per second",
-        "events/s",
-        &[Series {
-            name: "deliveries/s",
-            color: "#1c7ed6",
-            points: secs(|p| p.deliveries as f64),
-        }],
-        &secs_label,
-        &ticks,
-        &marks,
-    );
-    let writes = chart(
-        "Api writes and new orders per second",
-        "per s",
-        &[
-            Series {
-                name: "writes/s",
-                color: "#862e9c",
-                points: secs(|p| p.writes as f64),
-            },
-            Series {
-                name: "orders/s",
-                color: "#2b8a3e",
-                points: secs(|p| p.orders as f64),
-            },
-        ],
-        &secs_label,
-        &ticks,
-        &marks,
-    );
+        Series {
+            name: "orders/s",
+            color: "#2b8a3e",
+            points: per_second(r, |p| p.orders as f64, false),
+        },
+    ];
+    let title = "Api writes and new orders per second";
+    chart(title, "per s", &series, time, marks)
+}
+
+/// The whole page.
+pub fn render(r: &Report) -> String {
+    let last = r.timeline.last().map_or(0.0, |p| p.t as f64).max(1.0);
+    let s = step(last);
+    let secs = |x: f64| format!("{x:.0} s");
+    // Every time chart counts from the start of the run (timeline t = 0)
+    // to its last second, so one moment sits at one x in all of them.
+    let time = Axis {
+        from: 0.0,
+        to: last,
+        ticks: (0..=(last / s) as usize).map(|i| i as f64 * s).collect(),
+        label: &secs,
+    };
+    let marks = chaos_marks(r, last);
+    let charts = [
+        latency_over_time(r, &time, &marks),
+        distribution(r),
+        deliveries(r, &time, &marks),
+        writes(r, &time, &marks),
+    ];
+    page(r, &charts.join("\n"))
+}
+
+fn page(r: &Report, charts: &str) -> String {
     let verdict = if r.passed {
         r#"<p class="pass">PASSED — every screen got exactly the events it was entitled to</p>"#
             .to_owned()
@@ -258,12 +330,14 @@ pub fn render(r: &Report) -> String {
         )
     };
     let scenario = serde_json::to_string_pretty(&r.scenario).unwrap_or_default();
+    // Summary lines are longer than the page is wide: they wrap rather
+    // than scroll.
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Ordercast load test</title>
 <style>
 body {{ font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 800px; color: #212529; }}
-h1 {{ font-size: 22px; }} pre {{ background: #f8f9fa; padding: 12px; overflow-x: auto; font-size: 12px; }}
+h1 {{ font-size: 22px; }} pre {{ background: #f8f9fa; padding: 12px; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12px; }}
 figure {{ margin: 18px 0; }} svg {{ width: 100%; background: #fff; border: 1px solid #dee2e6; }}
 .title {{ font-weight: 600; font-size: 13px; }} .tick {{ font-size: 11px; fill: #495057; }}
 .grid {{ stroke: #e9ecef; }} .mark {{ stroke: #868e96; stroke-dasharray: 4 3; }}
@@ -271,10 +345,7 @@ figure {{ margin: 18px 0; }} svg {{ width: 100%; background: #fff; border: 1px s
 </style></head><body>
 <h1>Ordercast load test</h1>
 {verdict}
-{over_time}
-{distribution}
-{deliveries}
-{writes}
+{charts}
 <h2>Summary</h2>
 <pre>{summary}</pre>
 <h2>Scenario</h2>
@@ -300,6 +371,12 @@ mod tests {
 
     #[test]
     fn a_chart_draws_every_series() {
+        let axis = Axis {
+            from: 0.0,
+            to: 1.0,
+            ticks: vec![0.0, 1.0],
+            label: &|x| format!("{x}"),
+        };
         let svg = chart(
             "t <1>",
             "ms",
@@ -315,13 +392,184 @@ mod tests {
                     points: vec![(0.0, 0.5)],
                 },
             ],
-            &|x| format!("{x}"),
-            &[0.0, 1.0],
+            &axis,
             &[(0.5, "kill".into())],
         );
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("t &lt;1&gt;"));
         assert!(svg.contains(">kill<"));
-        assert!(chart("e", "ms", &[], &|x| format!("{x}"), &[], &[]).contains("no data"));
+        assert!(chart("e", "ms", &[], &axis, &[]).contains("no data"));
+    }
+
+    /// A report of an 80 s run: screens live by 8 s, traffic (and the
+    /// chaos clock) from 8 s, delivery latency measured from 10 s.
+    fn report_with_chaos(at_s: &[f64]) -> Report {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            scenario: crate::scenario::Scenario,
+        }
+        let scenario = <Flags as clap::Parser>::parse_from(["t", "--api=a", "--edge=e"]).scenario;
+        let timeline = (0..=80)
+            .map(|t| crate::report::Point {
+                t,
+                deliveries: 50 * u64::from(t >= 8),
+                orders: 5 * u64::from(t >= 8),
+                writes: 30 * u64::from(t >= 8),
+                p50_ms: if t >= 10 { 2.0 } else { 0.0 },
+                p99_ms: if t >= 10 { 9.0 } else { 0.0 },
+                p999_ms: if t >= 10 { 14.0 } else { 0.0 },
+            })
+            .collect();
+        let chaos = at_s
+            .iter()
+            .enumerate()
+            .map(|(i, &at_s)| crate::report::ExecResult {
+                at_s,
+                command: format!("scripts/cluster.sh kill-edge {i}"),
+                exit: Some(0),
+                output: String::new(),
+            })
+            .collect();
+        let distribution = [(0.0, 1.0), (50.0, 2.0), (90.0, 5.0), (99.0, 9.0)]
+            .into_iter()
+            .chain([(99.9, 14.0), (99.99, 20.0), (100.0, 25.0)])
+            .collect();
+        let mut edge = crate::procstat::Usage::default();
+        (edge.name, edge.rss_before_kib) = ("edge1".into(), Some(14084));
+        Report {
+            passed: true,
+            verdict: Vec::new(),
+            scenario,
+            measured_s: 60.0,
+            connections: crate::report::Connections {
+                screens: 10,
+                by_transport: std::collections::BTreeMap::new(),
+                connect_s: 8.0,
+                opened: 10,
+                failed: 0,
+                cut_by_chaos: 0,
+                closed_by_server: 0,
+                reconnect: crate::report::Latency::default(),
+            },
+            orders_created: 300,
+            orders_per_s: 5.0,
+            writes_ok: 1800,
+            writes_refused: 0,
+            writes_lost: 0,
+            writes_per_s: 30.0,
+            api_latency: crate::report::Latency::default(),
+            deliveries: 3000,
+            deliveries_per_s: 50.0,
+            deliveries_by_transport: std::collections::BTreeMap::new(),
+            delivery_latency: std::collections::BTreeMap::new(),
+            publish_to_read: std::collections::BTreeMap::new(),
+            distribution,
+            clock_skewed_events: 0,
+            settled_s: 8.0,
+            traffic_start_s: 8.0,
+            verification: crate::verify::Verification::default(),
+            processes: vec![edge],
+            chaos,
+            errors: 0,
+            first_errors: Vec::new(),
+            timeline,
+        }
+    }
+
+    /// The value of attribute `name` in the tag that starts `tag`.
+    fn attr(tag: &str, name: &str) -> f64 {
+        let from = tag.find(&format!(" {name}=\"")).expect(name) + name.len() + 3;
+        let len = tag[from..].find('"').expect("closing quote");
+        tag[from..from + len].parse().expect("a number")
+    }
+
+    /// Boxes (left, right, baseline) of the labels that follow marker lines.
+    fn marker_label_boxes(svg: &str) -> Vec<(f64, f64, f64)> {
+        svg.split(r#"class="mark"/>"#)
+            .skip(1)
+            .map(|after| {
+                let tag = &after[..after.find('>').expect("text tag")];
+                let text = &after[tag.len() + 1..after.find("</text>").expect("text end")];
+                let width = text_width(text);
+                let x = attr(tag, "x");
+                let left = if tag.contains(r#"text-anchor="end""#) {
+                    x - width
+                } else {
+                    x
+                };
+                (left, left + width, attr(tag, "y"))
+            })
+            .collect()
+    }
+
+    /// The x of the tick labelled `label`, in one chart.
+    fn tick_x(svg: &str, label: &str) -> f64 {
+        let end = svg.find(&format!(">{label}</text>")).expect(label);
+        let tag = &svg[svg[..end].rfind("<text").expect("text tag")..end];
+        attr(tag, "x")
+    }
+
+    #[test]
+    fn chaos_labels_do_not_overlap_and_time_charts_share_their_origin() {
+        let page = render(&report_with_chaos(&[20.0, 30.0, 45.0, 47.0]));
+        let charts: Vec<&str> = page.split("<figure>").skip(1).collect();
+        let timed: Vec<&str> = charts
+            .iter()
+            .copied()
+            .filter(|c| c.contains(">0 s<"))
+            .collect();
+        assert_eq!(timed.len(), 3, "three time charts");
+        for chart in &timed {
+            let boxes = marker_label_boxes(chart);
+            assert_eq!(boxes.len(), 4, "a label per chaos command");
+            for (i, a) in boxes.iter().enumerate() {
+                assert!(a.0 >= 0.0 && a.1 <= W, "label {a:?} inside the chart");
+                for b in &boxes[i + 1..] {
+                    let apart = a.1 <= b.0 || b.1 <= a.0 || (a.2 - b.2).abs() >= LABEL_ROW;
+                    assert!(apart, "labels {a:?} and {b:?} overlap");
+                }
+            }
+        }
+        let origin = tick_x(timed[0], "0 s");
+        let marks = |c: &str| -> Vec<f64> {
+            c.split(r#"<line x1=""#)
+                .skip(1)
+                .filter(|l| l.contains(r#"class="mark""#))
+                .map(|l| l[..l.find('"').unwrap()].parse().unwrap())
+                .collect()
+        };
+        for chart in &timed {
+            assert_eq!(
+                tick_x(chart, "0 s"),
+                origin,
+                "t = 0 at one x in every time chart"
+            );
+            assert_eq!(
+                tick_x(chart, "80 s"),
+                tick_x(timed[0], "80 s"),
+                "one x scale"
+            );
+            assert_eq!(marks(chart), marks(timed[0]), "chaos lines at one x");
+        }
+        let latency = timed
+            .iter()
+            .find(|c| c.contains("latency over time"))
+            .unwrap();
+        let points = &latency[latency.find(r#"points=""#).unwrap() + 8..];
+        let first_x: f64 = points[..points.find(',').unwrap()].parse().unwrap();
+        assert!(
+            first_x > origin,
+            "the first latency point (t = 10 s) is right of t = 0"
+        );
+        let summary = &page[page.find("<h2>Summary").unwrap()..];
+        assert!(summary.contains("(before screens 14084 KiB, all connected —)"));
+        assert!(summary.contains("kill-edge 0 → exit 0") && !summary.contains("Some("));
+        let distribution = charts.iter().find(|c| c.contains("distribution")).unwrap();
+        let last = tick_x(distribution, "p99.99");
+        assert!(
+            last + text_width("p99.99") / 2.0 <= W,
+            "the last nines label fits"
+        );
     }
 }

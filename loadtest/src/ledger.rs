@@ -90,6 +90,35 @@ impl Audience {
     }
 }
 
+/// A session or waiter index as the tester names it (`s3`, `w1`), `?` for
+/// someone it does not know.
+fn who(prefix: char, i: u16) -> String {
+    if i == u16::MAX {
+        format!("{prefix}?")
+    } else {
+        format!("{prefix}{i}")
+    }
+}
+
+/// E.g. `for kitchen+customer, session s3`.
+impl std::fmt::Display for Audience {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let roles = [Role::Owner, Role::Kitchen, Role::Waiter, Role::Customer]
+            .into_iter()
+            .filter(|r| self.includes(*r))
+            .map(Role::as_str)
+            .collect::<Vec<_>>();
+        write!(f, "for {}", roles.join("+"))?;
+        if let Some(s) = self.session {
+            write!(f, ", session {}", who('s', s))?;
+        }
+        if let Some(w) = self.waiter {
+            write!(f, ", waiter {}", who('w', w))?;
+        }
+        Ok(())
+    }
+}
+
 /// A screen's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Viewer {
@@ -97,6 +126,17 @@ pub enum Viewer {
     Kitchen,
     Waiter(u16),
     Customer(u16),
+}
+
+/// E.g. `kitchen`, `waiter w1`, `customer s3`.
+impl std::fmt::Display for Viewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Viewer::Waiter(w) => write!(f, "waiter {}", who('w', w)),
+            Viewer::Customer(s) => write!(f, "customer {}", who('s', s)),
+            other => f.write_str(other.role().as_str()),
+        }
+    }
 }
 
 impl Viewer {

@@ -47,8 +47,20 @@ impl Latency {
 pub struct ExecResult {
     pub at_s: f64,
     pub command: String,
+    /// The exit code; `None` when a signal ended it (or it could not start:
+    /// then `output` says why).
     pub exit: Option<i32>,
     pub output: String,
+}
+
+/// How a chaos command ended, in words: `exit 0`, or `killed by a signal`.
+pub fn exit_text(exit: Option<i32>) -> String {
+    exit.map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"))
+}
+
+/// A memory figure in KiB, or `—` when it was not sampled.
+fn kib(v: Option<u64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |v| format!("{v} KiB"))
 }
 
 /// One second of the timeline.
@@ -105,6 +117,9 @@ pub struct Report {
     pub distribution: Vec<(f64, f64)>,
     pub clock_skewed_events: u64,
     pub settled_s: f64,
+    /// Seconds from the start of the run (timeline `t` = 0) to the start
+    /// of traffic, which chaos offsets count from.
+    pub traffic_start_s: f64,
     pub verification: Verification,
     pub processes: Vec<Usage>,
     pub chaos: Vec<ExecResult>,
@@ -122,6 +137,7 @@ pub(crate) struct Inputs<'a> {
     pub usage: Vec<Usage>,
     pub chaos: Vec<ExecResult>,
     pub failures: (u64, Vec<String>),
+    pub traffic_start_us: u64,
     pub measure_from_us: u64,
     pub traffic_end_us: u64,
     pub connect_time: Duration,
@@ -261,6 +277,7 @@ pub(crate) fn build(inp: Inputs<'_>) -> Report {
         distribution,
         clock_skewed_events: st.clock_skewed.load(Relaxed),
         settled_s: inp.settled_in.as_secs_f64(),
+        traffic_start_s: inp.traffic_start_us as f64 / 1e6,
         verification: inp.verification,
         processes: inp.usage,
         chaos: inp.chaos,
@@ -361,12 +378,18 @@ pub fn summary(r: &Report) -> String {
     for p in &r.processes {
         let _ = writeln!(
             o,
-            "\n  process {}: {:.1} CPU s, peak RSS {} KiB (before screens {:?}, all connected {:?}), {} restarts",
-            p.name, p.cpu_s, p.rss_peak_kib, p.rss_before_kib, p.rss_connected_kib, p.restarts
+            "\n  process {}: {:.1} CPU s, peak RSS {} KiB (before screens {}, all connected {}), {} restarts",
+            p.name,
+            p.cpu_s,
+            p.rss_peak_kib,
+            kib(p.rss_before_kib),
+            kib(p.rss_connected_kib),
+            p.restarts
         );
     }
     for x in &r.chaos {
-        let _ = writeln!(o, "  chaos at {:.0}s: {} → {:?}", x.at_s, x.command, x.exit);
+        let (at, exit) = (x.at_s, exit_text(x.exit));
+        let _ = writeln!(o, "  chaos at {at:.0}s: {} → {exit}", x.command);
     }
     let b = &v.violations;
     let _ = writeln!(

@@ -245,6 +245,14 @@ fn progress(ctx: Arc<Ctx>, total: Duration, quiet: bool) -> tokio::task::JoinHan
     })
 }
 
+/// How a chaos command ended, in words.
+fn ended(output: &std::io::Result<std::process::Output>) -> String {
+    match output {
+        Ok(o) => report::exit_text(o.status.code()),
+        Err(e) => format!("could not run: {e}"),
+    }
+}
+
 /// Runs chaos commands at their times.
 fn chaos_commands(s: &Scenario, from: Instant) -> JoinSet<ExecResult> {
     let mut set = JoinSet::new();
@@ -256,6 +264,8 @@ fn chaos_commands(s: &Scenario, from: Instant) -> JoinSet<ExecResult> {
                 .arg(&c.command)
                 .output()
                 .await;
+            let at = humantime::format_duration(c.at);
+            eprintln!("[chaos {at}] {} → {}", c.command, ended(&output));
             let (exit, output) = match output {
                 Ok(o) => (
                     o.status.code(),
@@ -265,7 +275,6 @@ fn chaos_commands(s: &Scenario, from: Instant) -> JoinSet<ExecResult> {
                 ),
                 Err(e) => (None, e.to_string()),
             };
-            eprintln!("[chaos {:?}] {} → exit {exit:?}", c.at, c.command);
             ExecResult {
                 at_s: c.at.as_secs_f64(),
                 command: c.command,
@@ -351,9 +360,9 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
     let connect_time = opened.elapsed();
     if (ctx.stats.open.load(Relaxed) as usize) < n {
         ctx.note_failure(&format!(
-            "only {} of {n} screens connected within {:?}",
+            "only {} of {n} screens connected within {}",
             ctx.stats.open.load(Relaxed),
-            deadline - opened
+            humantime::format_duration(deadline - opened)
         ));
     }
     snapshot_rss(&targets, &usage, false);
@@ -420,6 +429,7 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         usage,
         chaos,
         failures,
+        traffic_start_us,
         measure_from_us,
         traffic_end_us,
         connect_time,

@@ -86,7 +86,7 @@ impl Violations {
             < PER_CLASS
         {
             self.examples.push(format!(
-                "{class}: screen {} ({} {:?}, restaurant #{}) seq {seq}{detail}",
+                "{class}: screen {} ({} {}, restaurant #{}) seq {seq}{detail}",
                 client.id,
                 client.transport.as_str(),
                 client.viewer,
@@ -174,7 +174,7 @@ fn check(book: &Book, log: &ClientLog, writes_lost: u64, v: &mut Verification) {
                 "foreign audience",
                 log,
                 r.seq,
-                &format!(" {:?}", known.audience),
+                &format!(" ({})", known.audience),
             );
         }
     }
@@ -266,6 +266,12 @@ mod tests {
 
         let v = run(log(Viewer::Customer(0), &[1, 2, 3, 4, 5, 6])).violations;
         assert_eq!((v.foreign_audience, v.total()), (1, 1), "s1's event at s0");
+        assert!(
+            v.examples[0].contains("(sse customer s0, restaurant #0) seq 3 (for ")
+                && v.examples[0].ends_with(", session s1)"),
+            "{:?}",
+            v.examples
+        );
 
         let mut l = log(Viewer::Customer(0), &[1, 2, 4, 5, 6]);
         l.receipts[1].foreign = true;
