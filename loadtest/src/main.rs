@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ordercast_loadtest::scenario::{Scenario, expand_scenario_file};
-use ordercast_loadtest::{html, orders, report, run};
+use ordercast_loadtest::{html, orders, report};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -40,7 +40,7 @@ fn write(path: &std::path::Path, contents: &[u8]) -> anyhow::Result<()> {
 #[allow(clippy::print_stdout, reason = "the summary is the command's output")]
 async fn scenario(s: Scenario) -> anyhow::Result<bool> {
     let (json, html_file) = (s.json.clone(), s.report.clone());
-    let r = run::run(s).await?;
+    let r = ordercast_loadtest::run::run(s).await?;
     println!("{}", report::summary(&r));
     if let Some(path) = json {
         write(&path, &serde_json::to_vec_pretty(&r)?)?;
@@ -54,7 +54,21 @@ async fn scenario(s: Scenario) -> anyhow::Result<bool> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            // One line, the reason and its causes, whatever RUST_BACKTRACE
+            // says.
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the command; `false` when the run failed its checks.
+async fn run() -> anyhow::Result<bool> {
     let argv = expand_scenario_file(std::env::args().collect())?;
     let passed = match Cli::parse_from(argv).command {
         Command::Run(s) => scenario(*s).await?,
@@ -63,9 +77,5 @@ async fn main() -> anyhow::Result<ExitCode> {
             true
         }
     };
-    Ok(if passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(passed)
 }
