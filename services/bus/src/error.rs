@@ -40,13 +40,3 @@ impl From<RedisError> for BusError {
         }
     }
 }
-
-impl BusError {
-    /// A Redis error code such as `NOGROUP`, when Redis answered with one.
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            BusError::Refused(e) => e.code(),
-            _ => None,
-        }
-    }
-}

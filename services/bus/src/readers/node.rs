@@ -185,28 +185,37 @@ fn failed<F>(
     Interrupted::Failed
 }
 
-/// Hands each stream's new entries to its followers.
+/// Hands each stream's new entries to its followers: one pass over the
+/// reply and one over the members, whatever the shard's size.
 fn route<F: Follower>(reader: &Reader<F>, reply: StreamReadReply) {
-    let mut members = reader.members();
-    for stream in reply.keys {
-        let entries: Vec<Entry> = stream
-            .ids
-            .into_iter()
-            .filter_map(|id| Entry::from_stream(&stream.key, id))
-            .collect();
+    let by_key: HashMap<String, Vec<Entry>> = reply
+        .keys
+        .into_iter()
+        .map(|stream| {
+            let key = stream.key;
+            let entries = stream
+                .ids
+                .into_iter()
+                .filter_map(|id| Entry::from_stream(&key, id))
+                .collect();
+            (key, entries)
+        })
+        .collect();
+    for member in reader.members().values_mut() {
+        let Some(entries) = by_key.get(&member.key) else {
+            continue;
+        };
         let Some(last) = entries.last().map(|e| e.seq) else {
             continue;
         };
-        for member in members.values_mut().filter(|m| m.key == stream.key) {
-            let new: Vec<Entry> = entries
-                .iter()
-                .filter(|e| e.seq > member.last)
-                .cloned()
-                .collect();
-            member.last = member.last.max(last);
-            if !new.is_empty() {
-                member.follower.offer(new);
-            }
+        let new: Vec<Entry> = entries
+            .iter()
+            .filter(|e| e.seq > member.last)
+            .cloned()
+            .collect();
+        member.last = member.last.max(last);
+        if !new.is_empty() {
+            member.follower.offer(new);
         }
     }
 }
