@@ -13,6 +13,7 @@ pub mod order;
 pub mod order_scope;
 pub mod policy;
 pub mod receipt;
+pub mod region;
 pub mod request;
 
 pub use audience::{Audience, Role, Viewer};
@@ -20,3 +21,4 @@ pub use chain::Chain;
 pub use event::{Envelope, EventType};
 pub use ids::{ChainId, ItemId, OrderId, RequestId, RestaurantId, Seq, SessionId, WaiterId};
 pub use receipt::{Highest, Receipt};
+pub use region::{Reach, Region};

@@ -57,7 +57,8 @@ async fn one_shard(store: &Store) -> Vec<RestaurantId> {
                 id,
                 name: "Churn".into(),
                 chain_id: None,
-                region: None,
+                region: Default::default(),
+                reach: Default::default(),
             };
             store.create_restaurant(new).await.unwrap();
             ids.push(id);

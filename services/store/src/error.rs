@@ -21,6 +21,15 @@ pub enum StoreError {
     /// PostgreSQL cannot be reached (down, restarting, pool exhausted).
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// The database belongs to another region than the process's.
+    #[error("the database belongs to region {database}, not {configured}")]
+    WrongRegion {
+        database: String,
+        configured: String,
+    },
+    /// Replication between regions cannot be set up as configured.
+    #[error("{0}")]
+    Replication(String),
     /// Any other database failure.
     #[error("database error")]
     Database(#[source] sqlx::Error),

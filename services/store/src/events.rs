@@ -13,15 +13,18 @@ use crate::{Store, StoreError};
 pub const MAX_EVENTS_PER_READ: i64 = 10_000;
 
 /// Takes the restaurant's next `$2` seqs and inserts the events and their
-/// outbox rows. The `UPDATE` locks the restaurant row until the transaction
+/// outbox rows, stamped with the restaurant's region and reach (what
+/// replication filters on). The `UPDATE` locks the restaurant row until the transaction
 /// ends: that lock is what makes seqs dense and ordered. Returns the new
 /// head, or no row for an unknown restaurant (and then writes nothing).
 const APPEND: &str = "
     WITH s AS (
-        UPDATE restaurants SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq
+        UPDATE restaurants SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq, region, reach
     ), e AS (
-        INSERT INTO events (restaurant_id, seq, type, audience, data, previous_status, item_id, trace, created_at)
-        SELECT $1, s.last_seq - $2 + d.ord, d.type, d.audience, d.data, d.previous_status, d.item_id, $3, $4
+        INSERT INTO events (restaurant_id, seq, type, audience, data, previous_status, item_id, trace,
+                            created_at, region, reach)
+        SELECT $1, s.last_seq - $2 + d.ord, d.type, d.audience, d.data, d.previous_status, d.item_id, $3, $4,
+               s.region, s.reach
         FROM s, unnest($5::text[], $6::jsonb[], $7::jsonb[], $8::text[], $9::uuid[])
              WITH ORDINALITY AS d(type, audience, data, previous_status, item_id, ord)
         RETURNING restaurant_id, seq, created_at

@@ -288,7 +288,8 @@ fn build_order(restaurant: RestaurantId, new: NewOrder) -> Order {
 }
 
 /// Writes new orders, their items, their `order.created` events and outbox
-/// rows in one statement: `b` is one row per order, `i` one per item (with
+/// rows in one statement, each row stamped with its restaurant's region and
+/// reach (what replication filters on): `b` is one row per order, `i` one per item (with
 /// its order's ordinal). It may take seqs of many restaurants; it locks
 /// their rows in id order, and no other command waits for anything once it
 /// holds its restaurant's row, so statements from any number of replicas
@@ -308,25 +309,28 @@ const INSERT_ORDERS: &str = "
     ), s AS (
         UPDATE restaurants r SET last_seq = r.last_seq + n.n
         FROM n, locked WHERE r.id = n.restaurant_id AND locked.id = r.id
-        RETURNING r.id, r.last_seq - n.n AS base
+        RETURNING r.id, r.last_seq - n.n AS base, r.region, r.reach
     ), q AS (
-        SELECT b.*, s.base + row_number() OVER (PARTITION BY b.restaurant_id ORDER BY b.ord) AS seq
+        SELECT b.*, s.base + row_number() OVER (PARTITION BY b.restaurant_id ORDER BY b.ord) AS seq,
+               s.region, s.reach
         FROM b JOIN s ON s.id = b.restaurant_id
     ), e AS (
-        INSERT INTO events (restaurant_id, seq, type, audience, data, trace, created_at)
-        SELECT restaurant_id, seq, $1, audience, data, trace, event_at FROM q
+        INSERT INTO events (restaurant_id, seq, type, audience, data, trace, created_at, region, reach)
+        SELECT restaurant_id, seq, $1, audience, data, trace, event_at, region, reach FROM q
         RETURNING restaurant_id, seq, created_at
     ), o AS (
         INSERT INTO outbox (restaurant_id, seq, created_at) SELECT * FROM e
     ), ins_order AS (
         INSERT INTO orders (id, restaurant_id, status, version, table_label, session_id,
-                            waiter_id, channel, notes, total_cents, created_at, updated_at)
+                            waiter_id, channel, notes, total_cents, created_at, updated_at,
+                            region, reach)
         SELECT id, restaurant_id, $2, 1, table_label, session_id, waiter_id, channel, notes,
-               total_cents, created_at, created_at FROM q
+               total_cents, created_at, created_at, region, reach FROM q
     ), ins_items AS (
         INSERT INTO order_items (order_id, id, position, sku, name, quantity, unit_price_cents,
-                                 station, notes, status)
-        SELECT q.id, i.id, i.position, i.sku, i.name, i.quantity, i.price, i.station, i.notes, 'queued'
+                                 station, notes, status, region, reach)
+        SELECT q.id, i.id, i.position, i.sku, i.name, i.quantity, i.price, i.station, i.notes, 'queued',
+               q.region, q.reach
         FROM unnest($16::bigint[], $17::uuid[], $18::int[], $19::text[], $20::text[], $21::int[],
                     $22::bigint[], $23::text[], $24::text[])
              AS i(ord, id, position, sku, name, quantity, price, station, notes)

@@ -59,11 +59,31 @@ impl Store {
         min_age: Duration,
         limit: i64,
     ) -> Result<OutboxBatch, StoreError> {
+        self.claim(
+            "created_at < now() - make_interval(secs => $1)",
+            min_age,
+            limit,
+        )
+        .await
+    }
+
+    /// Claims up to `limit` events replicated from their home regions and
+    /// not yet in this region's Redis, however new (the relay's work).
+    pub async fn claim_from_peers(&self, limit: i64) -> Result<OutboxBatch, StoreError> {
+        self.claim("from_peer AND $1 >= 0", Duration::ZERO, limit)
+            .await
+    }
+
+    async fn claim(
+        &self,
+        filter: &str,
+        min_age: Duration,
+        limit: i64,
+    ) -> Result<OutboxBatch, StoreError> {
         let mut tx = self.begin().await?;
         let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE (restaurant_id, seq) IN (
-                 SELECT restaurant_id, seq FROM outbox
-                 WHERE created_at < now() - make_interval(secs => $1)
+                 SELECT restaurant_id, seq FROM outbox WHERE {filter}
                  ORDER BY restaurant_id, seq LIMIT $2
                  FOR UPDATE SKIP LOCKED)
              ORDER BY restaurant_id, seq"

@@ -73,8 +73,9 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO waiter_requests (id, restaurant_id, kind, table_label, session_id, waiter_id,
-                                          message, status, version, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
+                                          message, status, version, created_at, updated_at, region, reach)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, r.region, r.reach
+             FROM restaurants r WHERE r.id = $2",
         )
         .bind(request.id.as_uuid())
         .bind(restaurant.as_uuid())

@@ -286,6 +286,8 @@ pub struct PostgresServer {
     bin: PathBuf,
     /// Accepts only TLS connections, with this server certificate.
     tls: Option<PostgresTls>,
+    /// Runs with `wal_level = logical` (a region's database).
+    logical: bool,
     running: bool,
 }
 
@@ -335,20 +337,30 @@ fn is_root() -> bool {
 impl PostgresServer {
     /// Initialises and starts a cluster; the superuser is `postgres`, trusted.
     pub async fn spawn() -> PostgresServer {
-        Self::spawn_inner(None)
+        Self::spawn_inner(None, false)
+    }
+
+    /// Like [`PostgresServer::spawn`], ready to publish and subscribe by
+    /// logical replication (a region's database): `wal_level = logical`,
+    /// and a subscription that lost its link retries every 500 ms.
+    pub async fn spawn_logical() -> PostgresServer {
+        Self::spawn_inner(None, true)
     }
 
     /// Like [`PostgresServer::spawn`], but it accepts only TLS connections
     /// (`hostssl`), with the server certificate of `files`.
     pub async fn spawn_tls(files: &TlsFiles) -> PostgresServer {
-        Self::spawn_inner(Some(PostgresTls {
-            cert: files.cert_file(),
-            key: files.key_file(),
-            ca: files.ca_file(),
-        }))
+        Self::spawn_inner(
+            Some(PostgresTls {
+                cert: files.cert_file(),
+                key: files.key_file(),
+                ca: files.ca_file(),
+            }),
+            false,
+        )
     }
 
-    fn spawn_inner(tls: Option<PostgresTls>) -> PostgresServer {
+    fn spawn_inner(tls: Option<PostgresTls>, logical: bool) -> PostgresServer {
         let bin = PathBuf::from(crate::env("ORDERCAST_TEST_PG_BIN"));
         let dir = scratch_dir("pg");
         chown_to_postgres(&dir);
@@ -381,6 +393,7 @@ impl PostgresServer {
             dir,
             bin,
             tls,
+            logical,
             running: false,
         };
         server.start();
@@ -404,6 +417,9 @@ impl PostgresServer {
             self.port,
             self.dir.display()
         );
+        if self.logical {
+            options += " -c wal_level=logical -c wal_retrieve_retry_interval=500ms";
+        }
         if let Some(tls) = &self.tls {
             options += &format!(
                 " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",

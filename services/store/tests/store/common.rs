@@ -33,7 +33,8 @@ pub(crate) async fn restaurant(store: &Store) -> RestaurantId {
             id,
             name: "Trattoria Test".into(),
             chain_id: None,
-            region: None,
+            region: Default::default(),
+            reach: Default::default(),
         })
         .await
         .expect("create restaurant");

@@ -1,6 +1,6 @@
 //! Restaurants: the tenants, each with its own sequence.
 
-use ordercast_core::{ChainId, RestaurantId, Seq};
+use ordercast_core::{ChainId, Reach, RestaurantId, Seq};
 use ordercast_store::{NewRestaurant, StoreError};
 
 use crate::common::store;
@@ -12,7 +12,8 @@ async fn a_restaurant_is_created_once_and_read_back_as_created() {
         id: RestaurantId::new(),
         name: "Osteria Uno".into(),
         chain_id: Some(ChainId::new()),
-        region: Some("eu-west".into()),
+        region: "eu-west".parse().unwrap(),
+        reach: Reach::Only(vec!["us-east".parse().unwrap()]),
     };
 
     let created = store.create_restaurant(new.clone()).await.unwrap();
@@ -31,8 +32,12 @@ async fn a_restaurant_is_created_once_and_read_back_as_created() {
         ("Osteria Uno", Seq::ZERO)
     );
     assert_eq!(
-        (created.chain_id, created.region),
-        (new.chain_id, new.region)
+        (created.chain_id, created.region, created.reach),
+        (
+            new.chain_id,
+            Some(new.region),
+            Some(vec!["us-east".parse().unwrap()])
+        )
     );
     let unknown = store.restaurant(RestaurantId::new()).await;
     assert!(matches!(unknown, Err(StoreError::NotFound("restaurant"))));
