@@ -3,11 +3,13 @@
 //! coalescing, retention and the delivery ledger.
 
 pub mod coalesce;
+pub mod forward;
 pub mod headers;
 pub mod ledger;
 mod limits;
 pub mod metrics;
 pub mod outbox;
+pub mod regions;
 pub mod retention;
 mod routes;
 pub mod state;
@@ -36,6 +38,8 @@ pub use state::AppState;
 pub use writer::Writer;
 
 use crate::coalesce::Coalescer;
+use crate::forward::Forwarder;
+pub use crate::forward::RegionSettings;
 use crate::ledger::LedgerSettings;
 use crate::limits::WriteLimits;
 pub use crate::limits::WriteRate;
@@ -56,6 +60,8 @@ pub struct ApiSettings {
     pub ledger: LedgerSettings,
     /// Commands each restaurant may send to this process (`None`: no limit).
     pub write_rate: Option<WriteRate>,
+    /// This region and its peers.
+    pub regions: RegionSettings,
 }
 
 impl Default for ApiSettings {
@@ -65,6 +71,11 @@ impl Default for ApiSettings {
             retention: RetentionSettings::default(),
             ledger: LedgerSettings::default(),
             write_rate: Some(WriteRate::default()),
+            regions: RegionSettings {
+                me: ordercast_core::Region::default(),
+                peers: vec![],
+                timeout: RegionSettings::DEFAULT_TIMEOUT,
+            },
         }
     }
 }
@@ -87,7 +98,7 @@ impl ApiService {
         registry: &prometheus::Registry,
         bus_metrics: BusMetrics,
         settings: ApiSettings,
-    ) -> prometheus::Result<ApiService> {
+    ) -> anyhow::Result<ApiService> {
         let metrics = ApiMetrics::new(registry)?;
         store.register_metrics(registry)?;
         let shutdown = CancellationToken::new();
@@ -112,6 +123,28 @@ impl ApiService {
             settings.ledger,
             shutdown.clone(),
         ));
+        let mut tasks = vec![];
+        let regions = &settings.regions;
+        let forwarder = if regions.peers.is_empty() {
+            None
+        } else {
+            let peers = regions.peers.iter().map(|(r, _)| r.clone()).collect();
+            tasks.push(tokio::spawn(regions::beat(
+                store.clone(),
+                regions.me.clone(),
+                peers,
+                metrics.clone(),
+                shutdown.clone(),
+            )));
+            tasks.push(tokio::spawn(regions::relay(
+                store.clone(),
+                streams.clone(),
+                metrics.clone(),
+                bus_metrics.clone(),
+                shutdown.clone(),
+            )));
+            Some(Arc::new(Forwarder::new(regions)?))
+        };
         let sweeper = tokio::spawn(outbox::sweep(
             store.clone(),
             streams,
@@ -134,11 +167,20 @@ impl ApiService {
             metrics,
             invalidations,
             write_limits: Arc::new(WriteLimits::new(settings.write_rate)),
+            region: settings.regions.me.clone(),
+            peers: settings
+                .regions
+                .peers
+                .iter()
+                .map(|(r, _)| r.clone())
+                .collect(),
+            forwarder,
         };
+        tasks.extend([coalescer_task, sweeper, retention, ledger]);
         Ok(ApiService {
             state,
             shutdown,
-            tasks: vec![coalescer_task, sweeper, retention, ledger],
+            tasks,
             publisher_task,
             marker_task,
         })
@@ -150,6 +192,10 @@ impl ApiService {
         let (routes, _) = routes::all();
         routes
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                forward::forward_writes,
+            ))
             .layer(axum::middleware::map_response_with_state(
                 self.state.clone(),
                 count_postgres_failures,

@@ -1,6 +1,6 @@
 //! Metrics of the api role.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Api-side metrics, registered once per process.
 #[derive(Clone)]
@@ -25,6 +25,18 @@ pub struct ApiMetrics {
     /// `ordercast_rate_limited_total`: commands refused with `429` because
     /// their restaurant exceeded its command rate.
     pub rate_limited: IntCounter,
+    /// `ordercast_forwarded_writes_total{region, outcome}`: writes sent to
+    /// their home region, `answered` or `unavailable`.
+    pub forwarded: IntCounterVec,
+    /// `ordercast_region_silence_seconds{region}`: since a peer's last
+    /// heartbeat arrived (+Inf: never).
+    pub region_silence: GaugeVec,
+    /// `ordercast_replication_backlog_bytes{region}`: WAL a peer's
+    /// replication slot still holds back here.
+    pub replication_backlog: IntGaugeVec,
+    /// `ordercast_replication_streaming{region}`: 1 while a peer streams
+    /// from this region.
+    pub replication_streaming: IntGaugeVec,
 }
 
 impl ApiMetrics {
@@ -72,8 +84,40 @@ impl ApiMetrics {
                 "ordercast_rate_limited_total",
                 "Commands refused (429) because their restaurant exceeded its command rate.",
             )?,
+            forwarded: IntCounterVec::new(
+                Opts::new(
+                    "ordercast_forwarded_writes_total",
+                    "Writes forwarded to their restaurant's home region, by region and outcome (answered, unavailable).",
+                ),
+                &["region", "outcome"],
+            )?,
+            region_silence: GaugeVec::new(
+                Opts::new(
+                    "ordercast_region_silence_seconds",
+                    "Seconds since a peer region's last heartbeat arrived here (+Inf: never).",
+                ),
+                &["region"],
+            )?,
+            replication_backlog: IntGaugeVec::new(
+                Opts::new(
+                    "ordercast_replication_backlog_bytes",
+                    "WAL bytes a peer region's replication slot has not yet confirmed.",
+                ),
+                &["region"],
+            )?,
+            replication_streaming: IntGaugeVec::new(
+                Opts::new(
+                    "ordercast_replication_streaming",
+                    "1 while a peer region is connected and streaming from this region.",
+                ),
+                &["region"],
+            )?,
         };
         registry.register(Box::new(m.outbox_backlog.clone()))?;
+        registry.register(Box::new(m.forwarded.clone()))?;
+        registry.register(Box::new(m.region_silence.clone()))?;
+        registry.register(Box::new(m.replication_backlog.clone()))?;
+        registry.register(Box::new(m.replication_streaming.clone()))?;
         registry.register(Box::new(m.outbox_republished.clone()))?;
         registry.register(Box::new(m.postgres_errors.clone()))?;
         registry.register(Box::new(m.retention_deleted.clone()))?;

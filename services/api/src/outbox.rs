@@ -38,7 +38,7 @@ impl Default for OutboxSettings {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum SweepError {
+pub(crate) enum SweepError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -63,7 +63,17 @@ pub async fn sweep(
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        match sweep_once(&store, &streams, &metrics, &bus_metrics, &settings).await {
+        let claim = Claim::Stale(settings.min_age);
+        match sweep_once(
+            &store,
+            &streams,
+            &metrics,
+            &bus_metrics,
+            claim,
+            settings.batch,
+        )
+        .await
+        {
             Ok(n) => {
                 if n > 0 {
                     tracing::info!(republished = n, "outbox sweeper settled unpublished events");
@@ -89,21 +99,33 @@ pub async fn sweep(
     }
 }
 
-/// Publishes everything old enough and still unpublished; returns how many
-/// events were settled.
+/// Which unpublished events a sweep takes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Claim {
+    /// Any, once this old (the sweeper).
+    Stale(Duration),
+    /// Those replicated from their home regions, at once (the relay).
+    FromPeers,
+}
+
+/// Publishes the unpublished events `claim` selects, `batch` per
+/// transaction; returns how many events were settled.
 #[tracing::instrument(name = "sweep", level = "debug", skip_all)]
-async fn sweep_once(
+pub(crate) async fn sweep_once(
     store: &Store,
     streams: &Streams,
     metrics: &ApiMetrics,
     bus_metrics: &BusMetrics,
-    settings: &OutboxSettings,
+    claim: Claim,
+    batch: i64,
 ) -> Result<usize, SweepError> {
     let mut total = 0;
     loop {
-        let batch = store
-            .claim_unpublished(settings.min_age, settings.batch)
-            .await?;
+        let batch_size = batch;
+        let batch = match claim {
+            Claim::Stale(min_age) => store.claim_unpublished(min_age, batch_size).await?,
+            Claim::FromPeers => store.claim_from_peers(batch_size).await?,
+        };
         let claimed = batch.events().len();
         if claimed == 0 {
             return Ok(total);
@@ -115,7 +137,9 @@ async fn sweep_once(
         for (event, outcome) in batch.events().iter().zip(outcomes) {
             match outcome {
                 PublishOutcome::Added => {
-                    metrics.outbox_republished.inc();
+                    if let Claim::Stale(_) = claim {
+                        metrics.outbox_republished.inc();
+                    }
                     bus_metrics
                         .published
                         .with_label_values(&[BusMetrics::type_label(&event.kind)])
@@ -129,7 +153,7 @@ async fn sweep_once(
         let done = settled.len();
         batch.finish(&settled).await?;
         total += done;
-        if (claimed as i64) < settings.batch || done < claimed {
+        if (claimed as i64) < batch_size || done < claimed {
             return Ok(total);
         }
     }

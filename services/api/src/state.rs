@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use ordercast_core::RestaurantId;
 use ordercast_core::auth::TokenVerifier;
 use ordercast_core::policy::Action;
+use ordercast_core::{Region, RestaurantId};
 use ordercast_http::{Caller, HasVerifier, HttpError, authorize};
 use ordercast_store::{ChainDirectory, Store};
 
@@ -22,6 +22,11 @@ pub struct AppState {
     pub metrics: ApiMetrics,
     pub invalidations: Coalescer,
     pub(crate) write_limits: Arc<crate::limits::WriteLimits>,
+    /// This region, and its peers.
+    pub region: Region,
+    pub peers: Vec<Region>,
+    /// Sends writes homed elsewhere to their region (`None`: no peers).
+    pub(crate) forwarder: Option<Arc<crate::forward::Forwarder>>,
 }
 
 impl HasVerifier for AppState {

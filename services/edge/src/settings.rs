@@ -38,6 +38,13 @@ pub struct EdgeSettings {
     pub drain_window: Duration,
     /// Longest long-poll `wait`. Default 30 s.
     pub max_poll_wait: Duration,
+    /// The other regions of the deployment (none: one region). Screens
+    /// watching a restaurant homed in one of them are told when it goes
+    /// stale.
+    pub peers: Vec<ordercast_core::Region>,
+    /// A peer whose heartbeat has not arrived for this long is stale.
+    /// Default 3 s (peers beat every second).
+    pub region_stale_after: Duration,
 }
 
 impl EdgeSettings {
@@ -57,6 +64,8 @@ impl EdgeSettings {
         degraded_poll_interval: Duration::from_millis(500),
         drain_window: Duration::from_secs(5),
         max_poll_wait: Duration::from_secs(30),
+        peers: Vec::new(),
+        region_stale_after: Duration::from_secs(3),
     };
 }
 

@@ -76,6 +76,10 @@ pub enum HttpError {
         "this process holds as many streaming connections as it may; try another or retry later"
     )]
     TooManyConnections,
+    #[error("region {0} cannot be reached to commit this write; retry later")]
+    RegionUnavailable(String),
+    #[error("region {0} is not a region of this deployment")]
+    UnknownRegion(String),
     #[error("this restaurant has sent more commands than its rate allows; retry after {} s", retry_after_secs(*.0))]
     RateLimited(std::time::Duration),
 }
@@ -146,9 +150,19 @@ impl HttpError {
             HttpError::Store(StoreError::Unavailable(_)) | HttpError::Unavailable => {
                 (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             }
-            HttpError::Store(StoreError::Database(_)) => {
-                (S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+            HttpError::RegionUnavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "region-unavailable",
+                "Home region unavailable",
+            ),
+            HttpError::UnknownRegion(_) => {
+                (S::UNPROCESSABLE_ENTITY, "unknown-region", "Unknown region")
             }
+            HttpError::Store(
+                StoreError::Database(_)
+                | StoreError::WrongRegion { .. }
+                | StoreError::Replication(_),
+            ) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
 
@@ -168,9 +182,11 @@ impl HttpError {
         let (status, slug, title) = self.parts();
         let detail = match &self {
             // Never leak database details; they are logged instead.
-            HttpError::Store(StoreError::Database(_)) => {
-                "an internal error occurred; it has been logged".into()
-            }
+            HttpError::Store(
+                StoreError::Database(_)
+                | StoreError::WrongRegion { .. }
+                | StoreError::Replication(_),
+            ) => "an internal error occurred; it has been logged".into(),
             other => other.to_string(),
         };
         let (errors, current) = match self {
@@ -198,6 +214,9 @@ impl IntoResponse for HttpError {
         match &self {
             HttpError::Store(StoreError::Database(e)) => {
                 tracing::error!(error = ?e, "database error")
+            }
+            HttpError::Store(e @ (StoreError::WrongRegion { .. } | StoreError::Replication(_))) => {
+                tracing::error!(error = %e, "region misconfigured")
             }
             HttpError::Store(StoreError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "database unavailable")

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use ordercast_bus::Streams;
+use ordercast_core::Region;
 use ordercast_store::Store;
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::json;
@@ -28,6 +29,44 @@ pub struct Health {
     pub edge: Option<ordercast_edge::EdgeService>,
     /// What counts as undelivered (`/debug/undelivered`).
     pub ledger: ordercast_api::ledger::LedgerSettings,
+    pub regions: Regions,
+}
+
+/// This process's region and its peers (`/debug/stats`).
+#[derive(Clone)]
+pub struct Regions {
+    pub me: Region,
+    pub peers: Vec<Region>,
+    /// A peer silent this long is stale.
+    pub stale_after: Duration,
+}
+
+impl Regions {
+    /// Each peer: how long it has been silent, whether it is stale, and
+    /// how much WAL its replication slot here holds back.
+    async fn stats(&self, store: &Store) -> serde_json::Value {
+        let (silences, backlogs) = tokio::join!(
+            store.peer_silence(&self.peers),
+            store.peer_backlog(&self.me, &self.peers)
+        );
+        let (Ok(silences), Ok(backlogs)) = (silences, backlogs) else {
+            return json!({"region": self.me, "peers": null});
+        };
+        let peers: Vec<_> = silences
+            .iter()
+            .zip(&backlogs)
+            .map(|(s, b)| {
+                json!({
+                    "region": s.region,
+                    "silent_for_secs": s.silent_for.map(|d| d.as_secs_f64()),
+                    "stale": s.silent_for.is_none_or(|d| d > self.stale_after),
+                    "backlog_bytes": b.bytes,
+                    "streaming": b.streaming,
+                })
+            })
+            .collect();
+        json!({"region": self.me, "peers": peers})
+    }
 }
 
 impl Health {
@@ -103,6 +142,7 @@ async fn stats(State(health): State<Health>) -> impl IntoResponse {
         "redis": if redis { "up" } else { "down" },
         "outbox_backlog": backlog,
         "edge": health.edge.as_ref().map(|e| e.stats()),
+        "regions": health.regions.stats(&health.store).await,
     }))
 }
 

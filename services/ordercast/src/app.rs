@@ -66,6 +66,28 @@ pub struct Settings {
     pub shutdown_grace: Duration,
 }
 
+/// Refuses to serve a database that belongs to another region. A database
+/// that cannot be reached yet is checked by `migrate` instead: the process
+/// starts not-ready and serves once PostgreSQL is up.
+async fn check_region(store: &Store, region: &ordercast_core::Region) -> anyhow::Result<()> {
+    match tokio::time::timeout(Duration::from_secs(2), store.check_cell(region)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e @ ordercast_store::StoreError::WrongRegion { .. })) => {
+            Err(anyhow::Error::new(e).context("ORDERCAST_REGION does not match the database"))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %ordercast_core::Chain(&e), "could not check the database's region at start");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(
+                "could not check the database's region at start: PostgreSQL did not answer"
+            );
+            Ok(())
+        }
+    }
+}
+
 /// A built service, listening but not yet serving.
 pub struct App {
     public: TcpListener,
@@ -87,7 +109,13 @@ impl App {
         let bus_metrics = BusMetrics::new(&registry)?;
         let http_metrics = HttpMetrics::new(&registry)?;
         let role = settings.role;
+        check_region(&store, &settings.api.regions.me).await?;
         let ledger = settings.api.ledger.clone();
+        let regions = admin::Regions {
+            me: settings.api.regions.me.clone(),
+            peers: settings.edge.peers.clone(),
+            stale_after: settings.edge.region_stale_after,
+        };
         let api = match role.serves_api() {
             true => Some(ApiService::start(
                 store.clone(),
@@ -133,6 +161,7 @@ impl App {
             role: role.as_str(),
             edge: edge.clone(),
             ledger,
+            regions,
         };
         Ok(App {
             public,

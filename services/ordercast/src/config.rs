@@ -10,14 +10,16 @@ use std::str::FromStr;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use humantime::Duration as HumanDuration;
+use ordercast_api::RegionSettings;
 use ordercast_api::WriteRate;
 use ordercast_api::ledger::LedgerSettings;
 use ordercast_api::retention::RetentionSettings;
 use ordercast_bus::RedisSettings;
+use ordercast_core::Region;
 use ordercast_core::auth::{DEFAULT_AUDIENCE, TokenVerifier};
 use ordercast_edge::EdgeSettings;
 use ordercast_http::ServerSettings;
-use ordercast_store::{DbSettings, PgSslMode};
+use ordercast_store::{DbSettings, PeerDatabase, PgSslMode};
 
 /// The edge's defaults, which its flags show.
 const EDGE: EdgeSettings = EdgeSettings::DEFAULT;
@@ -41,8 +43,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Apply the database migrations and exit.
-    Migrate(DbArgs),
+    /// Apply the database migrations, connect this region to its peers
+    /// (publications, subscriptions) and exit. Idempotent: run it again
+    /// after a peer has migrated, or after changing ORDERCAST_PEERS.
+    Migrate(MigrateArgs),
     /// Serve the api role (commands and queries).
     Api(ServeArgs),
     /// Serve the edge role (SSE, WebSocket and long-poll fan-out).
@@ -74,6 +78,116 @@ impl FromStr for Secret {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(Secret(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub regions: RegionArgs,
+}
+
+/// This process's region and the deployment's other regions.
+#[derive(Debug, Args)]
+pub struct RegionArgs {
+    /// The region this process and its database belong to (a-z, 0-9, '-').
+    #[arg(long, env = "ORDERCAST_REGION", default_value = ordercast_core::region::DEFAULT_REGION)]
+    pub region: Region,
+    /// The other regions, as JSON: `[{"region":"us-east","api":"http://…",
+    /// "database":"postgres://…"}]`. `api`: its api's base URL (writes for
+    /// its restaurants are forwarded there); `database`: its PostgreSQL as
+    /// this region's PostgreSQL reaches it (used by `migrate`).
+    #[arg(long, env = "ORDERCAST_PEERS", hide_env_values = true)]
+    pub peers: Option<Secret>,
+    /// How long a write forwarded to its home region may take before the
+    /// caller gets 503 region-unavailable.
+    #[arg(long, env = "ORDERCAST_FORWARD_TIMEOUT", default_value_t = RegionSettings::DEFAULT_TIMEOUT.into())]
+    pub forward_timeout: HumanDuration,
+    /// A peer whose heartbeat has not arrived for this long is stale: its
+    /// restaurants' screens are told so.
+    #[arg(long, env = "ORDERCAST_REGION_STALE_AFTER", default_value_t = EDGE.region_stale_after.into())]
+    pub region_stale_after: HumanDuration,
+}
+
+/// One entry of `ORDERCAST_PEERS`.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    pub region: Region,
+    pub api: Option<String>,
+    pub database: Option<String>,
+}
+
+impl RegionArgs {
+    /// The peers, checked: valid JSON, distinct names, none this region.
+    pub fn peers(&self) -> anyhow::Result<Vec<Peer>> {
+        let Some(json) = &self.peers else {
+            return Ok(vec![]);
+        };
+        let peers: Vec<Peer> = serde_json::from_str(json.expose())
+            .map_err(|e| anyhow::anyhow!("ORDERCAST_PEERS is not a JSON list of peers: {e}"))?;
+        let mut seen = std::collections::HashSet::new();
+        for peer in &peers {
+            anyhow::ensure!(
+                peer.region != self.region,
+                "ORDERCAST_PEERS lists {}, this process's own region (ORDERCAST_REGION)",
+                peer.region
+            );
+            anyhow::ensure!(
+                seen.insert(&peer.region),
+                "ORDERCAST_PEERS lists {} twice",
+                peer.region
+            );
+        }
+        Ok(peers)
+    }
+
+    /// What the api needs: each peer's api URL (required, http://).
+    pub fn api_settings(&self) -> anyhow::Result<RegionSettings> {
+        let mut peers = vec![];
+        for peer in self.peers()? {
+            let api = peer.api.with_context(|| {
+                format!("ORDERCAST_PEERS: region {} has no \"api\" URL", peer.region)
+            })?;
+            anyhow::ensure!(
+                api.starts_with("http://"),
+                "ORDERCAST_PEERS: region {}'s api URL must be http:// (forwarding \
+                 runs inside the deployment's private network; TLS between regions \
+                 belongs to the network or service mesh for now)",
+                peer.region
+            );
+            peers.push((peer.region, api));
+        }
+        anyhow::ensure!(
+            !self.forward_timeout.is_zero() && !self.region_stale_after.is_zero(),
+            "ORDERCAST_FORWARD_TIMEOUT and ORDERCAST_REGION_STALE_AFTER must be more than zero"
+        );
+        Ok(RegionSettings {
+            me: self.region.clone(),
+            peers,
+            timeout: *self.forward_timeout,
+        })
+    }
+
+    /// What `migrate` needs: each peer's database URL (required).
+    pub fn databases(&self) -> anyhow::Result<Vec<PeerDatabase>> {
+        self.peers()?
+            .into_iter()
+            .map(|peer| {
+                let url = peer.database.with_context(|| {
+                    format!(
+                        "ORDERCAST_PEERS: region {} has no \"database\" URL",
+                        peer.region
+                    )
+                })?;
+                Ok(PeerDatabase {
+                    region: peer.region,
+                    url,
+                })
+            })
+            .collect()
     }
 }
 
@@ -267,6 +381,8 @@ pub struct ServeArgs {
     pub redis: RedisArgs,
     #[command(flatten)]
     pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub regions: RegionArgs,
     /// Days events are kept in PostgreSQL.
     #[arg(long, env = "ORDERCAST_RETENTION_DAYS", default_value_t = RetentionSettings::DEFAULT.days)]
     pub retention_days: u32,
@@ -432,6 +548,10 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
             Some(WriteRate::per_second(rate, burst))
         }
     };
+    api.regions = args.regions.api_settings()?;
+    let mut edge = args.edge.settings()?;
+    edge.peers = api.regions.peers.iter().map(|(r, _)| r.clone()).collect();
+    edge.region_stale_after = *args.regions.region_stale_after;
     anyhow::ensure!(
         !args.handshake_timeout.is_zero() && !args.write_timeout.is_zero(),
         "ORDERCAST_HANDSHAKE_TIMEOUT and ORDERCAST_WRITE_TIMEOUT must be more than zero"
@@ -444,7 +564,7 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
         redis: args.redis.settings()?,
         verifier: args.jwt.verifier()?,
         api,
-        edge: args.edge.settings()?,
+        edge,
         server: ServerSettings {
             handshake_timeout: *args.handshake_timeout,
             write_timeout: *args.write_timeout,
@@ -553,6 +673,46 @@ mod tests {
         assert_eq!(
             redis("unix:///run/redis.sock", false).unwrap().urls(),
             ["unix:///run/redis.sock"]
+        );
+    }
+
+    fn regions(me: &str, peers: Option<&str>) -> RegionArgs {
+        RegionArgs {
+            region: me.parse().unwrap(),
+            peers: peers.map(|p| p.parse().unwrap()),
+            forward_timeout: RegionSettings::DEFAULT_TIMEOUT.into(),
+            region_stale_after: EDGE.region_stale_after.into(),
+        }
+    }
+
+    #[test]
+    fn peers_are_distinct_other_regions_with_what_each_role_needs() {
+        let good = r#"[{"region":"us","api":"http://10.1.0.5:8080","database":"postgres://r@10.1.0.6/oc"}]"#;
+        let api = regions("eu", Some(good)).api_settings().unwrap();
+        assert_eq!(
+            api.peers,
+            [("us".parse().unwrap(), "http://10.1.0.5:8080".to_owned())]
+        );
+        assert_eq!(
+            regions("eu", Some(good)).databases().unwrap()[0].url,
+            "postgres://r@10.1.0.6/oc"
+        );
+        assert!(regions("eu", None).api_settings().unwrap().peers.is_empty());
+
+        let error = |me: &str, peers: &str| {
+            format!("{:#}", regions(me, Some(peers)).api_settings().unwrap_err())
+        };
+        assert!(error("us", good).contains("own region"));
+        let twice = r#"[{"region":"us","api":"http://a"},{"region":"us","api":"http://b"}]"#;
+        assert!(error("eu", twice).contains("twice"));
+        assert!(error("eu", r#"[{"region":"us"}]"#).contains("no \"api\""));
+        assert!(error("eu", r#"[{"region":"us","api":"https://a"}]"#).contains("http://"));
+        assert!(error("eu", r#"[{"region":"US","api":"http://a"}]"#).contains("invalid region"));
+        assert!(error("eu", "us=http://a").contains("JSON"));
+        let no_db = r#"[{"region":"us","api":"http://a"}]"#;
+        assert!(
+            format!("{:#}", regions("eu", Some(no_db)).databases().unwrap_err())
+                .contains("database")
         );
     }
 

@@ -4,7 +4,9 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod migrate;
 pub mod telemetry;
 pub mod token;
 
 pub use app::{App, Settings};
+pub use migrate::migrate;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ordercast::app::Role;
-use ordercast::config::{Cli, Command, ServeArgs, serve_settings};
+use ordercast::config::{Cli, Command, MigrateArgs, ServeArgs, serve_settings};
 use ordercast::{App, telemetry, token};
 use ordercast_store::Store;
 
@@ -34,15 +34,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let _telemetry = telemetry::init(cli.log_format)?;
     match cli.command {
-        Command::Migrate(db) => {
-            Store::connect_lazy(&db.settings()?).migrate().await?;
-            tracing::info!("migrations applied");
-        }
+        Command::Migrate(args) => migrate(&args).await?,
         Command::Api(args) => serve(&args, Role::Api).await?,
         Command::Edge(args) => serve(&args, Role::Edge).await?,
         Command::All(args) => serve(&args, Role::All).await?,
         Command::Token(_) => unreachable!("handled above"),
     }
+    Ok(())
+}
+
+/// `ordercast migrate`.
+async fn migrate(args: &MigrateArgs) -> anyhow::Result<()> {
+    let store = Store::connect_lazy(&args.db.settings()?);
+    ordercast::migrate(&store, &args.regions.region, &args.regions.databases()?).await?;
     Ok(())
 }
 

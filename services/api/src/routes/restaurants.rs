@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use ordercast_core::policy::Action;
-use ordercast_core::{ChainId, RestaurantId, Role};
+use ordercast_core::{ChainId, Reach, Region, RestaurantId, Role};
 use ordercast_store::{NewRestaurant, Restaurant};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -31,8 +31,14 @@ pub(crate) struct CreateRestaurant {
     name: String,
     /// Defaults to the admin token's chain.
     chain_id: Option<ChainId>,
-    /// At most 64 characters.
-    region: Option<String>,
+    /// Its home region, where its writes commit; defaults to the region
+    /// that receives the request (another region's is forwarded there).
+    #[schema(value_type = Option<String>)]
+    region: Option<Region>,
+    /// The other regions its orders and events may be stored in. Absent:
+    /// every region of the deployment; `[]`: its home region only.
+    #[schema(value_type = Option<Vec<String>>)]
+    reach: Option<Vec<Region>>,
 }
 
 /// Create a restaurant (admin only; within the token's chain).
@@ -62,13 +68,27 @@ async fn create_restaurant(
     }
     let mut checks = Checks::new();
     checks.text("name", &body.name, 200);
-    checks.opt_text("region", body.region.as_deref(), 64);
     checks.finish()?;
+    let region = body.region.unwrap_or_else(|| state.region.clone());
+    if region != state.region {
+        // A peer's was forwarded before reaching this handler.
+        return Err(HttpError::UnknownRegion(region.to_string()));
+    }
+    let reach = match body.reach {
+        None => Reach::Everywhere,
+        Some(regions) => {
+            if let Some(unknown) = regions.iter().find(|r| !state.peers.contains(r)) {
+                return Err(HttpError::UnknownRegion(unknown.to_string()));
+            }
+            Reach::Only(regions)
+        }
+    };
     let new = NewRestaurant {
         id: body.id.unwrap_or_default(),
         name: body.name,
         chain_id,
-        region: body.region,
+        region,
+        reach,
     };
     let restaurant = state.store.create_restaurant(new).await?;
     Ok((StatusCode::CREATED, Json(restaurant)))
