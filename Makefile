@@ -1,5 +1,5 @@
 # Ordercast — the two commands are `make run` and `make test`.
-.PHONY: run test bench bench-edge cluster cluster-stop loadtest loadtest-chaos chart fmt lint check
+.PHONY: run test bench bench-edge cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-regions chart fmt lint check
 
 run: ## Build, start local PostgreSQL + Redis, migrate, run with a demo restaurant
 	bash scripts/dev.sh
@@ -18,6 +18,12 @@ cluster: ## 2 api + 2 edge processes, PostgreSQL, Redis on loopback, in the back
 
 cluster-stop: ## Stop what `make cluster` started
 	bash scripts/cluster.sh down
+
+cluster-regions: ## Two regions (REGIONS=3 for three) on loopback, linked through a delaying proxy; see docs/multi-region.md
+	bash scripts/cluster-regions.sh up
+
+cluster-regions-stop: ## Stop what `make cluster-regions` started
+	bash scripts/cluster-regions.sh down
 
 loadtest: ## Default load scenario against the cluster; report in target/loadtest/ (ARGS='--rate 50' to override)
 	bash scripts/loadtest.sh $(ARGS)

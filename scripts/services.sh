@@ -58,17 +58,18 @@ _as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# postgres_start DIR PORT [fast]  — initialises DIR if needed and starts the
-# server on 127.0.0.1:PORT. "fast" turns off fsync (tests only).
+# postgres_start DIR PORT [fast|durable] [ADDRESS] [OPTIONS] — initialises DIR
+# if needed and starts the server on ADDRESS:PORT (default 127.0.0.1).
+# "fast" turns off fsync (tests only); OPTIONS are more `-c name=value`.
 postgres_start() {
-  local dir=$1 port=$2 mode=${3:-durable} bin
+  local dir=$1 port=$2 mode=${3:-durable} address=${4:-127.0.0.1} extra=${5:-} bin
   bin=$(pg_bindir)
   mkdir -p "$dir"
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; chmod 700 "$dir"; fi
   if [ ! -f "$dir/PG_VERSION" ]; then
     _as_pg "$bin/initdb" -D "$dir" -U postgres --auth=trust --encoding=UTF8 --no-locale >/dev/null
   fi
-  local opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400"
+  local opts="-c listen_addresses=$address -c port=$port -c unix_socket_directories=$dir -c max_connections=400 $extra"
   if [ "$mode" = fast ]; then
     opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   fi
@@ -82,12 +83,12 @@ postgres_stop() {
   _as_pg "$(pg_bindir)/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-# createdb_if_missing PORT NAME
+# createdb_if_missing PORT NAME [ADDRESS]
 createdb_if_missing() {
-  local port=$1 name=$2 bin
+  local port=$1 name=$2 address=${3:-127.0.0.1} bin
   bin=$(pg_bindir)
-  if ! "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$name'" | grep -q 1; then
-    "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres "$name"
+  if ! "$bin/psql" -h "$address" -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$name'" | grep -q 1; then
+    "$bin/createdb" -h "$address" -p "$port" -U postgres "$name"
   fi
 }
 
@@ -104,21 +105,22 @@ postgres_warm_wal() {
     -c "DROP TABLE wal_warmup" -c "CHECKPOINT"
 }
 
-# redis_start DIR PORT  — a throw-away Redis (no persistence) on 127.0.0.1:PORT.
+# redis_start DIR PORT [ADDRESS] — a throw-away Redis (no persistence) on
+# ADDRESS:PORT (default 127.0.0.1).
 redis_start() {
-  local dir=$1 port=$2
+  local dir=$1 port=$2 address=${3:-127.0.0.1}
   mkdir -p "$dir"
   rm -f "$dir/redis.pid"
-  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+  redis-server --bind "$address" --port "$port" --save '' --appendonly no \
     --daemonize yes --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
   REDIS_STARTED_DIRS="${REDIS_STARTED_DIRS:-} $dir"
   local i
   for i in $(seq 100); do
     # The pid file appears once this server listens (not some other one).
-    [ -s "$dir/redis.pid" ] && redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+    [ -s "$dir/redis.pid" ] && redis-cli -h "$address" -p "$port" ping >/dev/null 2>&1 && return 0
     sleep 0.05
   done
-  echo "redis-server did not start on 127.0.0.1:$port:" >&2
+  echo "redis-server did not start on $address:$port:" >&2
   tail -n 5 "$dir/redis.log" >&2 || true
   return 1
 }
@@ -172,11 +174,12 @@ test_services_cleanup() {
   return 0
 }
 
-# The release binaries of `make cluster`, `make loadtest`, `make bench` and
-# `make bench-edge`: always the same two packages, so that cargo resolves
-# the same features and one build serves them all.
+# The release binaries of `make cluster`, `make cluster-regions`, the load
+# tests and the benchmarks (ordercast, ordercast-loadtest, ordercast-link):
+# always the same packages, so that cargo resolves the same features and one
+# build serves them all.
 release_build() {
   echo "==> release build (a first build takes about 7 minutes on 2 cores; later ones seconds)"
-  cargo build --release -p ordercast -p ordercast-loadtest
+  cargo build --release -p ordercast -p ordercast-loadtest -p ordercast-testkit
 }
 
