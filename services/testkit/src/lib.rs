@@ -1,7 +1,9 @@
 //! Real servers for integration tests. `make test` starts one shared
 //! PostgreSQL and Redis and exports their URLs; each test gets its own
 //! database and key prefix. Tests that kill a server spawn their own.
+//! [`Link`] puts a delay or a partition between a test and a server.
 
+mod link;
 mod servers;
 mod tls;
 
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Executor, PgConnection};
 
+pub use link::{Link, LinkState};
 pub use servers::{PostgresServer, RedisCluster, RedisServer};
 pub use tls::TlsFiles;
 
