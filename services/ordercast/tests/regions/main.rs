@@ -1,0 +1,391 @@
+//! Two regions on one machine, each with its own PostgreSQL, Redis and
+//! `ordercast all`, every link between them (replication both ways,
+//! forwarded writes both ways) through a proxy that delays and can cut it
+//! (docs/multi-region.md).
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../edge/clients.rs"]
+mod clients;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ordercast::app::Role as ServerRole;
+use ordercast_api::RegionSettings;
+use ordercast_core::{Region, RestaurantId, Role};
+use ordercast_store::{PeerDatabase, Store};
+use ordercast_testkit::{Link, PostgresServer, RedisServer, eventually, free_port};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::clients::{DEADLINE, Resume, Sse, Ws, assert_exactly};
+use crate::common::{Backends, TestApp, mint, simple_order};
+
+/// One-way delay on every link between the regions.
+const DELAY: Duration = Duration::from_millis(20);
+
+/// A region: its servers and its `ordercast all`.
+struct Cell {
+    name: Region,
+    app: TestApp,
+    redis: RedisServer,
+    _pg: PostgresServer,
+}
+
+/// The links between two regions, `a` and `b`.
+struct Links {
+    /// `b`'s subscription reading `a`'s database, and the other way round.
+    pg_a_to_b: Link,
+    pg_b_to_a: Link,
+    /// Writes forwarded from `a` to `b`'s api, and from `b` to `a`'s.
+    api_a_to_b: Link,
+    api_b_to_a: Link,
+}
+
+impl Links {
+    async fn cut(&self) {
+        for link in [&self.pg_a_to_b, &self.pg_b_to_a, &self.api_a_to_b, &self.api_b_to_a] {
+            link.cut();
+        }
+    }
+
+    async fn heal(&self) {
+        for link in [&self.pg_a_to_b, &self.pg_b_to_a, &self.api_a_to_b, &self.api_b_to_a] {
+            link.heal();
+        }
+    }
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+async fn link(upstream: SocketAddr) -> Link {
+    Link::start(addr(0), upstream, DELAY)
+        .await
+        .expect("start a link")
+}
+
+fn pg_port(url: &str) -> u16 {
+    url.rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the URL")
+}
+
+/// Two regions, `a` and `b`, migrated and replicating both ways.
+async fn two_regions() -> (Cell, Cell, Links) {
+    let (a, b): (Region, Region) = ("eu".parse().unwrap(), "us".parse().unwrap());
+    let (pg_a, pg_b) = (PostgresServer::spawn_logical().await, PostgresServer::spawn_logical().await);
+    let (redis_a, redis_b) = (RedisServer::spawn().await, RedisServer::spawn().await);
+    let db_a = ordercast_testkit::fresh_database_on(&pg_a.admin_url()).await;
+    let db_b = ordercast_testkit::fresh_database_on(&pg_b.admin_url()).await;
+    let (port_a, port_b) = (free_port(), free_port());
+    let links = Links {
+        pg_a_to_b: link(addr(pg_port(&db_a))).await,
+        pg_b_to_a: link(addr(pg_port(&db_b))).await,
+        api_a_to_b: link(addr(port_b)).await,
+        api_b_to_a: link(addr(port_a)).await,
+    };
+    // Each region's database, as the other region's PostgreSQL reaches it.
+    let through = |db: &str, link: &Link| {
+        let name = db.rsplit('/').next().unwrap();
+        format!("postgres://postgres@127.0.0.1:{}/{name}", link.addr().port())
+    };
+    let peer_of_a = PeerDatabase {
+        region: b.clone(),
+        url: through(&db_b, &links.pg_b_to_a),
+    };
+    let peer_of_b = PeerDatabase {
+        region: a.clone(),
+        url: through(&db_a, &links.pg_a_to_b),
+    };
+    let store_a = Store::connect_lazy(&ordercast_store::DbSettings::from_url(&db_a).unwrap());
+    let store_b = Store::connect_lazy(&ordercast_store::DbSettings::from_url(&db_b).unwrap());
+    // Twice round: a subscription waits for its peer's publication.
+    for _ in 0..2 {
+        ordercast::migrate(&store_a, &a, std::slice::from_ref(&peer_of_a))
+            .await
+            .unwrap();
+        ordercast::migrate(&store_b, &b, std::slice::from_ref(&peer_of_b))
+            .await
+            .unwrap();
+    }
+    let spawn = |me: Region, peer: Region, port: u16, db: String, redis: &RedisServer, api: &Link| {
+        let backends = Backends {
+            database_url: db,
+            redis_url: redis.url(),
+            redis_cluster: false,
+            redis_ca: None,
+            prefix: ordercast_testkit::unique_prefix(),
+        };
+        let peer_api = format!("http://{}", api.addr());
+        async move {
+            TestApp::spawn_with(backends, ServerRole::All, move |s| {
+                s.listen = addr(port);
+                s.api.regions = RegionSettings {
+                    me,
+                    peers: vec![(peer.clone(), peer_api)],
+                    timeout: Duration::from_secs(2),
+                };
+                s.edge.peers = vec![peer];
+                s.edge.region_stale_after = Duration::from_millis(1_500);
+            })
+            .await
+        }
+    };
+    let app_a = spawn(a.clone(), b.clone(), port_a, db_a, &redis_a, &links.api_a_to_b).await;
+    let app_b = spawn(b.clone(), a.clone(), port_b, db_b, &redis_b, &links.api_b_to_a).await;
+    (
+        Cell {
+            name: a,
+            app: app_a,
+            redis: redis_a,
+            _pg: pg_a,
+        },
+        Cell {
+            name: b,
+            app: app_b,
+            redis: redis_b,
+            _pg: pg_b,
+        },
+        links,
+    )
+}
+
+/// Creates a restaurant through `via`'s api, homed in `home`.
+async fn restaurant(via: &Cell, home: &Region, reach: Option<Vec<&str>>) -> RestaurantId {
+    let mut body = json!({"name": "Trattoria", "region": home});
+    if let Some(reach) = reach {
+        body["reach"] = json!(reach);
+    }
+    let (status, body) = via
+        .app
+        .post("/v1/restaurants", &via.app.platform_admin(), body)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["region"], home.as_str(), "{body}");
+    body["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// Waits until `cell`'s database has the restaurant (replicated).
+async fn arrived(cell: &Cell, rid: RestaurantId) {
+    eventually("the restaurant to be replicated", DEADLINE, || async {
+        let n = cell
+            .app
+            .count("SELECT count(*) FROM restaurants WHERE id = $1", rid)
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+}
+
+/// A write with an Idempotency-Key through `cell`'s api.
+async fn create_order_keyed(cell: &Cell, rid: RestaurantId, key: &str) -> (StatusCode, Value) {
+    let response = cell
+        .app
+        .client
+        .post(format!("{}/v1/restaurants/{rid}/orders", cell.app.base))
+        .bearer_auth(cell.app.token(Role::Owner, rid))
+        .header("idempotency-key", key)
+        .json(&simple_order())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_write_through_another_region_commits_once_at_home_and_reaches_both() {
+    let (eu, us, _links) = two_regions().await;
+    let rid = restaurant(&eu, &eu.name, None).await;
+    arrived(&us, rid).await;
+
+    let (first, order) = create_order_keyed(&us, rid, "till-7-0001").await;
+    let (again, replay) = create_order_keyed(&us, rid, "till-7-0001").await;
+
+    assert_eq!(first, StatusCode::CREATED, "{order}");
+    assert_eq!(again, first, "{replay}");
+    assert_eq!(replay["id"], order["id"], "a retry must not create a second order");
+    assert_eq!(order["seq"], 1);
+    let at_home = eu
+        .app
+        .count("SELECT count(*) FROM orders WHERE restaurant_id = $1", rid)
+        .await;
+    assert_eq!(at_home, 1);
+    // The restaurant's seq was taken at home and nowhere else.
+    assert_eq!(eu.app.count("SELECT last_seq FROM restaurants WHERE id = $1", rid).await, 1);
+    eventually("the order replicated to us", DEADLINE, || async {
+        let n = us
+            .app
+            .count("SELECT count(*) FROM orders WHERE restaurant_id = $1", rid)
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+
+    // A restaurant homed in us, created through eu.
+    let remote = restaurant(&eu, &us.name, None).await;
+    let homed: Option<String> =
+        sqlx::query_scalar("SELECT region FROM restaurants WHERE id = $1")
+            .bind(remote.as_uuid())
+            .fetch_one(&us.app.db)
+            .await
+            .unwrap();
+    assert_eq!(homed.as_deref(), Some("us"));
+}
+
+#[tokio::test]
+async fn screens_in_another_region_get_a_remote_restaurant_live_in_order_and_after_a_partition() {
+    let (eu, us, links) = two_regions().await;
+    let rid = restaurant(&eu, &eu.name, None).await;
+    arrived(&us, rid).await;
+    let kitchen = us.app.token(Role::Kitchen, rid);
+    let mut sse = Sse::connect(&us.app.base, rid, &kitchen, Resume::default()).await;
+    let mut ws = Ws::connect(&us.app.base, &kitchen).await;
+    ws.subscribe(rid, Some(0)).await;
+    let mut home_screen = Sse::connect(&eu.app.base, rid, &eu.app.token(Role::Kitchen, rid), Resume::default()).await;
+
+    eu.app.orders(rid, 3).await;
+    sse.until_count(3).await;
+    ws.until("three events", |w| w.seqs(rid).len() >= 3).await;
+    assert_exactly(&sse.seqs(), 1..=3, "us SSE before the partition");
+
+    links.cut().await;
+    // Stale: told, not silent.
+    ws.until("stale", |w| !w.of_type("stale").is_empty()).await;
+    let stale = ws.of_type("stale")[0].clone();
+    assert_eq!(stale["restaurant_id"], rid.to_string());
+    assert_eq!(stale["region"], "eu");
+    assert_eq!(stale["last_seq"], 3);
+    sse.until("stale", |s| s.events.iter().any(|e| e.kind == "stale")).await;
+    // The home region carries on as if nothing happened.
+    eu.app.orders(rid, 4).await;
+    home_screen.until_count(7).await;
+    assert_exactly(&home_screen.seqs(), 1..=7, "eu SSE during the partition");
+    // A write for eu's restaurant through us has nowhere to go.
+    let (status, problem) = create_order_keyed(&us, rid, "during-partition").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+    assert_eq!(problem["type"], "https://ordercast.dev/problems/region-unavailable");
+
+    links.heal().await;
+    ws.until("live", |w| !w.of_type("live").is_empty()).await;
+    ws.until("the backlog", |w| w.seqs(rid).len() >= 7).await;
+    sse.until("the backlog", |s| s.seqs().len() >= 7).await;
+    assert_exactly(&ws.seqs(rid), 1..=7, "us WebSocket after heal");
+    assert_exactly(&sse.seqs(), 1..=7, "us SSE after heal");
+    // The retried write now lands, once.
+    let (status, _) = create_order_keyed(&us, rid, "during-partition").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = create_order_keyed(&us, rid, "during-partition").await;
+    assert_eq!(status, StatusCode::CREATED);
+    ws.until("the retried write", |w| w.seqs(rid).len() >= 8).await;
+    assert_exactly(&ws.seqs(rid), 1..=8, "us WebSocket after the retried write");
+}
+
+#[tokio::test]
+async fn a_remote_snapshot_matches_its_stream() {
+    let (eu, us, _links) = two_regions().await;
+    let rid = restaurant(&eu, &eu.name, None).await;
+    eu.app.orders(rid, 5).await;
+    arrived(&us, rid).await;
+    eventually("five orders in us", DEADLINE, || async {
+        let n = us
+            .app
+            .count("SELECT last_seq FROM restaurants WHERE id = $1", rid)
+            .await;
+        (n == 5).then_some(())
+    })
+    .await;
+    let admin = mint(Role::Admin, vec!["*".into()], |_| {});
+    let mut ws = Ws::connect(&us.app.base, &admin).await;
+    ws.send(json!({"type": "sync", "restaurant_id": rid})).await;
+    ws.until("sync_complete", |w| !w.of_type("sync_complete").is_empty()).await;
+    let snapshot = ws.of_type("snapshot")[0].clone();
+    assert_eq!(snapshot["seq"], 5);
+    assert_eq!(snapshot["orders"].as_array().unwrap().len(), 5);
+    eu.app.orders(rid, 1).await;
+    ws.until("the next event", |w| w.seqs(rid).contains(&6)).await;
+}
+
+#[tokio::test]
+async fn a_restaurant_kept_at_home_leaves_nothing_in_the_other_region() {
+    let (eu, us, _links) = two_regions().await;
+    let resident = restaurant(&eu, &eu.name, Some(vec![])).await;
+    let shared = restaurant(&eu, &eu.name, None).await;
+    eu.app.orders(resident, 3).await;
+    let (status, _) = eu
+        .app
+        .post(
+            &format!("/v1/restaurants/{resident}/requests"),
+            &eu.app.token(Role::Owner, resident),
+            json!({"kind": "water", "table": "4"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // A later write of a replicated restaurant has arrived: replication is
+    // in order, so everything committed before it has been considered.
+    eu.app.orders(shared, 1).await;
+    eventually("the shared restaurant's order in us", DEADLINE, || async {
+        let n = us
+            .app
+            .count("SELECT count(*) FROM events WHERE restaurant_id = $1", shared)
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+
+    for (table, column) in [
+        ("restaurants", "id"),
+        ("orders", "restaurant_id"),
+        ("waiter_requests", "restaurant_id"),
+        ("events", "restaurant_id"),
+        ("outbox", "restaurant_id"),
+    ] {
+        let sql = format!("SELECT count(*) FROM {table} WHERE {column} = $1");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(resident.as_uuid())
+            .fetch_one(&us.app.db)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table} of us holds rows of a restaurant kept in eu");
+    }
+    let items: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM order_items i JOIN orders o ON o.id = i.order_id WHERE o.restaurant_id = $1",
+    )
+    .bind(resident.as_uuid())
+    .fetch_one(&eu.app.db)
+    .await
+    .unwrap();
+    assert_eq!(items, 6, "the resident restaurant's items are at home");
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT o.id FROM orders o WHERE o.restaurant_id = $1",
+    )
+    .bind(resident.as_uuid())
+    .fetch_all(&eu.app.db)
+    .await
+    .unwrap();
+    let items_in_us: i64 = sqlx::query_scalar("SELECT count(*) FROM order_items WHERE order_id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&us.app.db)
+        .await
+        .unwrap();
+    assert_eq!(items_in_us, 0, "order_items of us hold a resident restaurant's items");
+
+    let mut redis = redis::Client::open(us.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut redis).await.unwrap();
+    assert!(
+        keys.iter().any(|k| k.contains(&shared.to_string())),
+        "the shared restaurant's stream is in us's Redis: {keys:?}"
+    );
+    assert!(
+        !keys.iter().any(|k| k.contains(&resident.to_string())),
+        "us's Redis holds a key of a restaurant kept in eu: {keys:?}"
+    );
+}
