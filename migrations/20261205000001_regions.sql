@@ -76,3 +76,51 @@ END $$;
 CREATE TRIGGER event_from_peer AFTER INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION event_from_peer();
 ALTER TABLE events ENABLE REPLICA TRIGGER event_from_peer;
+
+-- A row from a peer never lands on a restaurant homed elsewhere. Two
+-- regions can only disagree about a restaurant if an admin chose the same
+-- id in both (ids may be given at creation) before either saw the other's:
+-- then each region keeps its own and skips the peer's rows, with a warning
+-- in PostgreSQL's log, and replication goes on instead of stopping at a
+-- duplicate key. A row whose restaurant is not here yet (an initial copy
+-- fills tables in any order) is accepted.
+CREATE FUNCTION replicated_row_guard() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+DECLARE
+    home text;
+BEGIN
+    IF TG_TABLE_NAME = 'restaurants' THEN
+        SELECT region INTO home FROM restaurants WHERE id = NEW.id;
+        IF FOUND AND (TG_OP = 'INSERT' OR home IS DISTINCT FROM NEW.region) THEN
+            RAISE WARNING 'ordercast: skipping replicated restaurant %: homed in % here, in % at the peer',
+                NEW.id, home, NEW.region;
+            RETURN NULL;
+        END IF;
+        RETURN NEW;
+    ELSIF TG_TABLE_NAME = 'order_items' THEN
+        SELECT region INTO home FROM orders WHERE id = NEW.order_id;
+    ELSE
+        SELECT region INTO home FROM restaurants WHERE id = NEW.restaurant_id;
+    END IF;
+    IF FOUND AND home IS DISTINCT FROM NEW.region THEN
+        RAISE WARNING 'ordercast: skipping a replicated % row homed in % (here: %)',
+            TG_TABLE_NAME, NEW.region, home;
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER replicated_row_guard BEFORE INSERT OR UPDATE ON restaurants
+    FOR EACH ROW EXECUTE FUNCTION replicated_row_guard();
+CREATE TRIGGER replicated_row_guard BEFORE INSERT OR UPDATE ON orders
+    FOR EACH ROW EXECUTE FUNCTION replicated_row_guard();
+CREATE TRIGGER replicated_row_guard BEFORE INSERT OR UPDATE ON order_items
+    FOR EACH ROW EXECUTE FUNCTION replicated_row_guard();
+CREATE TRIGGER replicated_row_guard BEFORE INSERT OR UPDATE ON waiter_requests
+    FOR EACH ROW EXECUTE FUNCTION replicated_row_guard();
+CREATE TRIGGER replicated_row_guard BEFORE INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION replicated_row_guard();
+ALTER TABLE restaurants ENABLE REPLICA TRIGGER replicated_row_guard;
+ALTER TABLE orders ENABLE REPLICA TRIGGER replicated_row_guard;
+ALTER TABLE order_items ENABLE REPLICA TRIGGER replicated_row_guard;
+ALTER TABLE waiter_requests ENABLE REPLICA TRIGGER replicated_row_guard;
+ALTER TABLE events ENABLE REPLICA TRIGGER replicated_row_guard;

@@ -6,18 +6,22 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// A region's name, e.g. `eu-west`: 1–32 of `a-z`, `0-9` and `-`, starting
+/// A region's name, e.g. `eu-west`: 1–28 of `a-z`, `0-9` and `-`, starting
 /// with a letter. Names go into SQL identifiers and literals of the
-/// replication set-up, so nothing else is accepted.
+/// replication set-up, so nothing else is accepted; two of them fit in
+/// PostgreSQL's 63-byte identifiers (`oc_<from>_to_<to>`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Region(String);
+
+/// The longest region name.
+pub const MAX_LEN: usize = 28;
 
 /// The region of a deployment that never named one.
 pub const DEFAULT_REGION: &str = "local";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid region name {0:?}: 1 to 32 of a-z, 0-9 and '-', starting with a letter")]
+#[error("invalid region name {0:?}: 1 to 28 of a-z, 0-9 and '-', starting with a letter")]
 pub struct InvalidRegion(pub String);
 
 impl Region {
@@ -42,7 +46,7 @@ impl TryFrom<String> for Region {
     type Error = InvalidRegion;
 
     fn try_from(name: String) -> Result<Self, Self::Error> {
-        let valid = (1..=32).contains(&name.len())
+        let valid = (1..=MAX_LEN).contains(&name.len())
             && name.starts_with(|c: char| c.is_ascii_lowercase())
             && name
                 .chars()
@@ -118,7 +122,7 @@ mod tests {
 
     #[test]
     fn region_names_are_lowercase_words_with_dashes() {
-        for good in ["eu", "eu-west", "us-east-1", "a"] {
+        for good in ["eu", "eu-west", "us-east-1", "a", &"a".repeat(28)] {
             assert_eq!(good.parse::<Region>().unwrap().as_str(), good);
         }
         for bad in [
@@ -128,7 +132,7 @@ mod tests {
             "eu_west",
             "eu west",
             "eu'; drop",
-            &"a".repeat(33),
+            &"a".repeat(29),
         ] {
             assert!(bad.parse::<Region>().is_err(), "{bad:?} accepted");
         }

@@ -32,6 +32,12 @@ pub async fn migrate(
     for removed in &report.removed {
         tracing::info!(removed, "no longer a peer");
     }
+    for slot in &report.slots_in_use {
+        tracing::warn!(
+            slot,
+            "a removed peer still streams from this replication slot: remove this region from the peer's ORDERCAST_PEERS and migrate it, then run `ordercast migrate` here again"
+        );
+    }
     for region in &report.waiting_for {
         tracing::warn!(
             %region,

@@ -28,6 +28,10 @@ const REPLICATED: [&str; 5] = [
     "events",
 ];
 
+/// The advisory lock `migrate` holds while it changes publications and
+/// subscriptions ("ocregion").
+const REGIONS_LOCK: i64 = 0x6f63_7265_6769_6f6e;
+
 /// Another region, as this region's PostgreSQL reaches it.
 #[derive(Clone, Debug)]
 pub struct PeerDatabase {
@@ -48,9 +52,12 @@ pub struct RegionsReport {
     /// Peers that have not published for this region yet (run `migrate`
     /// again once they have).
     pub waiting_for: Vec<Region>,
-    /// Publications and subscriptions of regions no longer configured,
-    /// removed.
+    /// Publications, subscriptions and replication slots of regions no
+    /// longer configured, removed.
     pub removed: Vec<String>,
+    /// Replication slots of regions no longer configured that their peer
+    /// still streams from (removed by a later run, once it stops).
+    pub slots_in_use: Vec<String>,
 }
 
 /// How long since a peer's last heartbeat arrived (`None`: never).
@@ -147,6 +154,27 @@ impl Store {
         me: &Region,
         peers: &[PeerDatabase],
     ) -> Result<RegionsReport, StoreError> {
+        // One `migrate` at a time changes publications and subscriptions
+        // (several pods may run it at once); the lock goes with the
+        // connection.
+        let mut lock = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(REGIONS_LOCK)
+            .execute(&mut *lock)
+            .await?;
+        let report = self.connect_regions_locked(me, peers).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(REGIONS_LOCK)
+            .execute(&mut *lock)
+            .await?;
+        report
+    }
+
+    async fn connect_regions_locked(
+        &self,
+        me: &Region,
+        peers: &[PeerDatabase],
+    ) -> Result<RegionsReport, StoreError> {
         let mut report = RegionsReport::default();
         if !peers.is_empty() {
             let wal_level: String = sqlx::query_scalar("SHOW wal_level")
@@ -185,17 +213,30 @@ impl Store {
         for name in existing.iter().filter(|n| !wanted_publications.contains(n)) {
             self.execute(&format!("DROP PUBLICATION {name}")).await?;
             report.removed.push(format!("publication {name}"));
-            // The removed peer's slot would hold WAL back forever.
-            let slot: Option<String> = sqlx::query_scalar(
-                "SELECT pg_drop_replication_slot(slot_name)::text FROM pg_replication_slots
-                 WHERE slot_name = $1 AND NOT active",
-            )
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-            if slot.is_some() {
-                report.removed.push(format!("replication slot {name}"));
+        }
+        // A removed peer's slot would hold WAL back forever. One still in
+        // use (the peer has not dropped its subscription yet) is left for
+        // the next run, and said.
+        let slots: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT slot_name::text, active FROM pg_replication_slots
+             WHERE slot_type = 'logical' AND slot_name LIKE $1",
+        )
+        .bind(format!("oc\\_{}\\_to\\_%", me.ident()))
+        .fetch_all(&self.pool)
+        .await?;
+        for (slot, active) in slots
+            .iter()
+            .filter(|(s, _)| !wanted_publications.contains(s))
+        {
+            if *active {
+                report.slots_in_use.push(slot.clone());
+                continue;
             }
+            sqlx::query("SELECT pg_drop_replication_slot($1)")
+                .bind(slot)
+                .execute(&self.pool)
+                .await?;
+            report.removed.push(format!("replication slot {slot}"));
         }
 
         for peer in peers {

@@ -440,6 +440,13 @@ impl PostgresServer {
         self.running = true;
     }
 
+    /// The last `lines` lines of its server log (to explain a failure).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Stops it at once (`-m immediate`: like a crash) and waits.
     pub fn stop(&mut self) {
         if !self.running {

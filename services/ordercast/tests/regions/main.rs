@@ -3,10 +3,10 @@
 //! forwarded writes both ways) through a proxy that delays and can cut it
 //! (docs/multi-region.md).
 
-#[path = "../common/mod.rs"]
-mod common;
 #[path = "../edge/clients.rs"]
 mod clients;
+#[path = "../common/mod.rs"]
+mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -45,13 +45,23 @@ struct Links {
 
 impl Links {
     async fn cut(&self) {
-        for link in [&self.pg_a_to_b, &self.pg_b_to_a, &self.api_a_to_b, &self.api_b_to_a] {
+        for link in [
+            &self.pg_a_to_b,
+            &self.pg_b_to_a,
+            &self.api_a_to_b,
+            &self.api_b_to_a,
+        ] {
             link.cut();
         }
     }
 
     async fn heal(&self) {
-        for link in [&self.pg_a_to_b, &self.pg_b_to_a, &self.api_a_to_b, &self.api_b_to_a] {
+        for link in [
+            &self.pg_a_to_b,
+            &self.pg_b_to_a,
+            &self.api_a_to_b,
+            &self.api_b_to_a,
+        ] {
             link.heal();
         }
     }
@@ -77,7 +87,10 @@ fn pg_port(url: &str) -> u16 {
 /// Two regions, `a` and `b`, migrated and replicating both ways.
 async fn two_regions() -> (Cell, Cell, Links) {
     let (a, b): (Region, Region) = ("eu".parse().unwrap(), "us".parse().unwrap());
-    let (pg_a, pg_b) = (PostgresServer::spawn_logical().await, PostgresServer::spawn_logical().await);
+    let (pg_a, pg_b) = (
+        PostgresServer::spawn_logical().await,
+        PostgresServer::spawn_logical().await,
+    );
     let (redis_a, redis_b) = (RedisServer::spawn().await, RedisServer::spawn().await);
     let db_a = ordercast_testkit::fresh_database_on(&pg_a.admin_url()).await;
     let db_b = ordercast_testkit::fresh_database_on(&pg_b.admin_url()).await;
@@ -91,7 +104,10 @@ async fn two_regions() -> (Cell, Cell, Links) {
     // Each region's database, as the other region's PostgreSQL reaches it.
     let through = |db: &str, link: &Link| {
         let name = db.rsplit('/').next().unwrap();
-        format!("postgres://postgres@127.0.0.1:{}/{name}", link.addr().port())
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{name}",
+            link.addr().port()
+        )
     };
     let peer_of_a = PeerDatabase {
         region: b.clone(),
@@ -112,31 +128,48 @@ async fn two_regions() -> (Cell, Cell, Links) {
             .await
             .unwrap();
     }
-    let spawn = |me: Region, peer: Region, port: u16, db: String, redis: &RedisServer, api: &Link| {
-        let backends = Backends {
-            database_url: db,
-            redis_url: redis.url(),
-            redis_cluster: false,
-            redis_ca: None,
-            prefix: ordercast_testkit::unique_prefix(),
+    let spawn =
+        |me: Region, peer: Region, port: u16, db: String, redis: &RedisServer, api: &Link| {
+            let backends = Backends {
+                database_url: db,
+                redis_url: redis.url(),
+                redis_cluster: false,
+                redis_ca: None,
+                prefix: ordercast_testkit::unique_prefix(),
+            };
+            let peer_api = format!("http://{}", api.addr());
+            async move {
+                TestApp::spawn_with(backends, ServerRole::All, move |s| {
+                    s.listen = addr(port);
+                    s.api.regions = RegionSettings {
+                        me,
+                        peers: vec![(peer.clone(), peer_api)],
+                        timeout: Duration::from_secs(2),
+                    };
+                    s.edge.peers = vec![peer];
+                    s.edge.region_stale_after = Duration::from_millis(1_500);
+                })
+                .await
+            }
         };
-        let peer_api = format!("http://{}", api.addr());
-        async move {
-            TestApp::spawn_with(backends, ServerRole::All, move |s| {
-                s.listen = addr(port);
-                s.api.regions = RegionSettings {
-                    me,
-                    peers: vec![(peer.clone(), peer_api)],
-                    timeout: Duration::from_secs(2),
-                };
-                s.edge.peers = vec![peer];
-                s.edge.region_stale_after = Duration::from_millis(1_500);
-            })
-            .await
-        }
-    };
-    let app_a = spawn(a.clone(), b.clone(), port_a, db_a, &redis_a, &links.api_a_to_b).await;
-    let app_b = spawn(b.clone(), a.clone(), port_b, db_b, &redis_b, &links.api_b_to_a).await;
+    let app_a = spawn(
+        a.clone(),
+        b.clone(),
+        port_a,
+        db_a,
+        &redis_a,
+        &links.api_a_to_b,
+    )
+    .await;
+    let app_b = spawn(
+        b.clone(),
+        a.clone(),
+        port_b,
+        db_b,
+        &redis_b,
+        &links.api_b_to_a,
+    )
+    .await;
     (
         Cell {
             name: a,
@@ -208,7 +241,10 @@ async fn a_write_through_another_region_commits_once_at_home_and_reaches_both() 
 
     assert_eq!(first, StatusCode::CREATED, "{order}");
     assert_eq!(again, first, "{replay}");
-    assert_eq!(replay["id"], order["id"], "a retry must not create a second order");
+    assert_eq!(
+        replay["id"], order["id"],
+        "a retry must not create a second order"
+    );
     assert_eq!(order["seq"], 1);
     let at_home = eu
         .app
@@ -216,7 +252,12 @@ async fn a_write_through_another_region_commits_once_at_home_and_reaches_both() 
         .await;
     assert_eq!(at_home, 1);
     // The restaurant's seq was taken at home and nowhere else.
-    assert_eq!(eu.app.count("SELECT last_seq FROM restaurants WHERE id = $1", rid).await, 1);
+    assert_eq!(
+        eu.app
+            .count("SELECT last_seq FROM restaurants WHERE id = $1", rid)
+            .await,
+        1
+    );
     eventually("the order replicated to us", DEADLINE, || async {
         let n = us
             .app
@@ -228,12 +269,11 @@ async fn a_write_through_another_region_commits_once_at_home_and_reaches_both() 
 
     // A restaurant homed in us, created through eu.
     let remote = restaurant(&eu, &us.name, None).await;
-    let homed: Option<String> =
-        sqlx::query_scalar("SELECT region FROM restaurants WHERE id = $1")
-            .bind(remote.as_uuid())
-            .fetch_one(&us.app.db)
-            .await
-            .unwrap();
+    let homed: Option<String> = sqlx::query_scalar("SELECT region FROM restaurants WHERE id = $1")
+        .bind(remote.as_uuid())
+        .fetch_one(&us.app.db)
+        .await
+        .unwrap();
     assert_eq!(homed.as_deref(), Some("us"));
 }
 
@@ -246,7 +286,13 @@ async fn screens_in_another_region_get_a_remote_restaurant_live_in_order_and_aft
     let mut sse = Sse::connect(&us.app.base, rid, &kitchen, Resume::default()).await;
     let mut ws = Ws::connect(&us.app.base, &kitchen).await;
     ws.subscribe(rid, Some(0)).await;
-    let mut home_screen = Sse::connect(&eu.app.base, rid, &eu.app.token(Role::Kitchen, rid), Resume::default()).await;
+    let mut home_screen = Sse::connect(
+        &eu.app.base,
+        rid,
+        &eu.app.token(Role::Kitchen, rid),
+        Resume::default(),
+    )
+    .await;
 
     eu.app.orders(rid, 3).await;
     sse.until_count(3).await;
@@ -260,7 +306,8 @@ async fn screens_in_another_region_get_a_remote_restaurant_live_in_order_and_aft
     assert_eq!(stale["restaurant_id"], rid.to_string());
     assert_eq!(stale["region"], "eu");
     assert_eq!(stale["last_seq"], 3);
-    sse.until("stale", |s| s.events.iter().any(|e| e.kind == "stale")).await;
+    sse.until("stale", |s| s.events.iter().any(|e| e.kind == "stale"))
+        .await;
     // The home region carries on as if nothing happened.
     eu.app.orders(rid, 4).await;
     home_screen.until_count(7).await;
@@ -268,7 +315,10 @@ async fn screens_in_another_region_get_a_remote_restaurant_live_in_order_and_aft
     // A write for eu's restaurant through us has nowhere to go.
     let (status, problem) = create_order_keyed(&us, rid, "during-partition").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
-    assert_eq!(problem["type"], "https://ordercast.dev/problems/region-unavailable");
+    assert_eq!(
+        problem["type"],
+        "https://ordercast.dev/problems/region-unavailable"
+    );
 
     links.heal().await;
     ws.until("live", |w| !w.of_type("live").is_empty()).await;
@@ -281,7 +331,8 @@ async fn screens_in_another_region_get_a_remote_restaurant_live_in_order_and_aft
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) = create_order_keyed(&us, rid, "during-partition").await;
     assert_eq!(status, StatusCode::CREATED);
-    ws.until("the retried write", |w| w.seqs(rid).len() >= 8).await;
+    ws.until("the retried write", |w| w.seqs(rid).len() >= 8)
+        .await;
     assert_exactly(&ws.seqs(rid), 1..=8, "us WebSocket after the retried write");
 }
 
@@ -302,12 +353,14 @@ async fn a_remote_snapshot_matches_its_stream() {
     let admin = mint(Role::Admin, vec!["*".into()], |_| {});
     let mut ws = Ws::connect(&us.app.base, &admin).await;
     ws.send(json!({"type": "sync", "restaurant_id": rid})).await;
-    ws.until("sync_complete", |w| !w.of_type("sync_complete").is_empty()).await;
+    ws.until("sync_complete", |w| !w.of_type("sync_complete").is_empty())
+        .await;
     let snapshot = ws.of_type("snapshot")[0].clone();
     assert_eq!(snapshot["seq"], 5);
     assert_eq!(snapshot["orders"].as_array().unwrap().len(), 5);
     eu.app.orders(rid, 1).await;
-    ws.until("the next event", |w| w.seqs(rid).contains(&6)).await;
+    ws.until("the next event", |w| w.seqs(rid).contains(&6))
+        .await;
 }
 
 #[tokio::test]
@@ -331,7 +384,10 @@ async fn a_restaurant_kept_at_home_leaves_nothing_in_the_other_region() {
     eventually("the shared restaurant's order in us", DEADLINE, || async {
         let n = us
             .app
-            .count("SELECT count(*) FROM events WHERE restaurant_id = $1", shared)
+            .count(
+                "SELECT count(*) FROM events WHERE restaurant_id = $1",
+                shared,
+            )
             .await;
         (n == 1).then_some(())
     })
@@ -360,26 +416,33 @@ async fn a_restaurant_kept_at_home_leaves_nothing_in_the_other_region() {
     .await
     .unwrap();
     assert_eq!(items, 6, "the resident restaurant's items are at home");
-    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT o.id FROM orders o WHERE o.restaurant_id = $1",
-    )
-    .bind(resident.as_uuid())
-    .fetch_all(&eu.app.db)
-    .await
-    .unwrap();
-    let items_in_us: i64 = sqlx::query_scalar("SELECT count(*) FROM order_items WHERE order_id = ANY($1)")
-        .bind(&ids)
-        .fetch_one(&us.app.db)
-        .await
-        .unwrap();
-    assert_eq!(items_in_us, 0, "order_items of us hold a resident restaurant's items");
+    let ids: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT o.id FROM orders o WHERE o.restaurant_id = $1")
+            .bind(resident.as_uuid())
+            .fetch_all(&eu.app.db)
+            .await
+            .unwrap();
+    let items_in_us: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM order_items WHERE order_id = ANY($1)")
+            .bind(&ids)
+            .fetch_one(&us.app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        items_in_us, 0,
+        "order_items of us hold a resident restaurant's items"
+    );
 
     let mut redis = redis::Client::open(us.redis.url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut redis).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert!(
         keys.iter().any(|k| k.contains(&shared.to_string())),
         "the shared restaurant's stream is in us's Redis: {keys:?}"
@@ -388,4 +451,77 @@ async fn a_restaurant_kept_at_home_leaves_nothing_in_the_other_region() {
         !keys.iter().any(|k| k.contains(&resident.to_string())),
         "us's Redis holds a key of a restaurant kept in eu: {keys:?}"
     );
+}
+
+#[tokio::test]
+async fn a_restaurant_id_taken_in_both_regions_during_a_partition_does_not_stop_replication() {
+    let (eu, us, links) = two_regions().await;
+    links.cut().await;
+    let id = RestaurantId::new();
+    for (cell, n) in [(&eu, 2), (&us, 3)] {
+        let (status, body) = cell
+            .app
+            .post(
+                "/v1/restaurants",
+                &cell.app.platform_admin(),
+                json!({"id": id, "name": "Twin", "region": cell.name}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        cell.app.orders(id, n).await;
+    }
+    links.heal().await;
+    let _guard = LogsOnPanic(&eu._pg, &us._pg);
+
+    // Replication carries on both ways past the conflicting rows.
+    for (from, to) in [(&eu, &us), (&us, &eu)] {
+        let later = restaurant(from, &from.name, None).await;
+        from.app.orders(later, 1).await;
+        eventually(
+            "a later write to cross the healed link",
+            DEADLINE,
+            || async {
+                let n = to
+                    .app
+                    .count(
+                        "SELECT count(*) FROM events WHERE restaurant_id = $1",
+                        later,
+                    )
+                    .await;
+                (n == 1).then_some(())
+            },
+        )
+        .await;
+    }
+    // Each region kept its own restaurant of that id, untouched.
+    for (cell, n) in [(&eu, 2), (&us, 3)] {
+        let home: Option<String> =
+            sqlx::query_scalar("SELECT region FROM restaurants WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_one(&cell.app.db)
+                .await
+                .unwrap();
+        assert_eq!(home.as_deref(), Some(cell.name.as_str()));
+        assert_eq!(
+            cell.app
+                .count("SELECT last_seq FROM restaurants WHERE id = $1", id)
+                .await,
+            n
+        );
+        assert_eq!(
+            cell.app
+                .count("SELECT count(*) FROM events WHERE restaurant_id = $1", id)
+                .await,
+            n
+        );
+    }
+}
+
+struct LogsOnPanic<'a>(&'a PostgresServer, &'a PostgresServer);
+impl Drop for LogsOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("eu:\n{}\nus:\n{}", self.0.log_tail(40), self.1.log_tail(40));
+        }
+    }
 }
