@@ -32,7 +32,7 @@ app.kubernetes.io/component: {{ .role }}
 
 {{/* Regions. A region name as the binary accepts it (core/src/region.rs). */}}
 {{- define "ordercast.regionPattern" -}}
-^[a-z][a-z0-9-]{0,31}$
+^[a-z][a-z0-9-]{0,27}$
 {{- end -}}
 
 {{/* Fails with a reason on region settings the processes would refuse at
@@ -42,7 +42,7 @@ start (or, for `migrate`, the init container): checked at render time. */}}
 {{- $pattern := include "ordercast.regionPattern" . -}}
 {{- $me := toString $r.name -}}
 {{- if not (regexMatch $pattern $me) -}}
-{{- fail (printf "region.name %q is not a valid region name: 1 to 32 of a-z, 0-9 and '-', starting with a letter" $me) -}}
+{{- fail (printf "region.name %q is not a valid region name: 1 to 28 of a-z, 0-9 and '-', starting with a letter" $me) -}}
 {{- end -}}
 {{- $existing := (($r.existingPeersSecret | default dict).name | default "") -}}
 {{- if and $r.peers $existing -}}
@@ -63,7 +63,7 @@ start (or, for `migrate`, the init container): checked at render time. */}}
 {{- end -}}
 {{- $name := toString ($p.region | default "") -}}
 {{- if not (regexMatch $pattern $name) -}}
-{{- fail (printf "region.peers[%d]: %q is not a valid region name: 1 to 32 of a-z, 0-9 and '-', starting with a letter" $i $name) -}}
+{{- fail (printf "region.peers[%d]: %q is not a valid region name: 1 to 28 of a-z, 0-9 and '-', starting with a letter" $i $name) -}}
 {{- end -}}
 {{- if eq $name $me -}}
 {{- fail (printf "region.peers[%d] is %q, this release's own region (region.name): list the other regions only" $i $name) -}}
