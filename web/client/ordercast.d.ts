@@ -108,12 +108,25 @@ export interface SubscribeOptions {
   onError?: (error: OrdercastError) => void;
 }
 
+/**
+ * Whether a restaurant's events are current. `stale`: its home region (another
+ * region of the deployment) is unreachable from the edge, which has its events
+ * up to `lastSeq`, committed at `lastEventAt` (null when the edge does not
+ * know), and noticed at `since` (RFC 3339). Events keep coming whenever they
+ * arrive; the cursor is unaffected. Back to `live` when the region is.
+ */
+export type RestaurantState =
+  | { restaurantId: string; state: 'live'; region: string | null; lastSeq: null; lastEventAt: null; since: null }
+  | { restaurantId: string; state: 'stale'; region: string; lastSeq: number; lastEventAt: string | null; since: string };
+
 export interface RestaurantStats {
   /** Seq of the last event processed (null: not known yet). */
   cursor: number | null;
   delivered: number;
   /** Events dropped because their seq was at or below the cursor. */
   duplicates: number;
+  /** See `RestaurantState`. */
+  state: 'live' | 'stale';
 }
 
 export interface ClientStats {
@@ -144,7 +157,11 @@ export declare class OrdercastClient {
   /** Loads open orders and continues the stream from exactly their seq. Subscribe first. */
   sync(restaurantId: string): Promise<Snapshot>;
   on(name: 'state', listener: (state: ConnectionState) => void): () => void;
+  /** A restaurant's home region went stale or came back. */
+  on(name: 'restaurant', listener: (state: RestaurantState) => void): () => void;
   on(name: 'error', listener: (error: OrdercastError) => void): () => void;
+  /** The restaurant's current `RestaurantState`; null if not subscribed to. */
+  restaurantState(restaurantId: string): RestaurantState | null;
   stats(): ClientStats;
   close(): void;
 }

@@ -20,6 +20,9 @@ const DEFAULTS = Object.freeze({
   pollLimit: 500,
 });
 
+// A restaurant's state until its edge says its home region is stale.
+const HOME_LIVE = Object.freeze({ state: 'live', region: null, lastSeq: null, lastEventAt: null, since: null });
+
 // A server hint larger than this is treated as this (a typo on the server
 // must not park screens for hours).
 const MAX_HINT_MS = 5 * 60_000;
@@ -295,7 +298,7 @@ async function problemOf(res) {
 }
 
 // ---------------------------------------------------------------------------
-// Transports. Each reports to the client through _deliver, _advance,
+// Transports. Each reports to the client through _deliver, _advance, _home,
 // _subError, _streamUp/_streamDown and _pollOk/_pollFailed. Every request
 // remembers the subscription's generation: answers to a request made before
 // a sync() re-based the cursor are ignored, so they can never skip events.
@@ -426,6 +429,10 @@ class WsStream {
         break;
       case 'event':
         if (sub && st?.ready) c._deliver(sub, f.event, st.gen);
+        break;
+      case 'stale':
+      case 'live':
+        if (sub && st?.ready) c._home(sub, f);
         break;
       case 'refreshed':
         this.planRefresh(f.expires_at * 1000);
@@ -631,13 +638,15 @@ class SseFeed {
         this.stream.checkUp();
       }
     } else if (m.kind === 'event') {
-      let envelope;
+      let data;
       try {
-        envelope = JSON.parse(m.data);
+        data = JSON.parse(m.data);
       } catch {
         return;
       }
-      c._deliver(this.sub, envelope, this.gen);
+      // `stale` and `live` carry no id: they are not events.
+      if (m.event === 'stale' || m.event === 'live') c._home(this.sub, { ...data, type: m.event });
+      else c._deliver(this.sub, data, this.gen);
     }
   }
 
@@ -732,6 +741,9 @@ class Poller {
         if (this.restarting || gen !== sub.gen) continue;
         for (const event of page.events ?? []) c._deliver(sub, event, gen);
         c._advance(sub, page.next, gen);
+        // Every answer says whether the home region is stale.
+        if (page.stale) c._home(sub, { ...page.stale, type: 'stale' });
+        else if (sub.home.state === 'stale') c._home(sub, { type: 'live' });
         this.backoff.reset();
         confirmed = true;
         c._pollOk();
@@ -759,6 +771,7 @@ class Poller {
  * const off = rt.subscribe(rid, { onEvent: (e) => render(e) });
  * const { orders } = await rt.sync(rid); // snapshot, then the stream from its seq
  * rt.on('state', (s) => indicator.textContent = s);
+ * rt.on('restaurant', (r) => banner.hidden = r.state !== 'stale');
  * ```
  */
 export class OrdercastClient {
@@ -816,6 +829,7 @@ export class OrdercastClient {
     let sub = this._subs.get(rid);
     if (!sub) {
       sub = { rid, cursor: new Cursor(since), handlers: new Set(), gen: 0, buffer: null, pauses: 0, failed: false };
+      sub.home = HOME_LIVE;
       this._subs.set(rid, sub);
       this._attach(sub);
     }
@@ -868,11 +882,29 @@ export class OrdercastClient {
     return snapshot;
   }
 
-  /** Listens to `state` (state name) or `error` (OrdercastError). Returns an off function. */
+  /**
+   * Listens to `state` (connection state name), `restaurant` (a restaurant's
+   * home region went stale or came back; see `restaurantState`) or `error`
+   * (OrdercastError). Returns an off function.
+   */
   on(name, fn) {
     if (!this._listeners.has(name)) this._listeners.set(name, new Set());
     this._listeners.get(name).add(fn);
     return () => this._listeners.get(name)?.delete(fn);
+  }
+
+  /**
+   * Whether a restaurant's events are current: `{restaurantId, state: 'live',
+   * region}` (the rest null), or, while its home region (another region of
+   * the deployment) is unreachable, `{restaurantId, state: 'stale', region,
+   * lastSeq, lastEventAt, since}`: the edge has its events up to `lastSeq`,
+   * committed at `lastEventAt` (null if the edge does not know), and noticed
+   * at `since`. Events keep coming whenever they arrive. Null for a
+   * restaurant not subscribed to.
+   */
+  restaurantState(restaurantId) {
+    const sub = this._subs.get(String(restaurantId));
+    return sub ? { restaurantId: sub.rid, ...sub.home } : null;
   }
 
   /** Counters and cursors, for indicators and debugging. */
@@ -881,7 +913,12 @@ export class OrdercastClient {
     let events = 0;
     let duplicates = 0;
     for (const sub of this._subs.values()) {
-      restaurants[sub.rid] = { cursor: sub.cursor.seq, delivered: sub.cursor.delivered, duplicates: sub.cursor.duplicates };
+      restaurants[sub.rid] = {
+        cursor: sub.cursor.seq,
+        delivered: sub.cursor.delivered,
+        duplicates: sub.cursor.duplicates,
+        state: sub.home.state,
+      };
       events += sub.cursor.delivered;
       duplicates += sub.cursor.duplicates;
     }
@@ -1028,6 +1065,23 @@ export class OrdercastClient {
     if (this._subs.get(sub.rid) !== sub || gen !== sub.gen) return;
     if (sub.buffer) sub.buffer.push({ advance: seq });
     else sub.cursor.advance(seq);
+  }
+
+  /**
+   * A `stale` or `live` signal about the restaurant's home region (the
+   * edge sends one on every subscription to a restaurant homed elsewhere,
+   * so a reconnect confirms the state). Emitted only when it changes.
+   */
+  _home(sub, f) {
+    if (this._subs.get(sub.rid) !== sub) return;
+    const was = sub.home;
+    const next =
+      f.type === 'stale'
+        ? { state: 'stale', region: f.region, lastSeq: f.last_seq, lastEventAt: f.last_event_at ?? null, since: f.since }
+        : { ...HOME_LIVE, region: f.region ?? was.region };
+    sub.home = next;
+    const same = ['state', 'lastSeq', 'lastEventAt', 'since'].every((k) => was[k] === next[k]);
+    if (!same) this._emit('restaurant', this.restaurantState(sub.rid));
   }
 
   _unpause(sub) {

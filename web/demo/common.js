@@ -69,14 +69,15 @@ function connect(cfg, indicator) {
 
 /**
  * Starts a screen on `cfg.restaurant`: the connection indicator in #conn,
- * the client, and a subscription whose events go to `onEvent` and whose
- * snapshots load `book` and `render()`. Call `screen.client.sync(rid)` to
- * load the open orders.
+ * the stale banner under the top bar, the client, and a subscription whose
+ * events go to `onEvent` and whose snapshots load `book` and `render()`.
+ * Call `screen.client.sync(rid)` to load the open orders.
  */
 export function follow(cfg, book, { onEvent, render }) {
   const conn = indicator();
   document.getElementById('conn').append(conn);
   const screen = connect(cfg, conn);
+  staleBanner(screen.client, cfg.restaurant);
   screen.client.subscribe(cfg.restaurant, {
     onEvent: (event) => {
       screen.delivered.push(event.seq);
@@ -89,6 +90,22 @@ export function follow(cfg, book, { onEvent, render }) {
     },
   });
   return screen;
+}
+
+/**
+ * A banner under the top bar while the restaurant's home region is
+ * unreachable: the screen is live but shows only what reached this region.
+ */
+function staleBanner(client, rid) {
+  const banner = el('div', { class: 'stale-banner', role: 'status', 'data-testid': 'stale', hidden: true });
+  document.querySelector('header.bar').after(banner);
+  client.on('restaurant', (r) => {
+    if (r.restaurantId !== rid) return;
+    banner.hidden = r.state !== 'stale';
+    if (r.state !== 'stale') return;
+    const at = r.lastEventAt ? ` (${new Date(r.lastEventAt).toLocaleTimeString()})` : '';
+    banner.textContent = `${r.region} unreachable — showing events up to #${r.lastSeq}${at}`;
+  });
 }
 
 /** The connection indicator element (live / reconnecting / polling / offline). */

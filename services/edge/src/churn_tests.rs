@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ordercast_bus::{RedisSettings, Shard, Streams};
-use ordercast_core::event::EventDraft;
-use ordercast_core::{Audience, Envelope, EventType, RestaurantId, Role, Seq};
-use ordercast_store::{DbSettings, NewRestaurant, Store};
+use ordercast_bus::{Shard, Streams};
+use ordercast_core::RestaurantId;
+use ordercast_store::{NewRestaurant, Store};
 
+use crate::EdgeSettings;
 use crate::hub::HubGuard;
 use crate::state::Shared;
-use crate::{EdgeService, EdgeSettings};
+use crate::testing::{on_servers, publish};
 
 /// Restaurants of the one shard the test churns.
 const RESTAURANTS: usize = 4;
@@ -21,29 +21,8 @@ const TASKS: usize = 8;
 const ROUNDS: u64 = 300;
 
 async fn edge() -> (Arc<Shared>, Streams, Store) {
-    let url = ordercast_testkit::fresh_database().await;
-    let store = Store::connect_lazy(&DbSettings::from_url(&url).unwrap());
-    let redis = RedisSettings {
-        url: ordercast_testkit::redis_url(),
-        cluster: false,
-        prefix: ordercast_testkit::unique_prefix(),
-        stream_maxlen: 10_000,
-        pool_size: 4,
-        ca_pem: None,
-    };
-    let streams = Streams::new(&redis).unwrap();
-    let verifier = ordercast_core::auth::TokenVerifier::hs256(&[7; 32], None, "ordercast").unwrap();
-    let registry = prometheus::Registry::new();
-    let edge = EdgeService::start(
-        store.clone(),
-        streams.clone(),
-        &redis,
-        verifier,
-        &registry,
-        EdgeSettings::default(),
-    )
-    .unwrap();
-    (edge.shared, streams, store)
+    let edge = on_servers(EdgeSettings::default()).await;
+    (edge.shared, edge.streams, edge.store)
 }
 
 /// Restaurants that share one shard, so their hubs share one reader.
@@ -65,29 +44,6 @@ async fn one_shard(store: &Store) -> Vec<RestaurantId> {
         }
     }
     ids
-}
-
-async fn publish(streams: &Streams, restaurant: RestaurantId, seq: u64) {
-    let envelope = Envelope::seal(
-        restaurant,
-        Seq(seq),
-        Envelope::now(),
-        None,
-        EventDraft::new(
-            EventType::Notification,
-            Audience::roles(&[Role::Kitchen]),
-            serde_json::json!({}),
-        ),
-    );
-    let mut conn = streams.conn().await.unwrap();
-    let _: String = redis::cmd("XADD")
-        .arg(streams.keys().stream(restaurant))
-        .arg(format!("{seq}-0"))
-        .arg("event")
-        .arg(serde_json::to_string(&envelope).unwrap())
-        .query_async(&mut conn)
-        .await
-        .unwrap();
 }
 
 /// One task's round: join and leave the shard's restaurants in turn, then

@@ -7,18 +7,24 @@
 //! ring always holds consecutive seqs and subscribers see every event once,
 //! in order.
 //!
+//! With peer regions, a hub also looks up its restaurant's home region and,
+//! when that is a peer, follows the region monitor's view of it in a second
+//! watch channel: subscribers tell their clients when it goes stale and
+//! when it is back (see `regions.rs`).
+//!
 //! Membership has one owner, the hub map's lock: a hub is created, starts
 //! following its stream, and is stopped and unfollowed with that lock held,
 //! so a hub that subscribers wait on always has a running reader.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use ordercast_bus::{Degraded, Entry, Follower, Following, ShardReaders};
 use ordercast_core::backoff::Backoff;
-use ordercast_core::{Chain, RestaurantId, Seq};
+use ordercast_core::{Chain, Region, RestaurantId, Seq};
 use ordercast_store::Store;
 use tokio::sync::{OnceCell, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +33,7 @@ use tracing::Instrument;
 use crate::error::EdgeError;
 use crate::frame::Frame;
 use crate::metrics::EdgeMetrics;
+use crate::regions::{PeerHome, PeerStates};
 
 /// Batches a hub's inbox holds before its reader starts dropping (gaps
 /// are then filled from PostgreSQL).
@@ -91,6 +98,11 @@ pub(crate) struct Hub {
     overflowed: AtomicBool,
     stop: CancellationToken,
     init: OnceCell<()>,
+    /// The restaurant's home region once looked up (`None` inside: not a
+    /// named region, so homed here). Looked up only with peers.
+    home_region: OnceLock<Option<Region>>,
+    /// The home region when it is a peer, fresh or stale.
+    home: watch::Sender<Option<PeerHome>>,
 }
 
 impl Hub {
@@ -108,6 +120,8 @@ impl Hub {
             overflowed: AtomicBool::new(false),
             stop: CancellationToken::new(),
             init: OnceCell::new(),
+            home_region: OnceLock::new(),
+            home: watch::channel(None).0,
         }
     }
 
@@ -119,6 +133,20 @@ impl Hub {
     /// A receiver that wakes whenever the head moves.
     pub(crate) fn watch_head(&self) -> watch::Receiver<Seq> {
         self.head.subscribe()
+    }
+
+    /// A receiver that wakes whenever the home region (when it is a peer)
+    /// becomes known, goes stale or comes back.
+    pub(crate) fn watch_home(&self) -> watch::Receiver<Option<PeerHome>> {
+        self.home.subscribe()
+    }
+
+    /// The commit time of event `seq`, if the ring holds it.
+    pub(crate) fn event_time(&self, seq: Seq) -> Option<DateTime<Utc>> {
+        let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
+        let first = ring.frames.front()?.seq;
+        let at = seq.0.checked_sub(first.0)?;
+        ring.frames.get(usize::try_from(at).ok()?).map(|f| f.ts)
     }
 
     /// Frames `after+1 ..= head` from the ring, if it holds them.
@@ -147,6 +175,11 @@ impl Hub {
             .get_or_try_init(|| async {
                 let head = ctx.store.head(self.restaurant).await?;
                 self.head.send_replace(head);
+                let mut regions = ctx.regions.clone();
+                if let Some(peers) = &mut regions {
+                    self.learn_home(&ctx.store).await;
+                    self.check_home(&peers.borrow_and_update());
+                }
                 // From here on nothing waits: the start cannot be cut short.
                 let degraded = hubs.follow(self);
                 let inbox = self
@@ -156,11 +189,41 @@ impl Hub {
                     .take()
                     .expect("initialized once");
                 let span = tracing::info_span!("hub", restaurant = %self.restaurant);
-                tokio::spawn(run(self.clone(), inbox, ctx.clone(), degraded).instrument(span));
+                let task = run(self.clone(), inbox, ctx.clone(), degraded, regions);
+                tokio::spawn(task.instrument(span));
                 Ok(())
             })
             .await
             .map(|_| ())
+    }
+
+    /// Looks up the restaurant's home region unless known. A failure only
+    /// means "not known yet": the next change of the peers retries.
+    async fn learn_home(&self, store: &Store) {
+        if self.home_region.get().is_some() {
+            return;
+        }
+        match store.home_of(self.restaurant).await {
+            Ok(home) => {
+                let _ = self.home_region.set(home);
+            }
+            Err(e) => {
+                tracing::debug!(restaurant = %self.restaurant, error = %Chain(&e),
+                    "home region not known yet; retrying when a peer changes state");
+            }
+        }
+    }
+
+    /// Sets the home's state from the peers' and wakes subscribers if it
+    /// changed.
+    fn check_home(&self, peers: &PeerStates) {
+        let home = self.home_region.get().and_then(Option::as_ref);
+        let state = home.and_then(|home| peers.home(home));
+        self.home.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
     }
 
     /// Appends consecutive frames and wakes subscribers once.
@@ -295,12 +358,14 @@ impl Follower for Hub {
 }
 
 /// The hub's task: ingest from the reader; poll PostgreSQL while the shard
-/// is degraded or after the inbox overflowed.
+/// is degraded or after the inbox overflowed; follow the peers' states
+/// (`regions`, with peers only).
 async fn run(
     hub: Arc<Hub>,
     mut inbox: mpsc::Receiver<Vec<Entry>>,
     ctx: Arc<HubContext>,
     degraded: Degraded,
+    mut regions: Option<watch::Receiver<PeerStates>>,
 ) {
     let mut poll = tokio::time::interval(ctx.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -317,7 +382,23 @@ async fn run(
                     hub.poll(&ctx).await;
                 }
             }
+            changed = peers_changed(&mut regions) => match (changed, &mut regions) {
+                (true, Some(peers)) => {
+                    hub.learn_home(&ctx.store).await;
+                    hub.check_home(&peers.borrow_and_update());
+                }
+                _ => regions = None,
+            },
         }
+    }
+}
+
+/// Whether the peers' states changed (false: the monitor is gone); never
+/// returns without peers.
+async fn peers_changed(regions: &mut Option<watch::Receiver<PeerStates>>) -> bool {
+    match regions {
+        Some(peers) => peers.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 
@@ -330,6 +411,8 @@ pub(crate) struct HubContext {
     pub ring_size: usize,
     /// How often a hub polls PostgreSQL while its shard is degraded.
     pub poll_interval: Duration,
+    /// The region monitor's view of the peers (none: a single region).
+    pub regions: Option<watch::Receiver<PeerStates>>,
 }
 
 struct Member {

@@ -11,6 +11,7 @@ mod hub;
 pub mod metrics;
 mod poll;
 mod receipts;
+mod regions;
 mod settings;
 mod sse;
 mod state;
@@ -46,7 +47,9 @@ pub struct EdgeService {
 }
 
 impl EdgeService {
-    /// Builds the edge; shard readers start with the first subscriber.
+    /// Builds the edge; shard readers start with the first subscriber. With
+    /// peer regions (`settings.peers`) it also starts the region monitor,
+    /// which lives as long as the edge.
     pub fn start(
         store: Store,
         streams: Streams,
@@ -65,12 +68,19 @@ impl EdgeService {
                 errors: metrics.redis_errors.clone(),
             },
         )?;
+        let regions = regions::start(
+            store.clone(),
+            &settings.peers,
+            settings.region_stale_after,
+            metrics.region_stale.clone(),
+        );
         let hubs = Hubs::new(HubContext {
             store: store.clone(),
             readers,
             metrics: metrics.clone(),
             ring_size: settings.ring_size,
             poll_interval: settings.degraded_poll_interval,
+            regions,
         });
         let receipts = Arc::new(Receipts::default());
         tokio::spawn(receipts::flush(
@@ -156,5 +166,7 @@ impl EdgeService {
 
 #[cfg(test)]
 mod churn_tests;
+#[cfg(test)]
+mod region_tests;
 #[cfg(test)]
 mod testing;

@@ -63,6 +63,9 @@ pub struct EdgeMetrics {
     /// `ordercast_delivery_receipts_total{outcome}`: receipt entries
     /// `appended` to Redis, or `failed` (kept for the next try).
     pub receipts: IntCounterVec,
+    /// `ordercast_region_stale{region}`: 1 while a peer region is stale
+    /// (its heartbeat is late), 0 when fresh; every peer from the start.
+    pub region_stale: IntGaugeVec,
     /// `delivery_latency` and `deliveries` of each transport, resolved once
     /// (they are touched for every frame written).
     delivered_by: [(Histogram, IntCounter); 3],
@@ -156,6 +159,13 @@ impl EdgeMetrics {
                 "ordercast_edge_redis_errors_total",
                 "Failed Redis reads on the edge.",
             )?,
+            region_stale: IntGaugeVec::new(
+                Opts::new(
+                    "ordercast_region_stale",
+                    "1 while a peer region's heartbeat is late (its restaurants' screens are told they are stale), 0 when fresh.",
+                ),
+                &["region"],
+            )?,
         };
         registry.register(Box::new(m.delivery_latency.clone()))?;
         registry.register(Box::new(m.deliveries.clone()))?;
@@ -172,6 +182,7 @@ impl EdgeMetrics {
         registry.register(Box::new(m.watched_restaurants.clone()))?;
         registry.register(Box::new(m.redis_errors.clone()))?;
         registry.register(Box::new(m.receipts.clone()))?;
+        registry.register(Box::new(m.region_stale.clone()))?;
         Ok(m)
     }
 

@@ -1,6 +1,9 @@
 //! Long-poll: `GET /v1/restaurants/{rid}/events?since=&limit=&wait=`, the
 //! fallback where streaming is blocked. Answers at once when events follow
-//! `since`, otherwise waits up to `wait` seconds for one.
+//! `since`, otherwise waits up to `wait` seconds for one. Every answer says
+//! whether the restaurant's home region is stale; a wait ends early when it
+//! goes stale or comes back, so a polling screen learns it as soon as a
+//! streaming one.
 
 use std::time::{Duration, SystemTime};
 
@@ -17,8 +20,7 @@ use ordercast_http::Subscriber;
 use crate::auth::may_watch;
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::state::EdgeState;
-use crate::subscription::Subscription;
-use crate::subscription::parse_cursor;
+use crate::subscription::{Next, Subscription, parse_cursor};
 
 /// Default and largest `limit`.
 pub(crate) const DEFAULT_LIMIT: usize = 100;
@@ -26,11 +28,11 @@ pub(crate) const MAX_LIMIT: usize = 1_000;
 /// Default `wait`, seconds.
 pub(crate) const DEFAULT_WAIT_SECS: f64 = 25.0;
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub(crate) struct PollQuery {
-    since: Option<String>,
-    limit: Option<String>,
-    wait: Option<String>,
+    pub since: Option<String>,
+    pub limit: Option<String>,
+    pub wait: Option<String>,
 }
 
 fn parse_limit(raw: Option<&str>) -> Result<usize, HttpError> {
@@ -77,6 +79,9 @@ pub(crate) async fn events(
     let _permit = state.admit()?;
     may_watch(&state, &subscriber.0, rid).await?;
     let mut sub = Subscription::open(&state, rid, subscriber.0.viewer(), since).await?;
+    // The answer carries the home's state as it is then: only a change
+    // while waiting is news.
+    sub.home_told();
     let mut guard = ConnectionGuard::new(&state.metrics, Transport::LongPoll);
     guard.set_reason("answered");
     // A wait never outlives the token.
@@ -84,12 +89,15 @@ pub(crate) async fn events(
     let deadline = tokio::time::Instant::now() + wait;
     let mut frames = Vec::new();
     while frames.is_empty() {
-        let batch = tokio::select! {
+        let next = tokio::select! {
             _ = state.drain.cancelled() => break,
             _ = tokio::time::sleep_until(deadline) => break,
-            batch = sub.next() => batch.map_err(HttpError::from)?,
+            next = sub.next() => next.map_err(HttpError::from)?,
         };
-        frames.extend(batch.frames);
+        match next {
+            Next::Batch(batch) => frames.extend(batch.frames),
+            Next::Region(_) => break,
+        }
     }
     // Whatever else is already there, up to the limit.
     while frames.len() < limit {
@@ -120,7 +128,12 @@ pub(crate) async fn events(
         }
         body.extend_from_slice(&frame.json);
     }
-    body.extend_from_slice(format!("],\"next\":{next}}}").as_bytes());
+    body.extend_from_slice(format!("],\"next\":{next}").as_bytes());
+    if let Some(stale) = sub.stale_now() {
+        body.extend_from_slice(b",\"stale\":");
+        body.extend_from_slice(&serde_json::to_vec(&stale).expect("stale serializes"));
+    }
+    body.push(b'}');
     let mut response = body.into_response();
     let h = response.headers_mut();
     h.insert(

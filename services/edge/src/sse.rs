@@ -21,8 +21,9 @@ use ordercast_http::Subscriber;
 use crate::auth::may_watch;
 use crate::error::EdgeError;
 use crate::metrics::{ConnectionGuard, Transport};
+use crate::regions::Signal;
 use crate::state::EdgeState;
-use crate::subscription::{Batch, Subscription, parse_cursor};
+use crate::subscription::{Next, Subscription, parse_cursor};
 
 #[derive(Deserialize)]
 pub(crate) struct StreamQuery {
@@ -63,18 +64,18 @@ pub(crate) async fn stream(
     Ok(response)
 }
 
-/// What an SSE stream writes: a subscription's batches (tests give their
-/// own).
+/// What an SSE stream writes: a subscription's batches and signals (tests
+/// give their own).
 pub(crate) trait Events: Send + 'static {
-    /// The next batch after the cursor, waiting for one.
-    fn next(&mut self) -> impl Future<Output = Result<Batch, EdgeError>> + Send;
+    /// The next batch after the cursor or signal, waiting for one.
+    fn next(&mut self) -> impl Future<Output = Result<Next, EdgeError>> + Send;
     fn restaurant(&self) -> RestaurantId;
     fn role(&self) -> Role;
     fn cursor(&self) -> Seq;
 }
 
 impl Events for Subscription {
-    fn next(&mut self) -> impl Future<Output = Result<Batch, EdgeError>> + Send {
+    fn next(&mut self) -> impl Future<Output = Result<Next, EdgeError>> + Send {
         Subscription::next(self)
     }
 
@@ -91,10 +92,10 @@ impl Events for Subscription {
     }
 }
 
-/// One SSE response: a `retry:` hint and the cursor, then events,
-/// heartbeats while idle, and a last word when it ends (drain, token
-/// expiry, failure).
-struct SseStream<E> {
+/// One SSE response: a `retry:` hint and the cursor, then events and
+/// `stale` / `live` signals, heartbeats while idle, and a last word when it
+/// ends (drain, token expiry, failure).
+pub(crate) struct SseStream<E> {
     state: EdgeState,
     sub: E,
     heartbeat: Interval,
@@ -108,7 +109,12 @@ struct SseStream<E> {
 
 impl<E: Events> SseStream<E> {
     /// A stream of `events` for a token valid for `valid_for` more.
-    fn new(state: EdgeState, events: E, valid_for: Duration, permit: OwnedSemaphorePermit) -> Self {
+    pub(crate) fn new(
+        state: EdgeState,
+        events: E,
+        valid_for: Duration,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
         let heartbeat = state.settings.heartbeat;
         let hello = format!(
             "retry: {}\n: subscribed at {}\n\n",
@@ -128,7 +134,7 @@ impl<E: Events> SseStream<E> {
     }
 
     /// The next bytes to write; `None` ends the response.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
+    pub(crate) async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(chunk) = self.pending.take() {
             return Some(chunk);
         }
@@ -151,9 +157,9 @@ impl<E: Events> SseStream<E> {
                     self.guard.set_reason("token_expired");
                     return Some(Bytes::from_static(b": token expired\n\n"));
                 }
-                batch = self.sub.next() => match batch {
-                    Ok(batch) if batch.frames.is_empty() => continue,
-                    Ok(batch) => {
+                next = self.sub.next() => match next {
+                    Ok(Next::Batch(batch)) if batch.frames.is_empty() => continue,
+                    Ok(Next::Batch(batch)) => {
                         let len = batch.frames.iter().map(|f| f.sse.len()).sum();
                         let mut chunk = BytesMut::with_capacity(len);
                         for frame in &batch.frames {
@@ -165,6 +171,10 @@ impl<E: Events> SseStream<E> {
                         }
                         self.heartbeat.reset();
                         return Some(chunk.freeze());
+                    }
+                    Ok(Next::Region(signal)) => {
+                        self.heartbeat.reset();
+                        return Some(signal_event(&signal));
                     }
                     Err(e) => {
                         tracing::warn!(restaurant = %self.sub.restaurant(), error = %Chain(&e), "SSE stream ends");
@@ -180,38 +190,42 @@ impl<E: Events> SseStream<E> {
     }
 }
 
+/// `event: stale` or `event: live` with the signal's JSON and no `id:`:
+/// not an event, so it must not move the client's `Last-Event-ID`.
+fn signal_event(signal: &Signal) -> Bytes {
+    Bytes::from(format!(
+        "event: {}\ndata: {}\n\n",
+        signal.name(),
+        signal.json()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use ordercast_core::event::EventDraft;
-    use ordercast_core::{Audience, Envelope, EventType};
+    use ordercast_core::{Audience, Envelope, EventType, Region};
     use tokio::sync::mpsc;
 
     use super::*;
     use crate::frame::Frame;
+    use crate::regions::Stale;
     use crate::settings::EdgeSettings;
+    use crate::subscription::Batch;
     use crate::testing::shared;
 
     const SEC: Duration = Duration::from_secs(1);
 
-    /// Events the test hands over when it likes.
-    struct Scripted(mpsc::UnboundedReceiver<u64>);
+    /// Events and signals the test hands over when it likes.
+    struct Scripted(mpsc::UnboundedReceiver<Next>);
 
     impl Events for Scripted {
-        async fn next(&mut self) -> Result<Batch, EdgeError> {
-            let Some(seq) = self.0.recv().await else {
-                return std::future::pending().await;
-            };
-            let draft = EventDraft::new(
-                EventType::Notification,
-                Audience::default(),
-                serde_json::json!({}),
-            );
-            let envelope =
-                Envelope::seal(RestaurantId::new(), Seq(seq), Envelope::now(), None, draft);
-            let frames = vec![Arc::new(Frame::from_envelope(&envelope))];
-            Ok(Batch { frames })
+        async fn next(&mut self) -> Result<Next, EdgeError> {
+            match self.0.recv().await {
+                Some(next) => Ok(next),
+                None => std::future::pending().await,
+            }
         }
 
         fn restaurant(&self) -> RestaurantId {
@@ -227,11 +241,23 @@ mod tests {
         }
     }
 
+    /// Event `seq` of some restaurant.
+    fn event(seq: u64) -> Next {
+        let draft = EventDraft::new(
+            EventType::Notification,
+            Audience::default(),
+            serde_json::json!({}),
+        );
+        let envelope = Envelope::seal(RestaurantId::new(), Seq(seq), Envelope::now(), None, draft);
+        let frames = vec![Arc::new(Frame::from_envelope(&envelope))];
+        Next::Batch(Batch { frames })
+    }
+
     /// A stream for a token valid `valid_for`, and where to hand it events.
     fn open(
         state: &EdgeState,
         valid_for: Duration,
-    ) -> (SseStream<Scripted>, mpsc::UnboundedSender<u64>) {
+    ) -> (SseStream<Scripted>, mpsc::UnboundedSender<Next>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let permit = state.admit().unwrap();
         (
@@ -262,11 +288,57 @@ mod tests {
         assert_eq!(next(&mut stream, start).await, (":\n\n".into(), 15));
         assert_eq!(next(&mut stream, start).await, (":\n\n".into(), 30));
         tokio::time::sleep(10 * SEC).await;
-        events.send(5).unwrap();
+        events.send(event(5)).unwrap();
         let (event, at) = next(&mut stream, start).await;
         assert!(event.starts_with("id: 5\nevent: notification\n"), "{event}");
         assert_eq!(at, 40);
         assert_eq!(next(&mut stream, start).await, (":\n\n".into(), 55));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn signals_are_named_events_without_an_id() {
+        let state = shared(EdgeSettings::default());
+        let start = Instant::now();
+        let (mut stream, events) = open(&state, 3_600 * SEC);
+        next(&mut stream, start).await;
+        let rid: RestaurantId = "6f1c0d2e-0000-4000-8000-000000000001".parse().unwrap();
+        let eu: Region = "eu".parse().unwrap();
+
+        let stale = Stale {
+            region: eu.clone(),
+            last_seq: Seq(5),
+            last_event_at: Some("2026-12-05T10:00:00.123456Z".parse().unwrap()),
+            since: "2026-12-05T10:00:04.500Z".parse().unwrap(),
+        };
+        events.send(event(5)).unwrap();
+        events
+            .send(Next::Region(Signal::Stale {
+                restaurant_id: rid,
+                stale,
+            }))
+            .unwrap();
+        events
+            .send(Next::Region(Signal::Live {
+                restaurant_id: rid,
+                region: eu,
+            }))
+            .unwrap();
+
+        assert!(next(&mut stream, start).await.0.starts_with("id: 5\n"));
+        assert_eq!(
+            next(&mut stream, start).await.0,
+            format!(
+                "event: stale\ndata: {{\"type\":\"stale\",\"restaurant_id\":\"{rid}\",\"region\":\"eu\",\
+                 \"last_seq\":5,\"last_event_at\":\"2026-12-05T10:00:00.123456Z\",\
+                 \"since\":\"2026-12-05T10:00:04.500Z\"}}\n\n"
+            )
+        );
+        assert_eq!(
+            next(&mut stream, start).await.0,
+            format!(
+                "event: live\ndata: {{\"type\":\"live\",\"restaurant_id\":\"{rid}\",\"region\":\"eu\"}}\n\n"
+            )
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,7 +1,8 @@
 //! One subscriber's view of one restaurant: a cursor that only moves
 //! forward, fed from the hub's ring, else Redis `XRANGE`, else PostgreSQL.
 //! Every transport delivers through this, so every transport resumes the
-//! same way: no gap, no duplicate.
+//! same way: no gap, no duplicate. It also says when the restaurant's home
+//! region (a peer) goes stale or comes back, once caught up.
 
 use std::sync::Arc;
 
@@ -13,12 +14,22 @@ use crate::error::EdgeError;
 use crate::frame::Frame;
 use crate::hub::HubGuard;
 use crate::metrics::Source;
+use crate::regions::{PeerHome, Signal, Stale};
 use crate::state::Shared;
 
 /// The events of one catch-up step that the subscriber may see (possibly
 /// none); the subscription's cursor has moved past all of the step.
 pub(crate) struct Batch {
     pub frames: Vec<Arc<Frame>>,
+}
+
+/// What a subscription has next for its client.
+pub(crate) enum Next {
+    /// A catch-up step (see [`Batch`]).
+    Batch(Batch),
+    /// The restaurant's home region went stale or came back. Not an event:
+    /// no seq, and the cursor does not move.
+    Region(Signal),
 }
 
 pub(crate) struct Subscription {
@@ -29,6 +40,10 @@ pub(crate) struct Subscription {
     head: watch::Receiver<Seq>,
     /// True while sending a backlog (counted as catch-up by source).
     catching_up: bool,
+    /// The home region when it is a peer, as the hub sees it.
+    home: watch::Receiver<Option<PeerHome>>,
+    /// What the client was last told about the home (`None`: nothing).
+    told: Option<PeerHome>,
 }
 
 impl Subscription {
@@ -42,6 +57,7 @@ impl Subscription {
         since: Option<Seq>,
     ) -> Result<Subscription, EdgeError> {
         let hub = ctx.hubs.join(restaurant).await?;
+        let home = hub.watch_home();
         let mut head = hub.watch_head();
         let now = *head.borrow_and_update();
         let cursor = match since {
@@ -58,6 +74,8 @@ impl Subscription {
             cursor,
             head,
             catching_up: cursor < now,
+            home,
+            told: None,
         })
     }
 
@@ -80,17 +98,71 @@ impl Subscription {
     }
 
     /// Waits until something follows the cursor and returns the next batch
-    /// (empty when none of it is for this viewer). Cancel-safe: the cursor
-    /// moves only when a batch is returned.
-    pub(crate) async fn next(&mut self) -> Result<Batch, EdgeError> {
+    /// (empty when none of it is for this viewer), or, once caught up, what
+    /// changed about the home region since the client was last told.
+    /// Cancel-safe: the cursor moves only when a batch is returned, and the
+    /// told state only when a signal is.
+    pub(crate) async fn next(&mut self) -> Result<Next, EdgeError> {
         loop {
             if let Some(batch) = self.ready().await? {
-                return Ok(batch);
+                return Ok(Next::Batch(batch));
             }
-            if self.head.changed().await.is_err() {
+            if let Some(signal) = self.region_signal() {
+                return Ok(Next::Region(signal));
+            }
+            let woken = tokio::select! {
+                head = self.head.changed() => head,
+                home = self.home.changed() => home,
+            };
+            if woken.is_err() {
                 return Err(EdgeError::Unavailable);
             }
         }
+    }
+
+    /// `stale` or `live` when the home's state differs from what the client
+    /// was told. A subscription to a restaurant homed in a peer starts with
+    /// one of them, so a client that reconnects learns the state afresh.
+    fn region_signal(&mut self) -> Option<Signal> {
+        let home = self.home.borrow_and_update().clone();
+        if home == self.told {
+            return None;
+        }
+        self.told.clone_from(&home);
+        let home = home?;
+        let restaurant_id = self.restaurant();
+        Some(match self.stale(&home) {
+            Some(stale) => Signal::Stale {
+                restaurant_id,
+                stale,
+            },
+            None => Signal::Live {
+                restaurant_id,
+                region: home.region,
+            },
+        })
+    }
+
+    /// The client learns the home's state otherwise (a long-poll answer
+    /// carries it): from now on only a change is a signal.
+    pub(crate) fn home_told(&mut self) {
+        self.told = self.home.borrow_and_update().clone();
+    }
+
+    /// What to tell the client if the home is stale now.
+    pub(crate) fn stale_now(&self) -> Option<Stale> {
+        let home = self.home.borrow().clone()?;
+        self.stale(&home)
+    }
+
+    fn stale(&self, home: &PeerHome) -> Option<Stale> {
+        let last_seq = self.head();
+        Some(Stale {
+            region: home.region.clone(),
+            last_seq,
+            last_event_at: self.hub.event_time(last_seq),
+            since: home.stale_since?,
+        })
     }
 
     /// The next batch if the cursor is behind the head, without waiting.

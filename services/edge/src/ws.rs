@@ -20,6 +20,9 @@ use ordercast_http::{HttpError, Subscriber};
 
 use crate::state::EdgeState;
 
+#[cfg(test)]
+pub(crate) use session::run as run_session;
+
 pub(crate) async fn upgrade(
     State(state): State<EdgeState>,
     subscriber: Subscriber,

@@ -66,12 +66,18 @@ function required(name) {
   return value;
 }
 
+const PSQL = process.env.ORDERCAST_TEST_PG_BIN ? path.join(process.env.ORDERCAST_TEST_PG_BIN, 'psql') : 'psql';
+
+/** Runs SQL on the database at `url`. */
+function psql(url, sql) {
+  execFileSync(PSQL, [url, '-qAtc', sql], { stdio: 'pipe' });
+}
+
 /** A fresh database on the test PostgreSQL; returns its URL. */
 function freshDatabase() {
   const admin = new URL(required('ORDERCAST_TEST_DATABASE_URL'));
   const name = `browser_${randomUUID().replace(/-/g, '')}`;
-  const psql = process.env.ORDERCAST_TEST_PG_BIN ? path.join(process.env.ORDERCAST_TEST_PG_BIN, 'psql') : 'psql';
-  execFileSync(psql, [admin.toString(), '-qAtc', `CREATE DATABASE ${name}`], { stdio: 'pipe' });
+  psql(admin.toString(), `CREATE DATABASE ${name}`);
   const url = new URL(admin);
   url.pathname = `/${name}`;
   return url.toString();
@@ -215,7 +221,11 @@ class Ingress {
 
 /** api + edge + ingress + Chromium, and one method per thing a test does. */
 export class Stack {
-  async start() {
+  /**
+   * `env`: more settings for both servers; `sql`: statements run on the
+   * migrated database before they start.
+   */
+  async start({ env = {}, sql = [] } = {}) {
     const ports = new Set();
     while (ports.size < 4) ports.add(await freePort());
     const [apiPort, apiAdmin, edgePort, edgeAdmin] = ports;
@@ -231,10 +241,12 @@ export class Stack {
       ORDERCAST_LOG_FORMAT: 'json',
       RUST_LOG: process.env.RUST_LOG ?? 'warn',
     };
-    this.env = base;
+    // Migrated as one region: `env` is for the servers.
     execFileSync(BIN, ['migrate'], { env: base, stdio: 'pipe' });
-    this.api = new Server('api', { ...base, ORDERCAST_LISTEN: `127.0.0.1:${apiPort}`, ORDERCAST_ADMIN_LISTEN: `127.0.0.1:${apiAdmin}` }, 'api');
-    this.edge = new Server('edge', { ...base, ORDERCAST_LISTEN: `127.0.0.1:${edgePort}`, ORDERCAST_ADMIN_LISTEN: `127.0.0.1:${edgeAdmin}` }, 'edge');
+    this.env = { ...base, ...env };
+    for (const statement of sql) this.sql(statement);
+    this.api = new Server('api', { ...this.env, ORDERCAST_LISTEN: `127.0.0.1:${apiPort}`, ORDERCAST_ADMIN_LISTEN: `127.0.0.1:${apiAdmin}` }, 'api');
+    this.edge = new Server('edge', { ...this.env, ORDERCAST_LISTEN: `127.0.0.1:${edgePort}`, ORDERCAST_ADMIN_LISTEN: `127.0.0.1:${edgeAdmin}` }, 'edge');
     await Promise.all([this.api.start(), this.edge.start()]);
     this.apiBase = `http://127.0.0.1:${apiPort}`;
     this.ingress = new Ingress(apiPort, edgePort);
@@ -252,6 +264,11 @@ export class Stack {
     await this.browser?.close().catch(() => {});
     await this.ingress?.close();
     await Promise.all([this.api?.stop(), this.edge?.stop()]);
+  }
+
+  /** Runs SQL on the stack's database (what replication would write, say). */
+  sql(statement) {
+    psql(this.env.ORDERCAST_DATABASE_URL, statement);
   }
 
   token(role, restaurant, { session } = {}) {

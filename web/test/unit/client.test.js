@@ -198,3 +198,98 @@ test('over WebSocket a later token is sent in band before expiry; the socket sta
   assert.equal(server.sockets[0], socket);
   assert.deepEqual(states, ['live']);
 });
+
+// What the edge says while a restaurant's home region is unreachable.
+const STALE = {
+  region: 'eu',
+  last_seq: 2,
+  last_event_at: '2026-12-05T10:00:00.123456Z',
+  since: '2026-12-05T10:00:04.5Z',
+};
+
+function restaurantStates(rt) {
+  const changes = [];
+  rt.on('restaurant', (r) => changes.push(r));
+  return changes;
+}
+
+const LIVE = { restaurantId: RID, state: 'live', region: null, lastSeq: null, lastEventAt: null, since: null };
+
+test('WebSocket: a stale home region and its return are restaurant states; events carry on', async (t) => {
+  const server = new FakeServer();
+  server.publish(RID);
+  server.publish(RID);
+  const { rt } = client(server);
+  t.after(() => rt.close());
+  const changes = restaurantStates(rt);
+  const seqs = [];
+  rt.subscribe(RID, { since: 0, onEvent: (e) => seqs.push(e.seq) });
+  await until('two events', () => seqs.length === 2);
+  assert.deepEqual(rt.restaurantState(RID), LIVE);
+
+  server.setHome(RID, STALE);
+  await until('stale', () => changes.length === 1);
+  const stale = { ...LIVE, state: 'stale', region: 'eu', lastSeq: 2, lastEventAt: STALE.last_event_at, since: STALE.since };
+  assert.deepEqual(changes[0], stale);
+  assert.deepEqual(rt.restaurantState(RID), stale);
+  assert.equal(rt.stats().restaurants[RID].state, 'stale');
+  assert.equal(rt.stats().restaurants[RID].cursor, 2, 'a signal is not an event');
+  assert.equal(rt.state, 'live', 'the connection itself is fine');
+
+  // A reconnect is told the same state again: no change, nothing emitted.
+  server.sockets[0].drop(1006);
+  server.publish(RID); // events keep coming whenever they arrive
+  await until('the third event after the reconnect', () => seqs.length === 3);
+  assert.equal(server.sockets[0].sent.find((f) => f.type === 'subscribe').since, 2);
+
+  server.setHome(RID, null);
+  await until('live', () => changes.length === 2);
+  assert.deepEqual(changes[1], { ...LIVE, region: 'eu' });
+  assert.deepEqual(seqs, [1, 2, 3]);
+  assert.deepEqual(rt.restaurantState(RID), { ...LIVE, region: 'eu' });
+});
+
+test('SSE: `event: stale` and `event: live` are restaurant states, not events', async (t) => {
+  const server = new FakeServer();
+  server.sse = 'ok';
+  server.publish(RID);
+  const { rt } = client(server, { transport: 'sse' });
+  t.after(() => rt.close());
+  const changes = restaurantStates(rt);
+  const seqs = [];
+  rt.subscribe(RID, { since: 0, onEvent: (e) => seqs.push(e.seq) });
+  await until('the first event', () => seqs.length === 1);
+  assert.equal(rt.stats().transport, 'sse');
+
+  server.setHome(RID, { ...STALE, last_seq: 1 });
+  await until('stale', () => changes.length === 1);
+  const stale = { ...LIVE, state: 'stale', region: 'eu', lastSeq: 1, lastEventAt: STALE.last_event_at, since: STALE.since };
+  assert.deepEqual(changes[0], stale);
+  server.publish(RID);
+  await until('the second event while stale', () => seqs.length === 2);
+  assert.equal(rt.stats().restaurants[RID].state, 'stale');
+
+  server.setHome(RID, null);
+  await until('live', () => changes.length === 2);
+  assert.deepEqual(changes[1], { ...LIVE, region: 'eu' });
+  assert.deepEqual(seqs, [1, 2]);
+  assert.equal(rt.stats().restaurants[RID].cursor, 2);
+  assert.equal(rt.stats().duplicates, 0);
+});
+
+test('long-poll: an answer with `stale` is stale, the next one without it live', async (t) => {
+  const server = new FakeServer();
+  const { rt } = client(server, { transport: 'poll' });
+  t.after(() => rt.close());
+  const changes = restaurantStates(rt);
+  rt.subscribe(RID, { onEvent() {} });
+  await until('polling', () => rt.state === 'polling');
+
+  server.setHome(RID, STALE);
+  await until('stale', () => changes.length === 1);
+  assert.equal(changes[0].state, 'stale');
+  assert.equal(changes[0].lastSeq, 2);
+  server.setHome(RID, null);
+  await until('live', () => changes.length === 2);
+  assert.deepEqual(changes[1], { ...LIVE, region: 'eu' });
+});

@@ -6,7 +6,10 @@ export class FakeServer {
   constructor() {
     this.events = new Map(); // rid -> [envelope]
     this.streaming = 'ok'; // 'ok' | 'refuse'
+    this.sse = 'refuse'; // 'ok' | 'refuse': server-sent events
     this.sockets = [];
+    this.feeds = new Set(); // open SSE responses: {rid, write(text)}
+    this.homes = new Map(); // rid -> the `stale` / `live` frame of its home region
     this.waiters = new Set();
     this.requests = [];
     this.snapshotDelay = null; // a promise the snapshot's answer waits for
@@ -23,8 +26,25 @@ export class FakeServer {
     const event = { restaurant_id: rid, seq: list.length + 1, type, data: { id: `o${list.length + 1}` } };
     list.push(event);
     for (const ws of this.sockets) ws.push(event);
+    for (const feed of this.feeds) if (feed.rid === rid) feed.write(sseEvent(event.seq, event.type, event));
     for (const wake of this.waiters) wake();
     return event;
+  }
+
+  /**
+   * The restaurant's home region goes stale (`{region, last_seq,
+   * last_event_at, since}`) or, with null, comes back. Like the edge, every
+   * subscription to it starts with the home's state, and a waiting
+   * long-poll answers.
+   */
+  setHome(rid, stale, region = 'eu') {
+    const frame = stale
+      ? { type: 'stale', restaurant_id: rid, ...stale }
+      : { type: 'live', restaurant_id: rid, region: this.homes.get(rid)?.region ?? region };
+    this.homes.set(rid, frame);
+    for (const ws of this.sockets) ws.push(frame);
+    for (const feed of this.feeds) if (feed.rid === rid) feed.write(sseSignal(frame));
+    for (const wake of this.waiters) wake();
   }
 
   after(rid, since) {
@@ -37,7 +57,9 @@ export class FakeServer {
       this.requests.push(u.pathname + u.search);
       const [, , , rid, what] = u.pathname.split('/');
       if (what === 'stream') {
-        throw new TypeError('fetch failed'); // the fake streams over WebSocket only
+        if (this.sse !== 'ok') throw new TypeError('fetch failed');
+        const since = u.searchParams.has('since') ? Number(u.searchParams.get('since')) : this.head(rid);
+        return this.stream(rid, since, signal);
       }
       if (what === 'orders') {
         const seq = this.snapshotSeq ?? this.head(rid);
@@ -59,10 +81,36 @@ export class FakeServer {
           });
         });
         const events = this.after(rid, since);
-        return json({ events, next: events.length ? events.at(-1).seq : since });
+        const home = this.homes.get(rid);
+        const page = { events, next: events.length ? events.at(-1).seq : since };
+        if (home?.type === 'stale') {
+          const { type, restaurant_id, ...stale } = home;
+          page.stale = stale;
+        }
+        return json(page);
       }
       return json({}, 404);
     };
+  }
+
+  /** An SSE response from `since`, as the edge writes it. */
+  stream(rid, since, signal) {
+    const encoder = new TextEncoder();
+    let feed;
+    const body = new ReadableStream({
+      start: (controller) => {
+        feed = { rid, write: (text) => controller.enqueue(encoder.encode(text)) };
+        feed.write(`retry: 2000\n: subscribed at ${since}\n\n`);
+        for (const e of this.after(rid, since)) feed.write(sseEvent(e.seq, e.type, e));
+        if (this.homes.has(rid)) feed.write(sseSignal(this.homes.get(rid)));
+        this.feeds.add(feed);
+        signal?.addEventListener('abort', () => {
+          this.feeds.delete(feed);
+          controller.error(new DOMException('aborted', 'AbortError'));
+        });
+      },
+    });
+    return { ok: true, status: 200, headers: new Map(), body };
   }
 
   get WebSocket() {
@@ -99,12 +147,16 @@ export class FakeServer {
           const live = () => this.subs.get(rid) === current;
           this.reply({ type: 'subscribed', restaurant_id: rid, seq: since, head: server.head(rid) }, live);
           for (const e of server.after(rid, since)) this.reply({ type: 'event', event: e }, live);
+          if (server.homes.has(rid)) this.reply(server.homes.get(rid), live);
           server.onSubscribe?.(f);
         }
       }
 
-      push(event) {
-        if (this.readyState === 1 && this.subs.has(event.restaurant_id)) this.reply({ type: 'event', event });
+      /** An event, or a `stale` / `live` frame. */
+      push(frame) {
+        const rid = frame.restaurant_id;
+        if (this.readyState !== 1 || !this.subs.has(rid)) return;
+        this.reply(frame.type === 'stale' || frame.type === 'live' ? frame : { type: 'event', event: frame });
       }
 
       reply(frame, still = () => true) {
@@ -124,6 +176,15 @@ export class FakeServer {
       }
     };
   }
+}
+
+function sseEvent(id, name, data) {
+  return `id: ${id}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/** `stale` and `live` have no id: they must not move `Last-Event-ID`. */
+function sseSignal(frame) {
+  return `event: ${frame.type}\ndata: ${JSON.stringify(frame)}\n\n`;
 }
 
 function json(body, status = 200) {

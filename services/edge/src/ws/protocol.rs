@@ -1,6 +1,7 @@
 //! The WebSocket protocol's messages (docs/protocol.md): what a client may
 //! send, and everything the server sends but events (whose frames are
-//! serialized once per event and shared, see `frame.rs`).
+//! serialized once per event and shared, see `frame.rs`) and `stale` /
+//! `live` (the same JSON as on SSE, see `regions.rs`).
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use ordercast_core::order::Order;

@@ -194,6 +194,14 @@ impl Session {
                 }
                 Step::Write(Message::Text(frame.ws.clone()))
             }
+            Out::Signal {
+                restaurant,
+                id,
+                signal,
+            } => match self.subs.get(&restaurant).is_some_and(|s| s.id == id) {
+                true => Step::Write(Message::Text(signal.json().into())),
+                false => Step::Nothing, // unsubscribed meanwhile
+            },
             Out::Control(message) => Step::Write(message.frame()),
             Out::Ended { restaurant, id } => {
                 if self.subs.get(&restaurant).is_some_and(|s| s.id == id) {
@@ -394,66 +402,14 @@ fn read_error(e: axum::Error) -> Ending {
 
 #[cfg(test)]
 mod tests {
-    use axum::extract::ws::{CloseFrame, Utf8Bytes};
-    use serde_json::{Value, json};
-    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
-    use tokio::task::JoinHandle;
+    use axum::extract::ws::CloseFrame;
+    use serde_json::json;
 
     use super::*;
     use crate::settings::EdgeSettings;
-    use crate::testing::{kitchen, kitchen_token, shared};
+    use crate::testing::{kitchen, kitchen_token, shared, ws_session};
 
     const HOUR: Duration = Duration::from_secs(3_600);
-
-    /// The far end of a session: what it wrote, and its inbound half.
-    struct Peer {
-        written: UnboundedReceiver<Message>,
-        inbound: UnboundedSender<Result<Message, axum::Error>>,
-        _session: JoinHandle<()>,
-    }
-
-    fn connect(state: &EdgeState, principal: Principal) -> Peer {
-        let (sink, written) = unbounded_channel();
-        let (inbound, stream) = unbounded_channel();
-        let sink = Box::pin(futures_util::sink::unfold(
-            sink,
-            |sink: UnboundedSender<Message>, message| async move {
-                sink.send(message).map_err(axum::Error::new)?;
-                Ok::<_, axum::Error>(sink)
-            },
-        ));
-        let stream = Box::pin(futures_util::stream::unfold(
-            stream,
-            |mut stream| async move { stream.recv().await.map(|message| (message, stream)) },
-        ));
-        let session = tokio::spawn(run(sink, stream, state.clone(), Arc::new(principal)));
-        Peer {
-            written,
-            inbound,
-            _session: session,
-        }
-    }
-
-    impl Peer {
-        async fn next(&mut self) -> Message {
-            self.written.recv().await.expect("the session wrote more")
-        }
-
-        async fn next_json(&mut self) -> Value {
-            match self.next().await {
-                Message::Text(text) => serde_json::from_str(&text).unwrap(),
-                other => panic!("not a text frame: {other:?}"),
-            }
-        }
-
-        fn send(&self, message: Message) {
-            self.inbound.send(Ok(message)).unwrap();
-        }
-
-        fn send_json(&self, value: Value) {
-            self.send(Message::Text(Utf8Bytes::from(value.to_string())));
-        }
-    }
 
     fn closed_with(message: Message) -> (u16, String) {
         match message {
@@ -472,7 +428,7 @@ mod tests {
     async fn a_silent_peer_is_pinged_then_cut_after_two_intervals() {
         let state = settings(|s| s.ws_ping_interval = Duration::from_secs(30));
         let start = Instant::now();
-        let mut peer = connect(&state, kitchen(HOUR));
+        let mut peer = ws_session(&state, kitchen(HOUR));
 
         assert!(matches!(peer.next().await, Message::Ping(_)));
         assert!(matches!(peer.next().await, Message::Ping(_)));
@@ -485,7 +441,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_peer_that_answers_pings_stays_connected() {
         let state = settings(|s| s.ws_ping_interval = Duration::from_secs(30));
-        let mut peer = connect(&state, kitchen(HOUR));
+        let mut peer = ws_session(&state, kitchen(HOUR));
         for _ in 0..10 {
             assert!(matches!(peer.next().await, Message::Ping(_)));
             peer.send(Message::Pong(bytes::Bytes::new()));
@@ -498,7 +454,7 @@ mod tests {
     async fn the_session_ends_with_4001_when_its_token_expires() {
         let state = settings(|s| s.ws_ping_interval = 24 * HOUR);
         let start = Instant::now();
-        let mut peer = connect(&state, kitchen(Duration::from_secs(120)));
+        let mut peer = ws_session(&state, kitchen(Duration::from_secs(120)));
 
         let (code, _) = closed_with(peer.next().await);
 
@@ -512,7 +468,7 @@ mod tests {
     async fn a_refreshed_token_moves_the_end_of_the_session() {
         let state = settings(|s| s.ws_ping_interval = 24 * HOUR);
         let start = Instant::now();
-        let mut peer = connect(&state, kitchen(Duration::from_secs(120)));
+        let mut peer = ws_session(&state, kitchen(Duration::from_secs(120)));
         let later = kitchen_token(Duration::from_secs(600));
 
         peer.send_json(json!({"type": "refresh", "token": later}));
@@ -527,7 +483,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_drain_closes_with_1012_and_a_retry_within_the_window() {
         let state = settings(|s| s.drain_window = Duration::from_secs(5));
-        let mut peer = connect(&state, kitchen(HOUR));
+        let mut peer = ws_session(&state, kitchen(HOUR));
 
         state.drain.cancel();
         let (code, reason) = closed_with(peer.next().await);
@@ -540,7 +496,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_message_flood_is_closed_with_1008_after_the_burst() {
         let state = settings(|s| s.ws_rate = 5);
-        let mut peer = connect(&state, kitchen(HOUR));
+        let mut peer = ws_session(&state, kitchen(HOUR));
         for _ in 0..11 {
             peer.send_json(json!({"type": "ping"}));
         }
@@ -554,7 +510,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_bad_message_gets_an_error_frame_and_the_session_goes_on() {
         let state = settings(|_| {});
-        let mut peer = connect(&state, kitchen(HOUR));
+        let mut peer = ws_session(&state, kitchen(HOUR));
         let rid = "6f1c0d2e-0000-4000-8000-000000000001";
 
         peer.send_json(json!({"type": "launch"}));

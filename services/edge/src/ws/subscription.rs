@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 use super::protocol::ServerMessage;
 use crate::auth::may_watch;
 use crate::frame::Frame;
+use crate::regions::Signal;
 use crate::state::EdgeState;
-use crate::subscription::Subscription;
+use crate::subscription::{Next, Subscription};
 
 /// What a subscription task hands the socket task.
 pub(crate) enum Out {
@@ -23,6 +24,12 @@ pub(crate) enum Out {
         restaurant: RestaurantId,
         id: u64,
         frame: Arc<Frame>,
+    },
+    /// `stale` or `live` of subscription `id`.
+    Signal {
+        restaurant: RestaurantId,
+        id: u64,
+        signal: Signal,
     },
     /// Any other message (`subscribed`, `snapshot`, `error`, …).
     Control(ServerMessage),
@@ -88,8 +95,8 @@ pub(crate) async fn run(
 }
 
 /// Sends `subscribed`, the backlog (then `sync_complete` when syncing) and
-/// live events until the socket is gone. A failed step is retried from the
-/// same cursor.
+/// live events, with `stale` / `live` once caught up, until the socket is
+/// gone. A failed step is retried from the same cursor.
 async fn deliver(mut sub: Subscription, sync: bool, id: u64, tx: &mpsc::Sender<Out>) {
     let restaurant = sub.restaurant();
     let subscribed = ServerMessage::Subscribed {
@@ -103,9 +110,9 @@ async fn deliver(mut sub: Subscription, sync: bool, id: u64, tx: &mpsc::Sender<O
     let mut syncing = sync;
     let mut backoff = Backoff::default();
     loop {
-        let batch = match syncing {
+        let next = match syncing {
             true => match sub.ready().await {
-                Ok(Some(batch)) => Ok(batch),
+                Ok(Some(batch)) => Ok(Next::Batch(batch)),
                 Ok(None) => {
                     syncing = false;
                     let done = ServerMessage::SyncComplete {
@@ -121,8 +128,8 @@ async fn deliver(mut sub: Subscription, sync: bool, id: u64, tx: &mpsc::Sender<O
             },
             false => sub.next().await,
         };
-        match batch {
-            Ok(batch) => {
+        match next {
+            Ok(Next::Batch(batch)) => {
                 backoff.reset();
                 for frame in batch.frames {
                     let event = Out::Event {
@@ -133,6 +140,16 @@ async fn deliver(mut sub: Subscription, sync: bool, id: u64, tx: &mpsc::Sender<O
                     if tx.send(event).await.is_err() {
                         return;
                     }
+                }
+            }
+            Ok(Next::Region(signal)) => {
+                let signal = Out::Signal {
+                    restaurant,
+                    id,
+                    signal,
+                };
+                if tx.send(signal).await.is_err() {
+                    return;
                 }
             }
             Err(e) => {
