@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use ordercast_bus::{ReceiptBatch, Shard, Streams};
-use ordercast_core::Chain;
+use ordercast_core::{Chain, Region};
 use ordercast_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +71,7 @@ pub async fn run(
     streams: Streams,
     metrics: ApiMetrics,
     settings: LedgerSettings,
+    home: Region,
     shutdown: CancellationToken,
 ) {
     let consumer = format!("api-{}", uuid::Uuid::now_v7());
@@ -88,7 +89,7 @@ pub async fn run(
             _ = claim.tick() => true,
             _ = check.tick() => {
                 match store
-                    .undelivered(settings.undelivered_after, settings.undelivered_within, UNDELIVERED_LIMIT)
+                    .undelivered(&home, settings.undelivered_after, settings.undelivered_within, UNDELIVERED_LIMIT)
                     .await
                 {
                     Ok(events) => metrics.undelivered.set(events.len() as i64),

@@ -121,6 +121,7 @@ impl ApiService {
             streams.clone(),
             metrics.clone(),
             settings.ledger,
+            settings.regions.me.clone(),
             shutdown.clone(),
         ));
         let mut tasks = vec![];

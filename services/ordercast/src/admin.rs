@@ -153,6 +153,7 @@ async fn undelivered(State(health): State<Health>) -> impl IntoResponse {
     match health
         .store
         .undelivered(
+            &health.regions.me,
             settings.undelivered_after,
             settings.undelivered_within,
             ordercast_api::ledger::UNDELIVERED_LIMIT,

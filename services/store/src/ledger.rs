@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ordercast_core::{Highest, Receipt, RestaurantId, Seq};
+use ordercast_core::{Highest, Receipt, Region, RestaurantId, Seq};
 use uuid::Uuid;
 
 use crate::{Store, StoreError};
@@ -86,8 +86,10 @@ impl Store {
         Ok(moved)
     }
 
-    /// Events for the kitchen, created between `within` and `older_than`
-    /// ago, that no kitchen screen of their restaurant has received; the
+    /// Events for the kitchen of restaurants homed in `home`, created
+    /// between `within` and `older_than` ago, that no kitchen screen of
+    /// their restaurant has received (in this region: receipts are
+    /// recorded where the screen is connected); the
     /// oldest first, at most `limit`, and at most
     /// [`UNDELIVERED_PER_RESTAURANT`] per restaurant.
     ///
@@ -100,6 +102,7 @@ impl Store {
     /// 9 to 80–105 ms.)
     pub async fn undelivered(
         &self,
+        home: &Region,
         older_than: Duration,
         within: Duration,
         limit: i64,
@@ -111,7 +114,7 @@ impl Store {
              FROM (SELECT r.id, r.last_seq, coalesce(m.seq, 0) AS seq
                    FROM restaurants r
                    LEFT JOIN delivery_marks m ON m.restaurant_id = r.id AND m.role = 'kitchen'
-                   WHERE r.last_seq > coalesce(m.seq, 0)) k
+                   WHERE r.last_seq > coalesce(m.seq, 0) AND (r.region IS NULL OR r.region = $6)) k
              CROSS JOIN LATERAL (
                  SELECT created_at FROM events
                  WHERE restaurant_id = k.id AND seq = k.last_seq) newest
@@ -133,6 +136,7 @@ impl Store {
         .bind(limit)
         .bind(LOOK_BACK_EVENTS)
         .bind(UNDELIVERED_PER_RESTAURANT)
+        .bind(home.as_str())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

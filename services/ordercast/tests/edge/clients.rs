@@ -30,6 +30,9 @@ type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 /// An SSE connection, parsed as a browser's EventSource would.
 pub struct Sse {
     pub events: Vec<SseEvent>,
+    /// Blocks without an `id:` (not events: `stale`, `live`), as
+    /// (event name, data).
+    pub signals: Vec<(String, Value)>,
     pub retry: Option<u64>,
     pub comments: usize,
     pub ended: bool,
@@ -76,6 +79,7 @@ impl Sse {
         }
         Ok(Sse {
             events: Vec::new(),
+            signals: Vec::new(),
             retry: None,
             comments: 0,
             ended: false,
@@ -161,8 +165,10 @@ impl Sse {
                     self.comments += 1;
                 }
             }
-            if let (Some(id), Some(kind), Some(data)) = (id, kind, data) {
-                self.events.push(SseEvent { id, kind, data });
+            match (id, kind, data) {
+                (Some(id), Some(kind), Some(data)) => self.events.push(SseEvent { id, kind, data }),
+                (None, Some(kind), Some(data)) => self.signals.push((kind, data)),
+                _ => {}
             }
         }
     }

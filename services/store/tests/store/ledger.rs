@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ordercast_core::{Envelope, Receipt, RestaurantId, Role, Seq};
+use ordercast_core::{Envelope, Receipt, Region, RestaurantId, Role, Seq};
 use ordercast_store::Store;
 
 use crate::common::{create, create_request, restaurant, simple_order, store, water};
@@ -85,8 +85,14 @@ async fn undelivered_lists_the_kitchen_events_beyond_the_kitchen_mark() {
     ];
     store.record_deliveries(&receipts).await.unwrap();
 
-    let missing = store.undelivered(NOW, HOUR, 100).await.unwrap();
-    let too_young = store.undelivered(HOUR, HOUR, 100).await.unwrap();
+    let missing = store
+        .undelivered(&Region::default(), NOW, HOUR, 100)
+        .await
+        .unwrap();
+    let too_young = store
+        .undelivered(&Region::default(), HOUR, HOUR, 100)
+        .await
+        .unwrap();
 
     let [event] = missing.as_slice() else {
         panic!("only the second order's event is missing: {missing:?}")
@@ -98,4 +104,27 @@ async fn undelivered_lists_the_kitchen_events_beyond_the_kitchen_mark() {
     );
     assert_eq!(event.order_id, Some(late.id.to_string()));
     assert!(too_young.is_empty(), "{too_young:?}");
+}
+
+#[tokio::test]
+async fn undelivered_counts_only_the_restaurants_homed_in_the_region() {
+    let store = store().await;
+    let (here, elsewhere) = (restaurant(&store).await, restaurant(&store).await);
+    create(&store, here, simple_order()).await;
+    create(&store, elsewhere, simple_order()).await;
+    // As if `elsewhere` had been replicated from its home region: no
+    // kitchen here watches it, and its home's ledger answers for it.
+    sqlx::query("UPDATE restaurants SET region = 'us-east' WHERE id = $1")
+        .bind(elsewhere.as_uuid())
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    let missing = store
+        .undelivered(&Region::default(), NOW, HOUR, 100)
+        .await
+        .unwrap();
+
+    let restaurants: Vec<RestaurantId> = missing.iter().map(|e| e.restaurant_id).collect();
+    assert_eq!(restaurants, [here]);
 }
