@@ -135,10 +135,12 @@ impl Forwarder {
         headers: &HeaderMap,
         body: axum::body::Bytes,
     ) -> Result<Response, HttpError> {
+        // A home no peer is configured for (a region removed, or not yet
+        // added): nowhere to commit, as when the home cannot be reached.
         let base = self
             .peers
             .get(home)
-            .ok_or_else(|| HttpError::UnknownRegion(home.to_string()))?;
+            .ok_or_else(|| HttpError::RegionUnavailable(home.to_string()))?;
         let mut request = self
             .client
             .request(method, format!("{base}{path_and_query}"))
