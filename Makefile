@@ -33,6 +33,9 @@ loadtest-chaos: ## The default scenario with connection drops and edge 1 killed 
 	  --exec '20s=scripts/cluster.sh kill-edge 1' --exec '30s=scripts/cluster.sh start-edge 1' \
 	  --json target/loadtest/chaos.json --report target/loadtest/chaos.html $(ARGS)
 
+loadtest-regions: ## Regions load test with a partition, a Redis and the apis of one region killed; see docs/loadtest.md
+	bash scripts/loadtest-regions.sh $(ARGS)
+
 chart: ## Lint the Helm chart (charts/ordercast) and run its tests; helm comes from PyPI
 	bash scripts/chart.sh
 

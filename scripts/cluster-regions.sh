@@ -5,6 +5,9 @@
 # between regions (replication both ways, forwarded writes both ways)
 # through `ordercast-link`, a proxy that adds a one-way delay and can cut
 # a link. Release build; state, logs and pid files in target/regions/.
+# `up` copies the binaries it builds to target/regions/bin/, and every
+# process of the rig (restarts included) runs those: a rebuild while the
+# rig is up (CARGO_TARGET_DIR may be shared) does not mix two builds.
 #
 #   scripts/cluster-regions.sh up               start (REGIONS=2 or 3, LINK_DELAY=40ms)
 #   scripts/cluster-regions.sh down             stop everything it started
@@ -27,8 +30,12 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 
 dir=$PWD/target/regions
-bin=$PWD/target/release/ordercast
-link_bin=$PWD/target/release/ordercast-link
+# The binaries cargo builds (CARGO_TARGET_DIR when set, as `release_build`
+# honours it too).
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+case $target_dir in /*) ;; *) target_dir=$PWD/$target_dir ;; esac
+bin=$dir/bin/ordercast
+link_bin=$dir/bin/ordercast-link
 control=127.0.0.1:19999
 names=(eu us ap)
 
@@ -136,7 +143,11 @@ up() {
   fi
   services_install
   release_build
-  mkdir -p "$dir"; chmod 755 "$dir"
+  mkdir -p "$dir/bin"; chmod 755 "$dir"
+  local b
+  for b in ordercast ordercast-link; do
+    cp -f "$target_dir/release/$b" "$dir/bin/$b.new" && mv -f "$dir/bin/$b.new" "$dir/bin/$b"
+  done
   echo "${REGIONS:-2}" > "$dir/regions"
   [ "$(count)" = 2 ] || [ "$(count)" = 3 ] || { echo "REGIONS must be 2 or 3" >&2; exit 2; }
   [ -f "$dir/jwt-secret" ] || head -c 48 /dev/urandom | base64 | tr -d '/+=\n' > "$dir/jwt-secret"
@@ -224,5 +235,5 @@ case ${1:-} in
   start-redis) i=$(index_of "$2"); redis_start "$dir/$2-redis" 16379 "127.0.$i.1" ;;
   kill-apis) stop_apis "$2" KILL ;;
   start-apis) start_apis "$2" ;;
-  *) sed -n '2,25p' "$0"; exit 2 ;;
+  *) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 2 ;;
 esac

@@ -34,6 +34,9 @@ struct Axis<'a> {
     to: f64,
     ticks: Vec<f64>,
     label: &'a dyn Fn(f64) -> String,
+    /// Two points further apart than this are not joined: no data between
+    /// them (a second without a figure).
+    gap: f64,
 }
 
 impl Axis<'_> {
@@ -171,15 +174,29 @@ fn markers(o: &mut String, axis: &Axis<'_>, marks: &[(f64, String)]) {
 fn lines(o: &mut String, series: &[Series<'_>], axis: &Axis<'_>, py: &dyn Fn(f64) -> f64) {
     for (i, s) in series.iter().enumerate() {
         let lx = LEFT + i as f64 * 130.0;
-        let pts: Vec<String> = s
-            .points
-            .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", axis.px(x), py(y)))
-            .collect();
+        // One polyline per run of points without a gap.
+        let mut runs: Vec<Vec<String>> = Vec::new();
+        let mut last: Option<f64> = None;
+        for &(x, y) in &s.points {
+            if last.is_none_or(|l| x - l > axis.gap) {
+                runs.push(Vec::new());
+            }
+            last = Some(x);
+            if let Some(run) = runs.last_mut() {
+                run.push(format!("{:.1},{:.1}", axis.px(x), py(y)));
+            }
+        }
+        for run in runs {
+            let _ = write!(
+                o,
+                r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.8"/>"#,
+                run.join(" "),
+                s.color,
+            );
+        }
         let _ = write!(
             o,
-            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="1.8"/><rect x="{lx}" y="{}" width="10" height="3" fill="{c}"/><text x="{}" y="{}" class="tick">{}</text>"#,
-            pts.join(" "),
+            r#"<rect x="{lx}" y="{}" width="10" height="3" fill="{c}"/><text x="{}" y="{}" class="tick">{}</text>"#,
             H - 10.0,
             lx + 14.0,
             H - 6.0,
@@ -210,12 +227,18 @@ fn per_second(r: &Report, f: fn(&Point) -> f64, measured_only: bool) -> Vec<(f64
 }
 
 /// A vertical line per chaos command, at its time on the timeline,
-/// labelled with its first words.
+/// labelled with its first words after the script that runs them
+/// (`scripts/cluster.sh kill-edge 1` → `kill-edge 1`).
 fn chaos_marks(r: &Report, last: f64) -> Vec<(f64, String)> {
     r.chaos
         .iter()
         .map(|c| {
-            let words: Vec<&str> = c.command.split_whitespace().take(3).collect();
+            let mut words = c.command.split_whitespace().peekable();
+            while words
+                .next_if(|w| matches!(*w, "sh" | "bash") || w.ends_with(".sh"))
+                .is_some()
+            {}
+            let words: Vec<&str> = words.take(3).collect();
             // Chaos offsets count from the start of traffic.
             ((r.traffic_start_s + c.at_s).min(last), words.join(" "))
         })
@@ -260,6 +283,7 @@ fn distribution(r: &Report) -> String {
         to: points.iter().map(|p| p.0).fold(nines(99.99), f64::max),
         ticks: [0.0, 90.0, 99.0, 99.9, 99.99].map(nines).to_vec(),
         label: &label,
+        gap: f64::INFINITY,
     };
     let series = Series {
         name: "latency",
@@ -268,6 +292,118 @@ fn distribution(r: &Report) -> String {
     };
     let title = "Delivery latency distribution (all transports)";
     chart(title, "ms", &[series], &axis, &[])
+}
+
+/// Regions mode: the delivery p99 per second at screens in the
+/// restaurant's home region and in another one.
+fn locality_over_time(r: &Report, time: &Axis<'_>, marks: &[(f64, String)]) -> String {
+    let series = |name, color, f: fn(&Point) -> Option<f64>| Series {
+        name,
+        color,
+        points: r
+            .timeline
+            .iter()
+            .filter_map(|p| f(p).filter(|v| *v > 0.0).map(|v| (p.t as f64, v)))
+            .collect(),
+    };
+    chart(
+        "Delivery p99 over time, local and remote screens (commit → read)",
+        "ms",
+        &[
+            series("local p99", "#2b8a3e", |p| p.p99_local_ms),
+            series("remote p99", "#c92a2a", |p| p.p99_remote_ms),
+        ],
+        time,
+        marks,
+    )
+}
+
+/// Regions mode: `stale` and `live` signals per second.
+fn signals(r: &Report, time: &Axis<'_>, marks: &[(f64, String)]) -> String {
+    let series = [
+        Series {
+            name: "stale/s",
+            color: "#e67700",
+            points: per_second(r, |p| p.stale as f64, false),
+        },
+        Series {
+            name: "live/s",
+            color: "#1c7ed6",
+            points: per_second(r, |p| p.live as f64, false),
+        },
+    ];
+    chart(
+        "Stale and live signals per second",
+        "per s",
+        &series,
+        time,
+        marks,
+    )
+}
+
+/// Regions mode: a table of the regions section.
+fn regions_table(r: &Report) -> String {
+    let Some(g) = &r.regions else {
+        return String::new();
+    };
+    let ms = |l: &crate::report::Latency| {
+        format!(
+            "{:.1} / {:.1} / {:.1} / {:.1}",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+        )
+    };
+    let mut o = String::from(
+        "<h2>Regions</h2>\n<table><tr><th>region</th><th>restaurants homed</th><th>screens (local + remote)</th>\
+         <th>commit → read, local<br>p50 / p90 / p99 / max ms</th><th>commit → read, remote<br>p50 / p90 / p99 / max ms</th>\
+         <th>request → read, local</th><th>request → read, remote</th>\
+         <th>writes forwarded (retries)</th><th>stale / live signals</th></tr>\n",
+    );
+    let mut row = |name: &str,
+                   homed: String,
+                   screens: String,
+                   c: &crate::report::LocalRemote,
+                   q: &crate::report::LocalRemote,
+                   fwd: String,
+                   sig: String| {
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{homed}</td><td>{screens}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{fwd}</td><td>{sig}</td></tr>",
+            escape(name),
+            ms(&c.local),
+            ms(&c.remote),
+            ms(&q.local),
+            ms(&q.remote),
+        );
+    };
+    for x in &g.regions {
+        row(
+            &x.name,
+            x.restaurants_homed.to_string(),
+            format!(
+                "{} + {} + {} chain admin",
+                x.screens_local, x.screens_remote, x.chain_admins
+            ),
+            &x.commit_to_read,
+            &x.request_to_read,
+            format!("{} ({})", x.writes_forwarded, x.forwarded_retries),
+            format!("{} / {}", x.stale_signals, x.live_signals),
+        );
+    }
+    row(
+        "all",
+        g.regions
+            .iter()
+            .map(|x| x.restaurants_homed)
+            .sum::<usize>()
+            .to_string(),
+        String::new(),
+        &g.commit_to_read,
+        &g.request_to_read,
+        format!("{} ({})", g.writes_forwarded, g.forwarded_retries),
+        format!("{} / {}", g.stale_signals, g.live_signals),
+    );
+    o.push_str("</table>\n");
+    o
 }
 
 fn deliveries(r: &Report, time: &Axis<'_>, marks: &[(f64, String)]) -> String {
@@ -308,14 +444,20 @@ pub fn render(r: &Report) -> String {
         to: last,
         ticks: (0..=(last / s) as usize).map(|i| i as f64 * s).collect(),
         label: &secs,
+        gap: 1.5,
     };
     let marks = chaos_marks(r, last);
-    let charts = [
-        latency_over_time(r, &time, &marks),
+    let mut charts = vec![latency_over_time(r, &time, &marks)];
+    if r.regions.is_some() {
+        charts.push(locality_over_time(r, &time, &marks));
+        charts.push(signals(r, &time, &marks));
+    }
+    charts.extend([
         distribution(r),
         deliveries(r, &time, &marks),
         writes(r, &time, &marks),
-    ];
+    ]);
+    charts.push(regions_table(r));
     page(r, &charts.join("\n"))
 }
 
@@ -342,6 +484,8 @@ figure {{ margin: 18px 0; }} svg {{ width: 100%; background: #fff; border: 1px s
 .title {{ font-weight: 600; font-size: 13px; }} .tick {{ font-size: 11px; fill: #495057; }}
 .grid {{ stroke: #e9ecef; }} .mark {{ stroke: #868e96; stroke-dasharray: 4 3; }}
 .pass {{ color: #2b8a3e; font-weight: 600; }} .fail {{ color: #c92a2a; font-weight: 600; }}
+table {{ border-collapse: collapse; font-size: 12px; }} th, td {{ border: 1px solid #dee2e6; padding: 4px 6px; text-align: right; }}
+th {{ background: #f8f9fa; }} td:first-child {{ text-align: left; }}
 </style></head><body>
 <h1>Ordercast load test</h1>
 {verdict}
@@ -376,6 +520,7 @@ mod tests {
             to: 1.0,
             ticks: vec![0.0, 1.0],
             label: &|x| format!("{x}"),
+            gap: f64::INFINITY,
         };
         let svg = chart(
             "t <1>",
@@ -396,6 +541,27 @@ mod tests {
             &[(0.5, "kill".into())],
         );
         assert_eq!(svg.matches("<polyline").count(), 2);
+        let gappy = Axis {
+            ticks: axis.ticks.clone(),
+            gap: 0.4,
+            ..axis
+        };
+        let svg = chart(
+            "gaps",
+            "ms",
+            &[Series {
+                name: "a",
+                color: "#000",
+                points: vec![(0.0, 1.0), (0.2, 1.0), (0.8, 2.0), (1.0, 2.0)],
+            }],
+            &gappy,
+            &[],
+        );
+        assert_eq!(
+            svg.matches("<polyline").count(),
+            2,
+            "no line across the gap"
+        );
         assert!(svg.contains("t &lt;1&gt;"));
         assert!(svg.contains(">kill<"));
         assert!(chart("e", "ms", &[], &axis, &[]).contains("no data"));
@@ -419,6 +585,7 @@ mod tests {
                 p50_ms: if t >= 10 { 2.0 } else { 0.0 },
                 p99_ms: if t >= 10 { 9.0 } else { 0.0 },
                 p999_ms: if t >= 10 { 14.0 } else { 0.0 },
+                ..Default::default()
             })
             .collect();
         let chaos = at_s
@@ -457,6 +624,10 @@ mod tests {
             writes_ok: 1800,
             writes_refused: 0,
             writes_lost: 0,
+            write_retries: 0,
+            writes_resolved: 0,
+            extra_commits: 0,
+            retry_reasons: std::collections::BTreeMap::new(),
             writes_per_s: 30.0,
             api_latency: crate::report::Latency::default(),
             deliveries: 3000,
@@ -469,6 +640,7 @@ mod tests {
             settled_s: 8.0,
             traffic_start_s: 8.0,
             verification: crate::verify::Verification::default(),
+            regions: None,
             processes: vec![edge],
             chaos,
             errors: 0,

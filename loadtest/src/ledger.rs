@@ -122,6 +122,9 @@ impl std::fmt::Display for Audience {
 /// A screen's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Viewer {
+    /// A chain's admin (regions mode): every restaurant of the chain on one
+    /// WebSocket, every event of each.
+    Admin,
     Owner,
     Kitchen,
     Waiter(u16),
@@ -134,27 +137,30 @@ impl std::fmt::Display for Viewer {
         match *self {
             Viewer::Waiter(w) => write!(f, "waiter {}", who('w', w)),
             Viewer::Customer(s) => write!(f, "customer {}", who('s', s)),
+            Viewer::Admin => f.write_str("chain admin"),
             other => f.write_str(other.role().as_str()),
         }
     }
 }
 
 impl Viewer {
+    /// The audience role whose events it gets (an admin sees what an owner
+    /// sees).
     pub fn role(self) -> Role {
         match self {
-            Viewer::Owner => Role::Owner,
+            Viewer::Admin | Viewer::Owner => Role::Owner,
             Viewer::Kitchen => Role::Kitchen,
             Viewer::Waiter(_) => Role::Waiter,
             Viewer::Customer(_) => Role::Customer,
         }
     }
 
-    /// The delivery rule: owners see everything; a kitchen the kitchen audience; a
+    /// The delivery rule: admins and owners see everything; a kitchen the kitchen audience; a
     /// waiter the waiter audience unless the event names another waiter; a
     /// customer only events naming its own table session.
     pub fn entitled(self, audience: &Audience) -> bool {
         match self {
-            Viewer::Owner => true,
+            Viewer::Admin | Viewer::Owner => true,
             Viewer::Kitchen => audience.includes(Role::Kitchen),
             Viewer::Waiter(me) => {
                 audience.includes(Role::Waiter) && audience.waiter.is_none_or(|w| w == me)
@@ -264,6 +270,8 @@ mod tests {
 
         let kitchen_only = Audience::of(&[Role::Kitchen], None, None);
         assert!(Viewer::Owner.entitled(&kitchen_only));
+        assert!(Viewer::Admin.entitled(&kitchen_only));
+        assert_eq!(Viewer::Admin.to_string(), "chain admin");
         assert!(!Viewer::Waiter(0).entitled(&kitchen_only));
     }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::ledger::Book;
+use crate::ctx::{Region, Restaurant};
+use crate::ledger::{Book, Viewer};
 use crate::procstat::Usage;
 use crate::scenario::{Scenario, Transport};
 use crate::stats::{Stats, histogram};
@@ -64,7 +65,7 @@ fn kib(v: Option<u64>) -> String {
 }
 
 /// One second of the timeline.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Point {
     pub t: u64,
     pub deliveries: u64,
@@ -73,6 +74,85 @@ pub struct Point {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
+    /// Regions mode: the delivery p99 at screens in the restaurant's home
+    /// region and in another one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_local_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_remote_ms: Option<f64>,
+    /// Regions mode: `stale` and `live` signals read.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stale: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub live: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One latency, at screens in the restaurant's home region (`local`) and
+/// in another region (`remote`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LocalRemote {
+    pub local: Latency,
+    pub remote: Latency,
+}
+
+impl LocalRemote {
+    fn of(h: &[Histogram<u64>; 2]) -> LocalRemote {
+        LocalRemote {
+            local: Latency::of(&h[0]),
+            remote: Latency::of(&h[1]),
+        }
+    }
+}
+
+/// One region's figures (regions mode).
+#[derive(Clone, Debug, Serialize)]
+pub struct RegionReport {
+    pub name: String,
+    pub apis: Vec<String>,
+    pub edges: Vec<String>,
+    /// Restaurants whose home it is.
+    pub restaurants_homed: usize,
+    /// Screens on its edges, besides the chain admin: watching a
+    /// restaurant homed here (`local`) or elsewhere (`remote`).
+    pub screens: usize,
+    pub screens_local: usize,
+    pub screens_remote: usize,
+    pub chain_admins: usize,
+    /// Commit → read, live events, at screens on its edges.
+    pub commit_to_read: LocalRemote,
+    /// Request start → read, at screens on its edges.
+    pub request_to_read: LocalRemote,
+    /// Writes sent through its api for restaurants homed elsewhere, and
+    /// their further attempts.
+    pub writes_forwarded: u64,
+    pub forwarded_retries: u64,
+    /// Further attempts of every write sent through its api.
+    pub write_retries: u64,
+    /// Signals read by screens on its edges.
+    pub stale_signals: u64,
+    pub live_signals: u64,
+    /// Of those, about restaurants homed here (the protocol sends none).
+    pub signals_for_local: u64,
+}
+
+/// The regions section (regions mode).
+#[derive(Clone, Debug, Serialize)]
+pub struct Regions {
+    /// From the last restaurant created until every region knew every
+    /// restaurant.
+    pub replicated_s: f64,
+    pub commit_to_read: LocalRemote,
+    pub request_to_read: LocalRemote,
+    pub writes_forwarded: u64,
+    pub forwarded_retries: u64,
+    pub stale_signals: u64,
+    pub live_signals: u64,
+    pub signals_for_local: u64,
+    pub regions: Vec<RegionReport>,
 }
 
 /// Counters of connections.
@@ -104,6 +184,15 @@ pub struct Report {
     pub writes_ok: u64,
     pub writes_refused: u64,
     pub writes_lost: u64,
+    /// Further attempts of writes after `503` or no answer (the same
+    /// Idempotency-Key), until answered or the settle phase would end.
+    pub write_retries: u64,
+    /// Writes without a certain outcome whose commit was found in the
+    /// restaurant's log, and extra commits of creations sent again.
+    pub writes_resolved: u64,
+    pub extra_commits: u64,
+    /// Why writes were retried (through which region), and how often.
+    pub retry_reasons: BTreeMap<String, u64>,
     pub writes_per_s: f64,
     pub api_latency: Latency,
     pub deliveries: u64,
@@ -121,6 +210,9 @@ pub struct Report {
     /// of traffic, which chaos offsets count from.
     pub traffic_start_s: f64,
     pub verification: Verification,
+    /// Regions mode only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Regions>,
     pub processes: Vec<Usage>,
     pub chaos: Vec<ExecResult>,
     pub errors: u64,
@@ -142,11 +234,21 @@ pub(crate) struct Inputs<'a> {
     pub traffic_end_us: u64,
     pub connect_time: Duration,
     pub settled_in: Duration,
+    pub regions: &'a [Region],
+    pub restaurants: &'a [Restaurant],
+    pub replicated_in: Option<Duration>,
+    pub retry_reasons: BTreeMap<String, u64>,
 }
 
-/// Request start → read, for events read live after measuring began.
-fn publish_to_read(inp: &Inputs<'_>) -> [Histogram<u64>; 3] {
+/// Request start → read, for events read live after measuring began: per
+/// transport, and per region of the screen, local and remote.
+fn publish_to_read(inp: &Inputs<'_>) -> ([Histogram<u64>; 3], Vec<[Histogram<u64>; 2]>) {
     let mut out = [(); 3].map(|()| histogram());
+    let mut by_region: Vec<[Histogram<u64>; 2]> = inp
+        .regions
+        .iter()
+        .map(|_| [histogram(), histogram()])
+        .collect();
     for log in inp.logs {
         let book = inp.books[log.restaurant];
         for r in &log.receipts {
@@ -159,12 +261,96 @@ fn publish_to_read(inp: &Inputs<'_>) -> [Histogram<u64>; 3] {
                 .copied()
                 .unwrap_or(u64::MAX);
             if known.sent_us >= connected && known.sent_us >= inp.measure_from_us {
-                out[log.transport as usize]
-                    .saturating_record(r.read_us.saturating_sub(known.sent_us).max(1));
+                let l = r.read_us.saturating_sub(known.sent_us).max(1);
+                out[log.transport as usize].saturating_record(l);
+                by_region[log.region][usize::from(log.remote)].saturating_record(l);
             }
         }
     }
-    out
+    (out, by_region)
+}
+
+/// Sums local and remote over regions.
+fn merged(hs: &[[Histogram<u64>; 2]]) -> [Histogram<u64>; 2] {
+    let mut all = [histogram(), histogram()];
+    for h in hs {
+        for i in 0..2 {
+            all[i].add(&h[i]).expect("same bounds");
+        }
+    }
+    all
+}
+
+/// The regions section.
+fn regions_section(inp: &Inputs<'_>, request_to_read: &[[Histogram<u64>; 2]]) -> Option<Regions> {
+    if inp.regions.len() < 2 {
+        return None;
+    }
+    let st = inp.stats;
+    let commit: Vec<[Histogram<u64>; 2]> = st
+        .regions
+        .iter()
+        .map(|r| {
+            [0, 1].map(|i| {
+                r.locality[i]
+                    .lock()
+                    .expect("locality lock")
+                    .clone()
+                    .unwrap_or_else(histogram)
+            })
+        })
+        .collect();
+    let regions: Vec<RegionReport> = inp
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(g, region)| {
+            let rs = &st.regions[g];
+            // Screens once each (a chain admin has a log per restaurant).
+            let mut seen = std::collections::HashSet::new();
+            let (mut local, mut remote, mut admins) = (0, 0, 0);
+            for log in inp.logs.iter().filter(|l| l.region == g) {
+                if !seen.insert(log.id) {
+                    continue;
+                }
+                match (log.viewer, log.remote) {
+                    (Viewer::Admin, _) => admins += 1,
+                    (_, false) => local += 1,
+                    (_, true) => remote += 1,
+                }
+            }
+            RegionReport {
+                name: region.name.clone(),
+                apis: region.apis.clone(),
+                edges: region.edges.to_vec(),
+                restaurants_homed: inp.restaurants.iter().filter(|r| r.home == g).count(),
+                screens: local + remote,
+                screens_local: local,
+                screens_remote: remote,
+                chain_admins: admins,
+                commit_to_read: LocalRemote::of(&commit[g]),
+                request_to_read: LocalRemote::of(&request_to_read[g]),
+                writes_forwarded: rs.forwarded.load(Relaxed),
+                forwarded_retries: rs.forwarded_retries.load(Relaxed),
+                write_retries: rs.retries.load(Relaxed),
+                stale_signals: rs.stale.load(Relaxed),
+                live_signals: rs.live.load(Relaxed),
+                signals_for_local: rs.signals_for_local.load(Relaxed),
+            }
+        })
+        .collect();
+    let sum = |f: fn(&RegionReport) -> u64| regions.iter().map(f).sum::<u64>();
+    Some(Regions {
+        replicated_s: inp.replicated_in.unwrap_or_default().as_secs_f64(),
+        commit_to_read: LocalRemote::of(&merged(&commit)),
+        request_to_read: LocalRemote::of(&merged(request_to_read)),
+        writes_forwarded: sum(|r| r.writes_forwarded),
+        forwarded_retries: sum(|r| r.forwarded_retries),
+        stale_signals: sum(|r| r.stale_signals),
+        live_signals: sum(|r| r.live_signals),
+        signals_for_local: sum(|r| r.signals_for_local),
+        regions,
+    })
 }
 
 fn by_transport(hs: &[Histogram<u64>; 3]) -> BTreeMap<&'static str, Latency> {
@@ -207,13 +393,14 @@ pub(crate) fn build(inp: Inputs<'_>) -> Report {
         .into_iter()
         .enumerate()
         .map(|(t, sec)| {
-            let q = |p: f64| {
-                if sec.latency.is_empty() {
+            let at = |h: &Histogram<u64>, p: f64| {
+                if h.is_empty() {
                     0.0
                 } else {
-                    sec.latency.value_at_quantile(p) as f64 / 1000.0
+                    h.value_at_quantile(p) as f64 / 1000.0
                 }
             };
+            let q = |p: f64| at(&sec.latency, p);
             Point {
                 t: t as u64,
                 deliveries: sec.deliveries,
@@ -222,6 +409,10 @@ pub(crate) fn build(inp: Inputs<'_>) -> Report {
                 p50_ms: q(0.5),
                 p99_ms: q(0.99),
                 p999_ms: q(0.999),
+                p99_local_ms: sec.locality.as_ref().map(|h| at(&h[0], 0.99)),
+                p99_remote_ms: sec.locality.as_ref().map(|h| at(&h[1], 0.99)),
+                stale: sec.stale,
+                live: sec.live,
             }
         })
         .collect();
@@ -237,10 +428,16 @@ pub(crate) fn build(inp: Inputs<'_>) -> Report {
             .map(f)
             .sum::<u64>()
     };
+    // Screens once each (a chain admin has a log per restaurant).
     let mut transports = BTreeMap::new();
+    let mut screens = std::collections::HashSet::new();
     for log in inp.logs {
-        *transports.entry(log.transport.as_str()).or_insert(0) += 1;
+        if screens.insert(log.id) {
+            *transports.entry(log.transport.as_str()).or_insert(0) += 1;
+        }
     }
+    let (request_to_read, request_to_read_by_region) = publish_to_read(&inp);
+    let regions = regions_section(&inp, &request_to_read_by_region);
     let delivered: BTreeMap<&'static str, u64> = Transport::ALL
         .into_iter()
         .map(|t| (t.as_str(), st.delivered[t as usize].load(Relaxed)))
@@ -253,7 +450,7 @@ pub(crate) fn build(inp: Inputs<'_>) -> Report {
         scenario: s.clone(),
         measured_s,
         connections: Connections {
-            screens: inp.logs.len(),
+            screens: screens.len(),
             by_transport: transports,
             connect_s: inp.connect_time.as_secs_f64(),
             opened: st.connects.load(Relaxed),
@@ -267,18 +464,23 @@ pub(crate) fn build(inp: Inputs<'_>) -> Report {
         writes_ok: st.writes_ok.load(Relaxed),
         writes_refused: st.writes_refused.load(Relaxed),
         writes_lost: st.writes_lost.load(Relaxed),
+        write_retries: st.regions.iter().map(|r| r.retries.load(Relaxed)).sum(),
+        writes_resolved: st.writes_resolved.load(Relaxed),
+        extra_commits: st.extra_commits.load(Relaxed),
+        retry_reasons: inp.retry_reasons,
         writes_per_s: per_s(window(|p| p.writes)),
         api_latency: Latency::of(&st.api.lock().expect("api lock")),
         deliveries: st.delivered_total(),
         deliveries_per_s: per_s(window(|p| p.deliveries)),
         deliveries_by_transport: delivered,
         delivery_latency,
-        publish_to_read: by_transport(&publish_to_read(&inp)),
+        publish_to_read: by_transport(&request_to_read),
         distribution,
         clock_skewed_events: st.clock_skewed.load(Relaxed),
         settled_s: inp.settled_in.as_secs_f64(),
         traffic_start_s: inp.traffic_start_us as f64 / 1e6,
         verification: inp.verification,
+        regions,
         processes: inp.usage,
         chaos: inp.chaos,
         errors: inp.failures.0,
@@ -351,6 +553,19 @@ pub fn summary(r: &Report) -> String {
         r.writes_refused,
         r.writes_lost
     );
+    if r.write_retries > 0 || r.regions.is_some() {
+        let forwarded = r.regions.as_ref().map_or(String::new(), |g| {
+            format!(
+                "{} writes forwarded ({} retries of them); ",
+                g.writes_forwarded, g.forwarded_retries
+            )
+        });
+        let _ = writeln!(
+            o,
+            "  retries        {forwarded}{} retries after 503 or no answer, {} unknown outcomes found committed in the log, {} extra commits",
+            r.write_retries, r.writes_resolved, r.extra_commits
+        );
+    }
     let _ = writeln!(
         o,
         "  deliveries     {} ({:.0}/s)",
@@ -370,11 +585,54 @@ pub fn summary(r: &Report) -> String {
     for (t, l) in &r.delivery_latency {
         row(&format!("commit→read {t}"), l);
     }
+    if let Some(g) = &r.regions {
+        row("commit→read local", &g.commit_to_read.local);
+        row("commit→read remote", &g.commit_to_read.remote);
+    }
     for (t, l) in &r.publish_to_read {
         row(&format!("request→read {t}"), l);
     }
+    if let Some(g) = &r.regions {
+        row("request→read local", &g.request_to_read.local);
+        row("request→read remote", &g.request_to_read.remote);
+    }
     row("api command", &r.api_latency);
     row("reconnect", &r.connections.reconnect);
+    if let Some(g) = &r.regions {
+        let _ = writeln!(
+            o,
+            "\n  regions        {} regions; every restaurant known in every region {:.2} s after the last was created; signals: {} stale, {} live ({} about a local restaurant)",
+            g.regions.len(),
+            g.replicated_s,
+            g.stale_signals,
+            g.live_signals,
+            g.signals_for_local
+        );
+        let ms = |l: &Latency| {
+            format!(
+                "{:.0}/{:.0}/{:.0}/{:.0}",
+                l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+            )
+        };
+        for x in &g.regions {
+            let _ = writeln!(
+                o,
+                "    {:<12} {} restaurants homed, {} screens ({} local, {} remote) + {} chain admin; commit→read p50/p90/p99/max ms local {} remote {}; {} writes forwarded ({} retries); {} stale, {} live",
+                x.name,
+                x.restaurants_homed,
+                x.screens,
+                x.screens_local,
+                x.screens_remote,
+                x.chain_admins,
+                ms(&x.commit_to_read.local),
+                ms(&x.commit_to_read.remote),
+                x.writes_forwarded,
+                x.forwarded_retries,
+                x.stale_signals,
+                x.live_signals
+            );
+        }
+    }
     for p in &r.processes {
         let _ = writeln!(
             o,
@@ -414,6 +672,14 @@ pub fn summary(r: &Report) -> String {
         let _ = writeln!(o, "  errors         {} (first ones below)", r.errors);
         for e in &r.first_errors {
             let _ = writeln!(o, "    {e}");
+        }
+    }
+    if !r.retry_reasons.is_empty() {
+        let _ = writeln!(o, "  retries after");
+        let mut reasons: Vec<_> = r.retry_reasons.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (why, n) in reasons {
+            let _ = writeln!(o, "    {n:>7}  {why}");
         }
     }
     let _ = writeln!(

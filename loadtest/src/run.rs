@@ -13,7 +13,8 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::ctx::{Ctx, Phase, Restaurant};
+use crate::chain::{self, ChainScreen};
+use crate::ctx::{Ctx, Phase, Region, Restaurant};
 use crate::driver;
 use crate::ledger::{self, Viewer};
 use crate::procstat::{self, Target, Usage};
@@ -61,60 +62,213 @@ impl Minter {
                 if let Some(w) = waiter {
                     line += &format!(" --waiter {w}");
                 }
-                let out = tokio::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(&line)
-                    .output()
-                    .await
-                    .with_context(|| format!("run the token command {command:?}"))?;
-                anyhow::ensure!(
-                    out.status.success(),
-                    "the token command failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+                run_token_command(command, &line).await
+            }
+        }
+    }
+
+    /// An admin of one chain: every restaurant of the chain, none other.
+    async fn chain_admin(&self, chain: &str) -> anyhow::Result<String> {
+        match self {
+            Minter::Secret(issuer) => {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+                Ok(issuer.mint(&Claims {
+                    sub: "loadtest-chain-admin".into(),
+                    role: ordercast_core::Role::Admin,
+                    restaurants: Vec::new(),
+                    chain_id: Some(chain.parse()?),
+                    waiter_id: None,
+                    session_id: None,
+                    exp: now + 24 * 3600,
+                    iat: Some(now),
+                    iss: None,
+                    aud: Some("ordercast".into()),
+                }))
+            }
+            Minter::Command(command) => {
+                let line = format!("{command} --role admin --chain {chain} --ttl 24h");
+                run_token_command(command, &line).await
             }
         }
     }
 }
 
-/// Creates the run's restaurants through the first api.
-async fn create_restaurants(
-    s: &Scenario,
-    minter: &Minter,
+/// Runs the token command line `line` and returns the token it printed.
+async fn run_token_command(command: &str, line: &str) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .output()
+        .await
+        .with_context(|| format!("run the token command {command:?}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the token command failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// The deployment's regions: `--region`s, or one made of `--api` and
+/// `--edge`.
+fn regions_of(s: &Scenario) -> Vec<Region> {
+    if s.regions.is_empty() {
+        return vec![Region {
+            name: "local".into(),
+            apis: s.apis.clone(),
+            edges: s.edges.clone().into(),
+        }];
+    }
+    s.regions
+        .iter()
+        .map(|r| Region {
+            name: r.name.clone(),
+            apis: r.apis.clone(),
+            edges: r.edges.clone().into(),
+        })
+        .collect()
+}
+
+/// Creates one restaurant through `apis` (the next one when one cannot
+/// be reached); returns its id.
+async fn create_restaurant(
     http: &reqwest::Client,
-) -> anyhow::Result<Vec<Restaurant>> {
-    let admin = minter.token("admin", "*", None, None).await?;
-    let api = s.apis[0].trim_end_matches('/');
-    let mut out = Vec::with_capacity(s.restaurants);
-    for i in 0..s.restaurants {
-        let response = http
+    apis: &[String],
+    token: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<String> {
+    let mut last = None;
+    for api in apis {
+        let api = api.trim_end_matches('/');
+        let response = match http
             .post(format!("{api}/v1/restaurants"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": format!("Load test {i}")}))
+            .bearer_auth(token)
+            .json(body)
             .send()
             .await
-            .with_context(|| format!("create a restaurant at {api}"))?;
+        {
+            Ok(r) => r,
+            Err(e) => {
+                last = Some(anyhow::Error::new(e).context(format!("create a restaurant at {api}")));
+                continue;
+            }
+        };
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         anyhow::ensure!(
             status.is_success(),
-            "creating a restaurant: HTTP {status} {body}"
+            "creating a restaurant at {api}: HTTP {status} {body}"
         );
-        let id = body["id"]
+        return Ok(body["id"]
             .as_str()
             .context("the restaurant has no id")?
-            .to_owned();
+            .to_owned());
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no api to create restaurants at")))
+}
+
+/// Creates the run's restaurants: through the first api, or in regions
+/// mode homed round-robin over the regions, each through its home's api,
+/// in one chain (`chain`) by that chain's admin.
+async fn create_restaurants(
+    s: &Scenario,
+    regions: &[Region],
+    minter: &Minter,
+    chain: Option<(&str, &str)>,
+    http: &reqwest::Client,
+) -> anyhow::Result<Vec<Restaurant>> {
+    let admin = match chain {
+        Some((_, token)) => token.to_owned(),
+        None => minter.token("admin", "*", None, None).await?,
+    };
+    let mut out = Vec::with_capacity(s.restaurants);
+    for i in 0..s.restaurants {
+        let home = i % regions.len();
+        let body = match chain {
+            Some((chain, _)) => json!({"name": format!("Load test {i}"),
+                "region": regions[home].name, "chain_id": chain}),
+            None => json!({"name": format!("Load test {i}")}),
+        };
+        let apis = if chain.is_some() {
+            &regions[home].apis[..]
+        } else {
+            &s.apis[..1]
+        };
+        let id = create_restaurant(http, apis, &admin, &body).await?;
         let owner = minter.token("owner", &id, None, None).await?;
-        out.push(Restaurant { id, owner });
+        out.push(Restaurant { id, owner, home });
     }
     Ok(out)
+}
+
+/// Regions mode: waits until every restaurant is known in every region
+/// (replication takes a moment); returns how long that took.
+async fn await_replication(
+    regions: &[Region],
+    restaurants: &[Restaurant],
+    http: &reqwest::Client,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
+    let mut waiting: Vec<(usize, usize)> = (0..restaurants.len())
+        .flat_map(|r| (0..regions.len()).map(move |g| (r, g)))
+        .collect();
+    loop {
+        let mut still = Vec::new();
+        for (r, g) in waiting {
+            let api = regions[g].apis[r % regions[g].apis.len()].trim_end_matches('/');
+            let known = http
+                .get(format!("{api}/v1/restaurants/{}", restaurants[r].id))
+                .bearer_auth(&restaurants[r].owner)
+                .send()
+                .await
+                .is_ok_and(|resp| resp.status() == reqwest::StatusCode::OK);
+            if !known {
+                still.push((r, g));
+            }
+        }
+        if still.is_empty() {
+            return Ok(started.elapsed());
+        }
+        if Instant::now() >= deadline {
+            let (r, g) = still[0];
+            anyhow::bail!(
+                "{} restaurants not known in every region after {} s (e.g. {} in {})",
+                still.len(),
+                deadline.duration_since(started).as_secs(),
+                restaurants[r].id,
+                regions[g].name
+            );
+        }
+        waiting = still;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A number in `0..1` from `i`, the same every run (splitmix64).
+fn unit(i: u64) -> f64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The region screen `id` of a restaurant homed in `home` connects to:
+/// its home, or by `remote_share` another one.
+fn region_of_screen(id: usize, home: usize, regions: usize, remote_share: f64) -> usize {
+    if regions < 2 || unit(id as u64) >= remote_share {
+        return home;
+    }
+    let other = 1 + (unit(id as u64 ^ 0xA5A5_A5A5) * (regions - 1) as f64) as usize;
+    (home + other.min(regions - 1)) % regions
 }
 
 /// The screens of every restaurant, with their tokens.
 async fn plan_screens(
     s: &Scenario,
     minter: &Minter,
+    regions: &[Region],
     restaurants: &[Restaurant],
 ) -> anyhow::Result<Vec<Screen>> {
     let mut screens = Vec::new();
@@ -141,12 +295,15 @@ async fn plan_screens(
         }
         for (viewer, token) in viewers {
             let id = screens.len();
+            let region = region_of_screen(id, restaurant.home, regions.len(), s.remote_share);
             screens.push(Screen {
                 id,
                 restaurant: r,
                 viewer,
                 transport: s.transports.pick(id),
                 token,
+                region,
+                edges: regions[region].edges.clone(),
                 cut: Arc::new(Notify::new()),
             });
         }
@@ -325,8 +482,41 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         .pool_idle_timeout(Duration::from_secs(4))
         .pool_max_idle_per_host(usize::MAX)
         .build()?;
-    let restaurants = create_restaurants(&scenario, &minter, &api).await?;
-    let screens = plan_screens(&scenario, &minter, &restaurants).await?;
+    let regions = regions_of(&scenario);
+    // Regions mode: one chain for the run, its admin creates the
+    // restaurants and watches them all.
+    let chain = if regions.len() > 1 {
+        let id = ordercast_core::ChainId::new().to_string();
+        let token = minter.chain_admin(&id).await?;
+        Some((id, token))
+    } else {
+        None
+    };
+    let chain_ref = chain.as_ref().map(|(id, t)| (id.as_str(), t.as_str()));
+    let restaurants = create_restaurants(&scenario, &regions, &minter, chain_ref, &api).await?;
+    let replicated_in = if regions.len() > 1 {
+        Some(await_replication(&regions, &restaurants, &api).await?)
+    } else {
+        None
+    };
+    let screens = plan_screens(&scenario, &minter, &regions, &restaurants).await?;
+    let chain_screens: Vec<ChainScreen> = match &chain {
+        Some((_, token)) => {
+            let token: Arc<str> = token.as_str().into();
+            regions
+                .iter()
+                .enumerate()
+                .map(|(g, region)| ChainScreen {
+                    id: screens.len() + g,
+                    region: g,
+                    edges: region.edges.clone(),
+                    token: token.clone(),
+                    cut: Arc::new(Notify::new()),
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
     let (phase_tx, phase) = watch::channel(Phase::Traffic);
     let targets: Vec<Target> = scenario
         .pids
@@ -336,13 +526,24 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         .collect();
     let usage = watch_processes(targets.clone(), phase.clone());
     snapshot_rss(&targets, &usage, true);
-    let ctx = Arc::new(Ctx::new(scenario, restaurants, phase, streams, api));
+    let ctx = Arc::new(Ctx::new(
+        scenario,
+        regions,
+        restaurants,
+        phase,
+        streams,
+        api,
+    ));
     let s = &ctx.scenario;
 
     // Open the screens (over the ramp) and wait until they are live.
-    let n = screens.len();
-    let cuts: Vec<Arc<Notify>> = screens.iter().map(|sc| sc.cut.clone()).collect();
-    let mut running: JoinSet<ClientLog> = JoinSet::new();
+    let n = screens.len() + chain_screens.len();
+    let cuts: Vec<Arc<Notify>> = screens
+        .iter()
+        .map(|sc| sc.cut.clone())
+        .chain(chain_screens.iter().map(|sc| sc.cut.clone()))
+        .collect();
+    let mut running: JoinSet<Vec<ClientLog>> = JoinSet::new();
     let opened = Instant::now();
     for (i, screen) in screens.into_iter().enumerate() {
         let ctx = ctx.clone();
@@ -350,7 +551,16 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         running.spawn(async move {
             tokio::time::sleep(delay).await;
             let start = ctx.ledger.book(screen.restaurant).head();
-            screens::run(ctx, screen, start).await
+            vec![screens::run(ctx, screen, start).await]
+        });
+    }
+    for screen in chain_screens {
+        let ctx = ctx.clone();
+        running.spawn(async move {
+            let start = (0..ctx.restaurants.len())
+                .map(|r| ctx.ledger.book(r).head())
+                .collect();
+            chain::run(ctx, screen, start).await
         });
     }
     let deadline = opened + s.ramp + Duration::from_secs(30);
@@ -367,9 +577,14 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
     }
     snapshot_rss(&targets, &usage, false);
 
-    // Traffic, with chaos.
+    // Traffic, with chaos. A write is retried until the settle phase
+    // would end on schedule.
     let traffic_start = Instant::now();
     let traffic_start_us = ctx.stats.now_us();
+    ctx.retry_until_us.store(
+        traffic_start_us + (s.warmup + s.duration + s.settle).as_micros() as u64,
+        Relaxed,
+    );
     let progress = progress(ctx.clone(), s.warmup + s.duration, s.quiet);
     let mut execs = chaos_commands(s, traffic_start);
     chaos_drops(ctx.clone(), cuts);
@@ -392,12 +607,12 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
     let settle_deadline = tokio::time::Instant::now() + s.settle;
     loop {
         match tokio::time::timeout_at(settle_deadline, running.join_next()).await {
-            Ok(Some(log)) => logs.push(log.context("a screen task failed")?),
+            Ok(Some(log)) => logs.extend(log.context("a screen task failed")?),
             Ok(None) => break,
             Err(_) => {
                 let _ = phase_tx.send(Phase::Done);
                 while let Some(log) = running.join_next().await {
-                    logs.push(log.context("a screen task failed")?);
+                    logs.extend(log.context("a screen task failed")?);
                 }
                 break;
             }
@@ -411,7 +626,7 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         chaos.push(r?);
     }
     chaos.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-    logs.sort_by_key(|l| l.id);
+    logs.sort_by_key(|l| (l.id, l.restaurant));
 
     let books: Vec<_> = (0..ctx.ledger.restaurants())
         .map(|r| ctx.ledger.book(r))
@@ -434,5 +649,9 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         traffic_end_us,
         connect_time,
         settled_in,
+        regions: &ctx.regions,
+        restaurants: &ctx.restaurants,
+        replicated_in,
+        retry_reasons: ctx.retry_reasons(),
     }))
 }

@@ -13,12 +13,29 @@ use serde::Serialize;
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct Scenario {
     /// Base URL of an api (repeatable; writes are spread over them).
-    #[arg(long = "api", required = true)]
+    /// Not needed with `--region`.
+    #[arg(long = "api", required_unless_present = "regions")]
     pub apis: Vec<String>,
     /// Base URL of an edge (repeatable; clients are spread over them, and
-    /// move to the next one when theirs fails).
-    #[arg(long = "edge", required = true)]
+    /// move to the next one when theirs fails). Not needed with `--region`.
+    #[arg(long = "edge", required_unless_present = "regions")]
     pub edges: Vec<String>,
+    /// Regions mode: a region of the deployment as
+    /// `NAME=API[,API…]@EDGE[,EDGE…]` (repeatable, at least two).
+    /// Restaurants are homed round-robin over the regions; screens and
+    /// writes go to their home or, by `--remote-share` and
+    /// `--forward-share`, to another region.
+    #[arg(long = "region")]
+    pub regions: Vec<RegionSpec>,
+    /// Regions mode: share of screens connected to an edge of a region
+    /// other than their restaurant's home.
+    #[arg(long, default_value_t = 0.5)]
+    pub remote_share: f64,
+    /// Regions mode: share of orders (with all their writes) and
+    /// notifications sent through the api of a region other than the
+    /// restaurant's home, which forwards them home.
+    #[arg(long, default_value_t = 0.2)]
+    pub forward_share: f64,
     /// HS256 secret of the deployment, to mint tokens.
     #[arg(long, env = "ORDERCAST_JWT_SECRET", hide_env_values = true)]
     #[serde(skip)]
@@ -153,6 +170,31 @@ impl Scenario {
     /// Refuses settings that cannot make a run.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.restaurants > 0, "--restaurants must be at least 1");
+        if self.regions.is_empty() {
+            anyhow::ensure!(
+                !self.apis.is_empty() && !self.edges.is_empty(),
+                "give --api and --edge, or --region for each region"
+            );
+        } else {
+            anyhow::ensure!(
+                self.regions.len() >= 2,
+                "regions mode needs at least two --region"
+            );
+            for (i, r) in self.regions.iter().enumerate() {
+                anyhow::ensure!(
+                    !self.regions[..i].iter().any(|o| o.name == r.name),
+                    "--region {} is given twice",
+                    r.name
+                );
+            }
+            anyhow::ensure!(
+                self.restaurants <= MAX_CHAIN_SUBSCRIPTIONS,
+                "regions mode: each region's chain admin subscribes to every restaurant on \
+                 one WebSocket, at most {MAX_CHAIN_SUBSCRIPTIONS} (the edge's default \
+                 ORDERCAST_MAX_SUBSCRIPTIONS); --restaurants is {}",
+                self.restaurants
+            );
+        }
         anyhow::ensure!(
             self.jwt_secret.is_some() || self.token_command.is_some(),
             "give --jwt-secret (or ORDERCAST_JWT_SECRET) or --token-command"
@@ -173,7 +215,13 @@ impl Scenario {
             self.sessions > 0 && self.waiter_ids > 0,
             "need sessions and waiter ids"
         );
-        for share in [self.cancel_share, self.request_share, self.drop_share] {
+        for share in [
+            self.cancel_share,
+            self.request_share,
+            self.drop_share,
+            self.remote_share,
+            self.forward_share,
+        ] {
             anyhow::ensure!((0.0..=1.0).contains(&share), "shares are within 0..=1");
         }
         anyhow::ensure!(
@@ -182,6 +230,57 @@ impl Scenario {
         );
         anyhow::ensure!(!self.drop_every.is_zero(), "--drop-every must be > 0");
         Ok(())
+    }
+}
+
+/// Most restaurants one chain admin WebSocket subscribes to (the edge's
+/// default `ORDERCAST_MAX_SUBSCRIPTIONS`).
+pub const MAX_CHAIN_SUBSCRIPTIONS: usize = 100;
+
+/// A region of the deployment: `NAME=API[,API…]@EDGE[,EDGE…]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegionSpec {
+    pub name: String,
+    pub apis: Vec<String>,
+    pub edges: Vec<String>,
+}
+
+impl FromStr for RegionSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let usage = || format!("{s:?}: expected NAME=API[,API…]@EDGE[,EDGE…]");
+        let (name, rest) = s.split_once('=').ok_or_else(usage)?;
+        let (apis, edges) = rest.rsplit_once('@').ok_or_else(usage)?;
+        let name = name.trim();
+        let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if name.is_empty() || name.len() > 32 || !name.chars().all(valid) {
+            return Err(format!(
+                "{name:?}: a region's name is 1–32 of a-z, 0-9 and '-'"
+            ));
+        }
+        let urls = |list: &str| -> Result<Vec<String>, String> {
+            let urls: Vec<String> = list
+                .split(',')
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty())
+                .collect();
+            if urls.is_empty() {
+                return Err(usage());
+            }
+            match urls
+                .iter()
+                .find(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+            {
+                Some(bad) => Err(format!("{bad:?}: not an http(s) URL")),
+                None => Ok(urls),
+            }
+        };
+        Ok(RegionSpec {
+            name: name.to_owned(),
+            apis: urls(apis)?,
+            edges: urls(edges)?,
+        })
     }
 }
 
@@ -397,6 +496,21 @@ mod tests {
         let c: TimedCommand = "20s=kill -9 $(cat a=b.pid)".parse().unwrap();
         assert_eq!(c.at, Duration::from_secs(20));
         assert_eq!(c.command, "kill -9 $(cat a=b.pid)");
+    }
+
+    #[test]
+    fn regions_parse() {
+        let r: RegionSpec =
+            "eu=http://127.0.1.2:18081,http://127.0.1.2:18082/@http://127.0.1.3:18081"
+                .parse()
+                .unwrap();
+        assert_eq!(r.name, "eu");
+        assert_eq!(r.apis, ["http://127.0.1.2:18081", "http://127.0.1.2:18082"]);
+        assert_eq!(r.edges, ["http://127.0.1.3:18081"]);
+        assert!("eu=http://a".parse::<RegionSpec>().is_err(), "no edge");
+        assert!("EU=http://a@http://b".parse::<RegionSpec>().is_err());
+        assert!("eu=@http://b".parse::<RegionSpec>().is_err());
+        assert!("eu=ftp://a@http://b".parse::<RegionSpec>().is_err());
     }
 
     #[test]

@@ -25,24 +25,56 @@ pub struct Screen {
     pub viewer: Viewer,
     pub transport: Transport,
     pub token: Arc<str>,
+    /// The region whose edges it connects to (0 in a single-region run).
+    pub region: usize,
+    /// That region's edges: it starts on one and moves to the next when
+    /// its edge fails.
+    pub edges: Arc<[String]>,
     /// Chaos: cut the connection now.
     pub cut: Arc<Notify>,
 }
 
 /// The envelope fields the tester reads.
 #[derive(Deserialize)]
-struct Head<'a> {
+pub(crate) struct Head<'a> {
     #[serde(borrow)]
-    restaurant_id: Cow<'a, str>,
-    seq: u64,
+    pub(crate) restaurant_id: Cow<'a, str>,
+    pub(crate) seq: u64,
     #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
+    pub(crate) kind: Cow<'a, str>,
     #[serde(borrow)]
-    ts: Cow<'a, str>,
+    pub(crate) ts: Cow<'a, str>,
+}
+
+impl Head<'_> {
+    /// The commit time, µs since 1970 (0 if unreadable).
+    pub(crate) fn ts_us(&self) -> u64 {
+        chrono::DateTime::parse_from_rfc3339(&self.ts)
+            .map(|t| t.timestamp_micros().max(0) as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// A `stale` / `live` signal (regions mode): not an event, no seq.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signal {
+    Stale,
+    Live,
+}
+
+impl Signal {
+    /// The signal an SSE `event:` name or a WebSocket frame `type` names.
+    pub(crate) fn named(name: &str) -> Option<Signal> {
+        match name {
+            "stale" => Some(Signal::Stale),
+            "live" => Some(Signal::Live),
+            _ => None,
+        }
+    }
 }
 
 /// Why a connection ended.
-enum End {
+pub(crate) enum End {
     /// The screen has everything (or the run is over).
     Finished,
     /// Cut by the chaos option: resume at once.
@@ -64,6 +96,8 @@ struct State {
     retry_hint: Option<Duration>,
     /// Wall µs when the current connection was established.
     connected_wall: Option<u64>,
+    /// Long-poll: the last answer said the home region is stale.
+    poll_stale: bool,
 }
 
 impl State {
@@ -88,11 +122,17 @@ impl State {
     fn receive(&mut self, ctx: &Ctx, screen: &Screen, head: &Head<'_>) {
         let read_us = ctx.stats.now_us();
         let foreign = head.restaurant_id != ctx.restaurants[screen.restaurant].id;
-        let ts_us = chrono::DateTime::parse_from_rfc3339(&head.ts)
-            .map(|t| t.timestamp_micros().max(0) as u64)
-            .unwrap_or(0);
+        let ts_us = head.ts_us();
         let live = self.connected_wall.is_some_and(|c| c <= ts_us);
-        ctx.stats.delivered(screen.transport, read_us, ts_us, live);
+        let remote = ctx.restaurants[screen.restaurant].home != screen.region;
+        ctx.stats.delivered(
+            screen.transport,
+            read_us,
+            ts_us,
+            live,
+            screen.region,
+            remote,
+        );
         self.log.receipts.push(Receipt {
             seq: head.seq,
             read_us,
@@ -103,6 +143,17 @@ impl State {
         if !foreign {
             self.cursor = self.cursor.max(head.seq);
         }
+    }
+
+    /// A `stale` or `live` signal: counted, never a receipt.
+    fn signal(&mut self, ctx: &Ctx, screen: &Screen, signal: Signal) {
+        let for_local = !self.log.remote;
+        ctx.stats.signal(
+            ctx.stats.now_us(),
+            screen.region,
+            signal == Signal::Stale,
+            for_local,
+        );
     }
 
     /// Whether the screen may stop: the run is over, or it is settling
@@ -131,6 +182,8 @@ pub async fn run(ctx: Arc<Ctx>, screen: Screen, start: u64) -> ClientLog {
             restaurant: screen.restaurant,
             viewer: screen.viewer,
             transport: screen.transport,
+            region: screen.region,
+            remote: ctx.restaurants[screen.restaurant].home != screen.region,
             start,
             receipts: Vec::new(),
             connections: Vec::new(),
@@ -140,9 +193,10 @@ pub async fn run(ctx: Arc<Ctx>, screen: Screen, start: u64) -> ClientLog {
         lost_at: None,
         retry_hint: None,
         connected_wall: None,
+        poll_stale: false,
     };
     let mut phase = ctx.phase.clone();
-    let edges = &ctx.scenario.edges;
+    let edges = screen.edges.clone();
     let mut edge = screen.id % edges.len();
     let mut failures = 0u32;
     loop {
@@ -191,7 +245,7 @@ pub async fn run(ctx: Arc<Ctx>, screen: Screen, start: u64) -> ClientLog {
 }
 
 /// 100 ms doubling to 2 s, with full jitter.
-fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let cap = Duration::from_millis(100 * 2u64.pow(failures.min(5))).min(Duration::from_secs(2));
     cap.mul_f64(rand::random::<f64>())
 }
@@ -235,44 +289,25 @@ async fn sse(
     };
     st.established(ctx);
     let mut body = response.bytes_stream();
-    let mut buf = BytesMut::new();
-    let mut data: Option<BytesMut> = None;
+    let mut parser = SseParser::default();
     loop {
         tokio::select! {
             chunk = body.next() => match chunk {
                 None => return End::Closed,
                 Some(Err(e)) => return End::Failed(format!("SSE {base}: {}", e.without_url())),
-                Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
+                Some(Ok(bytes)) => parser.buf.extend_from_slice(&bytes),
             },
             () = screen.cut.notified() => return End::Cut,
             stop = phase_says_stop(ctx, screen, st, phase) => if stop { return End::Finished } else { continue },
         }
-        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-            let mut line = buf.split_to(nl + 1);
-            line.truncate(nl);
-            if line.last() == Some(&b'\r') {
-                line.truncate(nl - 1);
-            }
-            if line.is_empty() {
-                if let Some(json) = data.take() {
-                    match serde_json::from_slice::<Head<'_>>(&json) {
-                        Ok(head) => st.receive(ctx, screen, &head),
-                        Err(e) => return End::Failed(format!("SSE {base}: bad event: {e}")),
-                    }
-                }
-            } else if let Some(rest) = line.strip_prefix(b"data:") {
-                let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-                let mut d = data.take().unwrap_or_default();
-                if !d.is_empty() {
-                    d.extend_from_slice(b"\n");
-                }
-                d.extend_from_slice(rest);
-                data = Some(d);
-            } else if let Some(ms) = line.strip_prefix(b"retry:") {
-                st.retry_hint = std::str::from_utf8(ms)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                    .map(Duration::from_millis);
+        while let Some(block) = parser.next_block() {
+            match block {
+                SseBlock::Event(json) => match serde_json::from_slice::<Head<'_>>(&json) {
+                    Ok(head) => st.receive(ctx, screen, &head),
+                    Err(e) => return End::Failed(format!("SSE {base}: bad event: {e}")),
+                },
+                SseBlock::Signal(signal) => st.signal(ctx, screen, signal),
+                SseBlock::Retry(ms) => st.retry_hint = Some(Duration::from_millis(ms)),
             }
         }
         if st.done(ctx, screen, *phase.borrow()) {
@@ -281,17 +316,99 @@ async fn sse(
     }
 }
 
+/// What an SSE stream says, block by block.
+#[derive(Debug, PartialEq)]
+pub(crate) enum SseBlock {
+    /// An event (a block with `id:` or an event type): its `data:`.
+    Event(BytesMut),
+    /// `event: stale` / `event: live`, without `id:`: not an event.
+    Signal(Signal),
+    /// A `retry:` hint, in ms.
+    Retry(u64),
+}
+
+/// Splits an SSE body into blocks (fields up to a blank line). Comments
+/// and blocks without data are skipped; `retry:` is passed on at once.
+#[derive(Default)]
+pub(crate) struct SseParser {
+    pub(crate) buf: BytesMut,
+    data: Option<BytesMut>,
+    event: Option<String>,
+    has_id: bool,
+    retry: Option<u64>,
+}
+
+impl SseParser {
+    /// The next complete block (or `retry:` hint) in the buffer.
+    pub(crate) fn next_block(&mut self) -> Option<SseBlock> {
+        while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+            let mut line = self.buf.split_to(nl + 1);
+            line.truncate(nl);
+            if line.last() == Some(&b'\r') {
+                line.truncate(nl - 1);
+            }
+            if line.is_empty() {
+                let (data, event, has_id) = (
+                    self.data.take(),
+                    self.event.take(),
+                    std::mem::take(&mut self.has_id),
+                );
+                if let Some(signal) = event.as_deref().and_then(Signal::named)
+                    && !has_id
+                {
+                    return Some(SseBlock::Signal(signal));
+                }
+                if let Some(data) = data {
+                    return Some(SseBlock::Event(data));
+                }
+                continue;
+            }
+            let (field, value) = match line.iter().position(|&b| b == b':') {
+                Some(0) => continue,
+                Some(i) => {
+                    let value = &line[i + 1..];
+                    (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
+                }
+                None => (&line[..], &b""[..]),
+            };
+            match field {
+                b"data" => {
+                    let d = self.data.get_or_insert_with(BytesMut::new);
+                    if !d.is_empty() {
+                        d.extend_from_slice(b"\n");
+                    }
+                    d.extend_from_slice(value);
+                }
+                b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
+                b"id" => self.has_id = true,
+                b"retry" => {
+                    self.retry = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok());
+                    if let Some(ms) = self.retry.take() {
+                        return Some(SseBlock::Retry(ms));
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
 /// The edge's WebSocket frames the tester reads.
 #[derive(Deserialize)]
-struct Frame<'a> {
+pub(crate) struct Frame<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
+    pub(crate) kind: Cow<'a, str>,
     #[serde(borrow)]
-    event: Option<Head<'a>>,
+    pub(crate) event: Option<Head<'a>>,
     #[serde(borrow)]
-    code: Option<Cow<'a, str>>,
+    pub(crate) restaurant_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    message: Option<Cow<'a, str>>,
+    pub(crate) code: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) message: Option<Cow<'a, str>>,
 }
 
 async fn ws(
@@ -348,6 +465,11 @@ async fn ws(
         match (&*frame.kind, frame.event) {
             ("event", Some(head)) => st.receive(ctx, screen, &head),
             ("subscribed", _) => st.established(ctx),
+            ("stale" | "live", _) => {
+                if let Some(signal) = Signal::named(&frame.kind) {
+                    st.signal(ctx, screen, signal);
+                }
+            }
             ("error", _) => {
                 return End::Failed(format!(
                     "WS {base}: {} {}",
@@ -368,6 +490,8 @@ struct Page<'a> {
     #[serde(borrow)]
     events: Vec<Head<'a>>,
     next: u64,
+    /// Regions mode: present while the restaurant's home region is stale.
+    stale: Option<serde::de::IgnoredAny>,
 }
 
 async fn poll(
@@ -419,6 +543,14 @@ async fn poll(
         for head in &page.events {
             st.receive(ctx, screen, head);
         }
+        // Long-poll carries the state in every answer: a change counts as
+        // one signal.
+        let stale = page.stale.is_some();
+        if stale != st.poll_stale {
+            st.poll_stale = stale;
+            let signal = if stale { Signal::Stale } else { Signal::Live };
+            st.signal(ctx, screen, signal);
+        }
         st.cursor = st.cursor.max(page.next);
         if st.done(ctx, screen, *phase.borrow()) {
             return End::Finished;
@@ -426,7 +558,7 @@ async fn poll(
     }
 }
 
-fn retry_after(r: &reqwest::Response) -> Option<Duration> {
+pub(crate) fn retry_after(r: &reqwest::Response) -> Option<Duration> {
     r.headers()
         .get("retry-after")?
         .to_str()
@@ -434,4 +566,57 @@ fn retry_after(r: &reqwest::Response) -> Option<Duration> {
         .parse()
         .ok()
         .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(text: &str) -> Vec<SseBlock> {
+        let mut p = SseParser::default();
+        let mut out = Vec::new();
+        // Fed in small pieces: blocks may span chunks.
+        for piece in text.as_bytes().chunks(7) {
+            p.buf.extend_from_slice(piece);
+            while let Some(b) = p.next_block() {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sse_signals_without_id_are_not_events() {
+        let text = "retry: 2000\n: subscribed at 4\n\n\
+            id: 5\nevent: order.created\ndata: {\"seq\":5}\n\n\
+            :\n\n\
+            event: stale\ndata: {\"type\":\"stale\",\"last_seq\":5}\n\n\
+            event: live\r\ndata: {\"type\":\"live\"}\r\n\r\n\
+            id: 6\nevent: notification\ndata: {\"seq\":6}\n\n";
+        assert_eq!(
+            blocks(text),
+            [
+                SseBlock::Retry(2000),
+                SseBlock::Event(BytesMut::from(&b"{\"seq\":5}"[..])),
+                SseBlock::Signal(Signal::Stale),
+                SseBlock::Signal(Signal::Live),
+                SseBlock::Event(BytesMut::from(&b"{\"seq\":6}"[..])),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_poll_pages_carry_the_stale_state() {
+        let page: Page<'_> = serde_json::from_str(
+            r#"{"events": [], "next": 7, "stale": {"region": "eu", "last_seq": 7, "last_event_at": null, "since": "2026-11-23T10:02:13.250Z"}}"#,
+        )
+        .unwrap();
+        assert!(page.stale.is_some());
+        let page: Page<'_> = serde_json::from_str(r#"{"events": [], "next": 7}"#).unwrap();
+        assert!(page.stale.is_none());
+        let frame: Frame<'_> =
+            serde_json::from_str(r#"{"type":"stale","restaurant_id":"r","region":"eu","last_seq":3,"last_event_at":null,"since":"x"}"#)
+                .unwrap();
+        assert_eq!(Signal::named(&frame.kind), Some(Signal::Stale));
+    }
 }

@@ -21,6 +21,33 @@ pub struct Second {
     pub writes: u64,
     /// Delivery latency (commit → read) of live events read in it.
     pub latency: Histogram<u64>,
+    /// Regions mode: the same, for screens in the restaurant's home region
+    /// (`[0]`) and in another region (`[1]`).
+    pub locality: Option<[Histogram<u64>; 2]>,
+    /// Regions mode: `stale` and `live` signals read in it.
+    pub stale: u64,
+    pub live: u64,
+}
+
+/// Figures of one region (regions mode).
+#[derive(Default)]
+pub struct RegionStats {
+    /// Commit → read of live events at screens in this region, for
+    /// restaurants homed here (`[0]`, local) and elsewhere (`[1]`, remote).
+    pub locality: [Mutex<Option<Histogram<u64>>>; 2],
+    /// Signals read by screens in this region.
+    pub stale: AtomicU64,
+    pub live: AtomicU64,
+    /// Signals about a restaurant homed in this region (the protocol sends
+    /// none).
+    pub signals_for_local: AtomicU64,
+    /// Writes sent through this region's api for restaurants homed
+    /// elsewhere (each logical write once).
+    pub forwarded: AtomicU64,
+    /// Further attempts of those.
+    pub forwarded_retries: AtomicU64,
+    /// Further attempts of every write sent through this region's api.
+    pub retries: AtomicU64,
 }
 
 /// Live counters, shared by every task.
@@ -51,11 +78,25 @@ pub struct Stats {
     /// Server clock ahead of ours by more than 1 ms on an event: latency of
     /// such events is recorded as 0.
     pub clock_skewed: AtomicU64,
+    /// Per region; one in a single-region run.
+    pub regions: Vec<RegionStats>,
+    /// Writes that failed without a certain outcome and whose commit was
+    /// then found in the restaurant's event log.
+    pub writes_resolved: AtomicU64,
+    /// Events of a write that failed without a certain outcome, then was
+    /// sent again and committed twice (creations without a key), found in
+    /// the log before the screens settled.
+    pub extra_commits: AtomicU64,
     timeline: Mutex<Vec<Second>>,
 }
 
 impl Stats {
     pub fn new() -> Stats {
+        Stats::with_regions(1)
+    }
+
+    /// Figures for a run over `regions` regions.
+    pub fn with_regions(regions: usize) -> Stats {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("after 1970")
@@ -78,8 +119,17 @@ impl Stats {
             writes_refused: AtomicU64::new(0),
             writes_lost: AtomicU64::new(0),
             clock_skewed: AtomicU64::new(0),
+            regions: (0..regions.max(1))
+                .map(|_| RegionStats::default())
+                .collect(),
+            writes_resolved: AtomicU64::new(0),
+            extra_commits: AtomicU64::new(0),
             timeline: Mutex::new(Vec::new()),
         }
+    }
+
+    fn multi_region(&self) -> bool {
+        self.regions.len() > 1
     }
 
     /// µs since the run began.
@@ -95,21 +145,35 @@ impl Stats {
 
     fn with_second<T>(&self, at_us: u64, f: impl FnOnce(&mut Second) -> T) -> T {
         let i = (at_us / 1_000_000) as usize;
+        let second = || Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds");
+        let multi = self.multi_region();
         let mut t = self.timeline.lock().expect("timeline lock");
         while t.len() <= i {
             t.push(Second {
                 deliveries: 0,
                 orders: 0,
                 writes: 0,
-                latency: Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds"),
+                latency: second(),
+                locality: multi.then(|| [second(), second()]),
+                stale: 0,
+                live: 0,
             });
         }
         f(&mut t[i])
     }
 
     /// An event read at `read_us`, committed at wall time `ts_us`; `live`
-    /// when the screen was connected before it was committed.
-    pub fn delivered(&self, transport: Transport, read_us: u64, ts_us: u64, live: bool) {
+    /// when the screen was connected before it was committed. `region`:
+    /// the screen's; `remote`: the restaurant is homed in another.
+    pub fn delivered(
+        &self,
+        transport: Transport,
+        read_us: u64,
+        ts_us: u64,
+        live: bool,
+        region: usize,
+        remote: bool,
+    ) {
         self.delivered[transport as usize].fetch_add(1, Relaxed);
         let latency = if live && self.measuring.load(Relaxed) {
             let now_wall = self.wall_us(read_us);
@@ -121,6 +185,13 @@ impl Stats {
                 .lock()
                 .expect("latency lock")
                 .saturating_record(l);
+            if self.multi_region() {
+                self.regions[region].locality[usize::from(remote)]
+                    .lock()
+                    .expect("locality lock")
+                    .get_or_insert_with(histogram)
+                    .saturating_record(l);
+            }
             Some(l)
         } else {
             None
@@ -129,6 +200,26 @@ impl Stats {
             s.deliveries += 1;
             if let Some(l) = latency {
                 s.latency.saturating_record(l);
+                if let Some(h) = &mut s.locality {
+                    h[usize::from(remote)].saturating_record(l);
+                }
+            }
+        });
+    }
+
+    /// A `stale` (or `live`) signal read at a screen in `region` about a
+    /// restaurant homed elsewhere (`for_local`: homed in `region`).
+    pub fn signal(&self, at_us: u64, region: usize, stale: bool, for_local: bool) {
+        let r = &self.regions[region];
+        if stale { &r.stale } else { &r.live }.fetch_add(1, Relaxed);
+        if for_local {
+            r.signals_for_local.fetch_add(1, Relaxed);
+        }
+        self.with_second(at_us, |s| {
+            if stale {
+                s.stale += 1;
+            } else {
+                s.live += 1;
             }
         });
     }

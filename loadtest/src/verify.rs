@@ -30,6 +30,10 @@ pub struct ClientLog {
     pub restaurant: usize,
     pub viewer: Viewer,
     pub transport: Transport,
+    /// The region of the edges it connects to (0 in a single-region run).
+    pub region: usize,
+    /// Its restaurant is homed in another region than `region`.
+    pub remote: bool,
     /// The cursor it first subscribed after.
     pub start: u64,
     pub receipts: Vec<Receipt>,
@@ -86,11 +90,16 @@ impl Violations {
             < PER_CLASS
         {
             self.examples.push(format!(
-                "{class}: screen {} ({} {}, restaurant #{}) seq {seq}{detail}",
+                "{class}: screen {} ({} {}, restaurant #{}{}) seq {seq}{detail}",
                 client.id,
                 client.transport.as_str(),
                 client.viewer,
                 client.restaurant,
+                if client.remote {
+                    format!(", remote, region #{}", client.region)
+                } else {
+                    String::new()
+                },
             ));
         }
     }
@@ -219,6 +228,8 @@ mod tests {
             restaurant: 0,
             viewer,
             transport: Transport::Sse,
+            region: 0,
+            remote: false,
             start: 0,
             receipts: seqs
                 .iter()
