@@ -546,7 +546,7 @@ mod tests {
             gap: 0.4,
             ..axis
         };
-        let svg = chart(
+        let gapped = chart(
             "gaps",
             "ms",
             &[Series {
@@ -558,7 +558,7 @@ mod tests {
             &[],
         );
         assert_eq!(
-            svg.matches("<polyline").count(),
+            gapped.matches("<polyline").count(),
             2,
             "no line across the gap"
         );

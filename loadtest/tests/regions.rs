@@ -250,4 +250,9 @@ async fn a_two_region_run_through_a_partition_passes_with_zero_violations() {
     }
     // Screens: 4 restaurants × 5, and one chain admin per region.
     assert_eq!(report.connections.screens, 22, "{text}");
+    // The partition outlasted `--region-stale-after`: screens of the other
+    // region's restaurants were told (and every remote subscription starts
+    // with `stale` or `live`); local ones never.
+    assert!(g.stale_signals > 0 && g.live_signals > 0, "{text}");
+    assert_eq!(g.signals_for_local, 0, "{text}");
 }
