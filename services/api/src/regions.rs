@@ -9,7 +9,9 @@ use ordercast_bus::{BusMetrics, Streams};
 use ordercast_core::backoff::Backoff;
 use ordercast_core::{Chain, Region};
 use ordercast_store::Store;
-use sqlx::postgres::PgListener;
+use ordercast_store::StoreError;
+use sqlx::PgPool;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::ApiMetrics;
@@ -101,6 +103,7 @@ pub async fn relay(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let mut failing = false;
     loop {
         let outcome = tokio::select! {
             outcome = lead(&store, &streams, &metrics, &bus_metrics) => outcome,
@@ -110,6 +113,7 @@ pub async fn relay(
             // Another replica relays; look again in a while.
             Ok(false) => FOLLOWER_RETRY,
             Ok(true) => {
+                failing = false;
                 backoff.reset();
                 backoff.next_pause()
             }
@@ -117,7 +121,10 @@ pub async fn relay(
                 if let SweepError::Store(e) = &e {
                     metrics.count_store_error(e);
                 }
-                tracing::debug!(error = %Chain(&e), "relay interrupted; retrying");
+                if !failing {
+                    tracing::warn!(error = %Chain(&e), "relay interrupted; retrying until it works");
+                }
+                failing = true;
                 backoff.next_pause()
             }
         };
@@ -131,27 +138,46 @@ pub async fn relay(
 /// Takes the relay lock if it is free and relays while the connection
 /// lives (then `Ok(true)`); returns at once with `Ok(false)` when another
 /// replica is the relay.
+///
+/// The lock is a session lock, so its connection is one of its own, closed
+/// whenever this returns: a pooled one would go back to the pool still
+/// holding the lock, and no replica could relay until that connection
+/// happened to be drawn again.
 async fn lead(
     store: &Store,
     streams: &Streams,
     metrics: &ApiMetrics,
     bus_metrics: &BusMetrics,
 ) -> Result<bool, SweepError> {
-    let mut listener = PgListener::connect_with(store.pool())
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*store.pool().connect_options()).clone())
         .await
-        .map_err(ordercast_store::StoreError::from)?;
+        .map_err(StoreError::from)?;
+    let outcome = relay_on(&own, store, streams, metrics, bus_metrics).await;
+    own.close().await;
+    outcome
+}
+
+async fn relay_on(
+    own: &PgPool,
+    store: &Store,
+    streams: &Streams,
+    metrics: &ApiMetrics,
+    bus_metrics: &BusMetrics,
+) -> Result<bool, SweepError> {
+    let mut listener = PgListener::connect_with(own)
+        .await
+        .map_err(StoreError::from)?;
     let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(RELAY_LOCK)
         .fetch_one(&mut listener)
         .await
-        .map_err(ordercast_store::StoreError::from)?;
+        .map_err(StoreError::from)?;
     if !leader {
         return Ok(false);
     }
-    listener
-        .listen(CHANNEL)
-        .await
-        .map_err(ordercast_store::StoreError::from)?;
+    listener.listen(CHANNEL).await.map_err(StoreError::from)?;
     tracing::info!("this replica relays replicated events to Redis");
     loop {
         sweep_once(
@@ -168,7 +194,7 @@ async fn lead(
         match tokio::time::timeout(RELAY_POLL, listener.try_recv()).await {
             Ok(Ok(Some(_))) | Err(_) => {}
             Ok(Ok(None)) => return Ok(true),
-            Ok(Err(e)) => return Err(ordercast_store::StoreError::from(e).into()),
+            Ok(Err(e)) => return Err(StoreError::from(e).into()),
         }
     }
 }

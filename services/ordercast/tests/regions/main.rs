@@ -217,6 +217,16 @@ async fn arrived(cell: &Cell, rid: RestaurantId) {
     .await;
 }
 
+/// The entry ids of a restaurant's stream in `cell`'s Redis.
+async fn entry_ids(cell: &Cell, rid: RestaurantId) -> Vec<String> {
+    cell.app
+        .stream(rid)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
 /// A write with an Idempotency-Key through `cell`'s api.
 async fn create_order_keyed(cell: &Cell, rid: RestaurantId, key: &str) -> (StatusCode, Value) {
     let response = cell
@@ -557,4 +567,26 @@ impl Drop for LogsOnPanic<'_> {
             eprintln!("eu:\n{}\nus:\n{}", self.0.log_tail(40), self.1.log_tail(40));
         }
     }
+}
+
+#[tokio::test]
+async fn replicated_events_reach_redis_again_after_it_restarts() {
+    let (eu, mut us, _links) = two_regions().await;
+    let rid = restaurant(&eu, &eu.name, None).await;
+    arrived(&us, rid).await;
+    eu.app.orders(rid, 1).await;
+    eventually("seq 1 in us's Redis", DEADLINE, || async {
+        (entry_ids(&us, rid).await == ["1-0"]).then_some(())
+    })
+    .await;
+
+    us.redis.stop();
+    eu.app.orders(rid, 2).await;
+    us.redis.start().await;
+
+    // The sweeper's grace is a minute here: only the relay can bring them.
+    eventually("seqs 2 and 3 in us's restarted Redis", DEADLINE, || async {
+        (entry_ids(&us, rid).await == ["2-0", "3-0"]).then_some(())
+    })
+    .await;
 }
