@@ -7,7 +7,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{HistogramOpts, HistogramVec, Registry};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 /// `ordercast_http_request_duration_seconds{route,method,status}`.
 #[derive(Clone)]
@@ -50,8 +51,17 @@ async fn track(State(metrics): State<HttpMetrics>, request: Request, next: Next)
 
 /// Adds request metrics (labelled by matched route, never by raw path) and
 /// a tracing span per request (path only: the query may hold a token).
+///
+/// A 5xx is logged where its cause is known (a database error as an error,
+/// an unreachable dependency as a warning, once); the layer's own line per
+/// failed response is debug, or an expected `503` during an outage (a
+/// partition, PostgreSQL down) would log thousands of errors a minute.
 pub fn instrument(router: Router, metrics: HttpMetrics) -> Router {
     router
         .route_layer(axum::middleware::from_fn_with_state(metrics, track))
-        .layer(TraceLayer::new_for_http().make_span_with(crate::trace::http_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::trace::http_span)
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+        )
 }
