@@ -82,13 +82,7 @@ start_proc() { # region kind n
       setsid "$bin" "$kind" >>"$dir/$name.log" 2>&1 < /dev/null &
     echo $! > "$dir/$name.pid"
   )
-  for _ in $(seq 300); do
-    curl -fs "http://$host:$admin/readyz" >/dev/null 2>&1 && return 0
-    kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$name did not become ready; see $dir/$name.log" >&2
-  return 1
+  wait_ready "$host:$admin" "$dir/$name.pid" "$name" "$dir/$name.log"
 }
 
 stop_pidfile() { # file [signal]

@@ -36,13 +36,7 @@ start_proc() { # kind n
     RUST_LOG=${RUST_LOG:-warn} ORDERCAST_LOG_FORMAT=json \
     setsid "$bin" "$kind" >>"$dir/$kind$n.log" 2>&1 < /dev/null &
   echo $! > "$dir/$kind$n.pid"
-  for _ in $(seq 300); do
-    curl -fs "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && return 0
-    kill -0 "$(cat "$dir/$kind$n.pid")" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$kind $n did not become ready; see $dir/$kind$n.log" >&2
-  return 1
+  wait_ready "127.0.0.1:$admin" "$dir/$kind$n.pid" "$kind $n" "$dir/$kind$n.log"
 }
 
 stop_proc() { # kind n signal

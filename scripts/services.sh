@@ -134,6 +134,20 @@ redis_stop() {
   rm -f "$dir/redis.pid"
 }
 
+# wait_ready ADMIN_ADDRESS PIDFILE NAME LOG — waits (up to 30 s) until the
+# process in PIDFILE answers /readyz on ADMIN_ADDRESS; fails, naming LOG, if
+# it exits or never does.
+wait_ready() {
+  local admin=$1 pidfile=$2 name=$3 log=$4
+  for _ in $(seq 300); do
+    curl -fs "http://$admin/readyz" >/dev/null 2>&1 && return 0
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$name did not become ready; see $log" >&2
+  return 1
+}
+
 services_stop() {
   local d
   for d in ${PG_STARTED_DIRS:-}; do postgres_stop "$d"; done
