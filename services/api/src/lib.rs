@@ -42,7 +42,7 @@ use crate::forward::Forwarder;
 pub use crate::forward::RegionSettings;
 use crate::ledger::LedgerSettings;
 use crate::limits::WriteLimits;
-pub use crate::limits::WriteRate;
+pub use crate::limits::{WriteBudgets, WriteRate};
 use crate::metrics::ApiMetrics;
 use crate::outbox::OutboxSettings;
 use crate::retention::RetentionSettings;
@@ -58,8 +58,9 @@ pub struct ApiSettings {
     pub outbox: OutboxSettings,
     pub retention: RetentionSettings,
     pub ledger: LedgerSettings,
-    /// Commands each restaurant may send to this process (`None`: no limit).
-    pub write_rate: Option<WriteRate>,
+    /// Commands each restaurant's staff, its guests together, and each
+    /// table session may send to this process.
+    pub write_budgets: WriteBudgets,
     /// This region and its peers.
     pub regions: RegionSettings,
 }
@@ -70,7 +71,7 @@ impl Default for ApiSettings {
             outbox: OutboxSettings::default(),
             retention: RetentionSettings::default(),
             ledger: LedgerSettings::default(),
-            write_rate: Some(WriteRate::default()),
+            write_budgets: WriteBudgets::default(),
             regions: RegionSettings {
                 me: ordercast_core::Region::default(),
                 peers: vec![],
@@ -167,7 +168,7 @@ impl ApiService {
             chains: Arc::new(ChainDirectory::default()),
             metrics,
             invalidations,
-            write_limits: Arc::new(WriteLimits::new(settings.write_rate)),
+            write_limits: Arc::new(WriteLimits::new(settings.write_budgets)),
             region: settings.regions.me.clone(),
             peers: settings
                 .regions

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use ordercast_core::auth::TokenVerifier;
 use ordercast_core::policy::Action;
-use ordercast_core::{Region, RestaurantId};
+use ordercast_core::{Region, RestaurantId, Role};
 use ordercast_http::{Caller, HasVerifier, HttpError, authorize};
 use ordercast_store::{ChainDirectory, Store};
 
 use crate::coalesce::Coalescer;
+use crate::limits::Spender;
 use crate::metrics::ApiMetrics;
 use crate::writer::Writer;
 
@@ -37,7 +38,9 @@ impl HasVerifier for AppState {
 
 impl AppState {
     /// [`authorize`] with this state's directory and store; a command
-    /// then spends one of the restaurant's write budget (`429` when spent).
+    /// then spends one of its caller's write budgets (`429` when spent): a
+    /// guest's table session and the restaurant's guests, anyone else the
+    /// restaurant's staff budget.
     pub async fn authorize(
         &self,
         caller: &Caller,
@@ -46,8 +49,12 @@ impl AppState {
     ) -> Result<(), HttpError> {
         authorize(&caller.0, id, action, &self.chains, &self.store).await?;
         if action.is_command() {
+            let spender = match (&caller.0.role, &caller.0.session_id) {
+                (Role::Customer, Some(session)) => Spender::Guest(session),
+                _ => Spender::Staff,
+            };
             self.write_limits
-                .take(id)
+                .take(id, spender)
                 .inspect_err(|_| self.metrics.rate_limited.inc())?;
         }
         Ok(())

@@ -11,9 +11,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use humantime::Duration as HumanDuration;
 use ordercast_api::RegionSettings;
-use ordercast_api::WriteRate;
 use ordercast_api::ledger::LedgerSettings;
 use ordercast_api::retention::RetentionSettings;
+use ordercast_api::{WriteBudgets, WriteRate};
 use ordercast_bus::RedisSettings;
 use ordercast_core::Region;
 use ordercast_core::auth::{DEFAULT_AUDIENCE, TokenVerifier};
@@ -396,6 +396,17 @@ pub struct ServeArgs {
     /// Commands a restaurant may send at once above that rate.
     #[arg(long, env = "ORDERCAST_RESTAURANT_WRITE_BURST", default_value_t = WriteRate::DEFAULT_BURST)]
     pub restaurant_write_burst: u32,
+    /// Commands per second all table sessions (guests' QR tokens) of a
+    /// restaurant may send to one api process together, bursts of twice
+    /// that; never the staff's budget. 0 turns it off.
+    #[arg(long, env = "ORDERCAST_GUEST_WRITE_RATE", default_value_t = WriteBudgets::DEFAULT_GUESTS_PER_SECOND)]
+    pub guest_write_rate: u32,
+    /// One table session may send one command this often…
+    #[arg(long, env = "ORDERCAST_SESSION_WRITE_EVERY", default_value_t = WriteBudgets::DEFAULT_SESSION_EVERY.into())]
+    pub session_write_every: HumanDuration,
+    /// …after a burst of this many; 0 turns the per-session limit off.
+    #[arg(long, env = "ORDERCAST_SESSION_WRITE_BURST", default_value_t = WriteBudgets::DEFAULT_SESSION_BURST)]
+    pub session_write_burst: u32,
     /// How long a graceful shutdown may take (e.g. 30s).
     #[arg(long, env = "ORDERCAST_SHUTDOWN_GRACE", default_value = "30s")]
     pub shutdown_grace: HumanDuration,
@@ -540,13 +551,22 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
         "ORDERCAST_UNDELIVERED_AFTER must be more than zero"
     );
     api.ledger.undelivered_after = *args.undelivered_after;
-    api.write_rate = match NonZeroU32::new(args.restaurant_write_rate) {
+    api.write_budgets.restaurant = match NonZeroU32::new(args.restaurant_write_rate) {
         None => None,
         Some(rate) => {
             let burst = NonZeroU32::new(args.restaurant_write_burst)
                 .context("ORDERCAST_RESTAURANT_WRITE_BURST must be at least 1")?;
             Some(WriteRate::per_second(rate, burst))
         }
+    };
+    api.write_budgets.guests =
+        NonZeroU32::new(args.guest_write_rate).map(WriteBudgets::guests_per_second);
+    api.write_budgets.session = match NonZeroU32::new(args.session_write_burst) {
+        None => None,
+        Some(burst) => Some(
+            WriteRate::one_every(*args.session_write_every, burst)
+                .context("ORDERCAST_SESSION_WRITE_EVERY must be more than zero")?,
+        ),
     };
     api.regions = args.regions.api_settings()?;
     let mut edge = args.edge.settings()?;

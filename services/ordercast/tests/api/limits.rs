@@ -18,7 +18,7 @@ async fn past_its_command_rate_a_restaurant_gets_429_and_no_one_else_notices() {
     // A burst of 3, then one command an hour: the test never waits for it.
     let rate = WriteRate::one_every(Duration::from_secs(3_600), NonZeroU32::new(3).unwrap());
     let app = TestApp::spawn_with(Backends::fresh().await, ServerRole::All, |s| {
-        s.api.write_rate = rate;
+        s.api.write_budgets.restaurant = rate;
     })
     .await;
     let busy = app.create_restaurant().await;
@@ -67,4 +67,45 @@ async fn past_its_command_rate_a_restaurant_gets_429_and_no_one_else_notices() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(app.metric("ordercast_rate_limited_total").await, 1.0);
+}
+
+#[tokio::test]
+async fn a_guest_flooding_requests_is_refused_on_its_own_while_the_tills_keep_their_orders() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let guest = app.token_with(Role::Customer, rid, |c| {
+        c.session_id = Some("table-9".parse().unwrap());
+    });
+    let other_table = app.token_with(Role::Customer, rid, |c| {
+        c.session_id = Some("table-4".parse().unwrap());
+    });
+    let call = || serde_json::json!({"kind": "water", "table": "9"});
+
+    // Far more than a table session's burst and the staff's (200).
+    let mut refused = 0;
+    for _ in 0..300 {
+        let (status, _) = app
+            .post(&format!("/v1/restaurants/{rid}/requests"), &guest, call())
+            .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+
+    assert!(refused >= 280, "only {refused} of 300 refused");
+    for _ in 0..5 {
+        app.order(rid).await; // the till's orders: 201, asserted inside
+    }
+    let (status, body) = app
+        .post(
+            &format!("/v1/restaurants/{rid}/requests"),
+            &other_table,
+            call(),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "another table is not held up: {body}"
+    );
 }

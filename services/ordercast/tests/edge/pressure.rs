@@ -81,7 +81,7 @@ async fn a_client_that_never_reads_delays_no_one_and_is_cut() {
 async fn a_websocket_that_never_reads_is_cut_by_the_write_timeout() {
     let app = TestApp::spawn_with(Backends::fresh().await, ServerRole::All, |s| {
         s.server.write_timeout = Duration::from_secs(1);
-        s.api.write_rate = None;
+        s.api.write_budgets.restaurant = None;
     })
     .await;
     let rid = app.create_restaurant().await;
