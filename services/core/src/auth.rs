@@ -59,6 +59,8 @@ pub enum AuthError {
     Missing,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet (its nbf is in the future)")]
+    NotYetValid,
     #[error("the token's signature or algorithm is not accepted")]
     BadSignature,
     #[error("the token is malformed")]
@@ -266,6 +268,9 @@ impl TokenVerifier {
     fn with(key: DecodingKey, alg: Algorithm, issuer: Option<&str>, audience: &str) -> Self {
         let mut validation = Validation::new(alg);
         validation.leeway = LEEWAY_SECS;
+        // A token may say when it starts to be valid; honoured, with the
+        // same leeway as `exp`.
+        validation.validate_nbf = true;
         validation.set_audience(&[audience]);
         let mut required = vec!["exp", "aud", "sub"];
         if let Some(iss) = issuer {
@@ -281,6 +286,7 @@ impl TokenVerifier {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
             |e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 ErrorKind::InvalidSignature
                 | ErrorKind::InvalidAlgorithm
                 | ErrorKind::InvalidAlgorithmName

@@ -66,6 +66,28 @@ fn a_token_is_valid_until_the_second_the_verifier_refuses_it() {
 }
 
 #[test]
+fn a_token_is_refused_before_its_not_before_time() {
+    // `nbf` is not one of Claims' fields: an issuer may add it all the same.
+    let with_nbf = |nbf: u64| {
+        let mut token = serde_json::to_value(claims(Role::Kitchen)).unwrap();
+        token["nbf"] = nbf.into();
+        jsonwebtoken::encode(
+            &Header::default(),
+            &token,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    };
+    let now = jsonwebtoken::get_current_timestamp();
+
+    assert_eq!(
+        hs_verifier().verify(&with_nbf(now + 300)).map(|p| p.role),
+        Err(AuthError::NotYetValid)
+    );
+    assert!(hs_verifier().verify(&with_nbf(now - 1)).is_ok());
+}
+
+#[test]
 fn a_token_signed_with_another_secret_is_refused() {
     let other = TokenIssuer::hs256(b"another-secret-that-is-long-enough-for-hs256").unwrap();
     let token = other.mint(&claims(Role::Owner));
