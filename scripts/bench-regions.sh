@@ -13,22 +13,13 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 
 rig=scripts/cluster-regions.sh
-started=""
-if ! $rig status >/dev/null 2>&1; then
-  $rig up
-  started=1
-fi
-cleanup() { [ -z "$started" ] || $rig down; }
-on_exit cleanup
+cluster_use_or_start $rig
+release_build
 target_dir=${CARGO_TARGET_DIR:-target}
 mkdir -p target/bench
 cp -f "$target_dir/release/ordercast-loadtest" target/bench/ordercast-loadtest.bin
 
-args=()
-names=(eu us)
-for i in 1 2; do
-  args+=(--region "${names[$((i - 1))]}=http://127.0.$i.2:18081,http://127.0.$i.2:18082@http://127.0.$i.3:18081")
-done
+mapfile -t args < <($rig loadtest-args)
 # shellcheck disable=SC1091
 ORDERCAST_JWT_SECRET=$(source target/regions/eu.env && echo "$ORDERCAST_JWT_SECRET")
 export ORDERCAST_JWT_SECRET

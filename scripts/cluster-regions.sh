@@ -12,6 +12,7 @@
 #   scripts/cluster-regions.sh up               start (REGIONS=2 or 3, LINK_DELAY=40ms)
 #   scripts/cluster-regions.sh down             stop everything it started
 #   scripts/cluster-regions.sh status           exit 0 when every process is up
+#   scripts/cluster-regions.sh loadtest-args    the rig as ordercast-loadtest's --region arguments
 #   scripts/cluster-regions.sh partition A B    cut every link between regions A and B
 #   scripts/cluster-regions.sh heal             restore every link
 #   scripts/cluster-regions.sh delay MS         one-way delay of every link
@@ -215,10 +216,21 @@ start_region() {
   start_apis "$r"; start_proc "$r" edge 1
 }
 
+# One `ordercast-loadtest` argument a line: `--region NAME=APIS@EDGE` for
+# every region of the rig.
+loadtest_args() {
+  local r i
+  for r in $(regions); do
+    i=$(index_of "$r")
+    printf -- '--region\n%s=http://127.0.%s.2:18081,http://127.0.%s.2:18082@http://127.0.%s.3:18081\n' "$r" "$i" "$i" "$i"
+  done
+}
+
 case ${1:-} in
   up) up ;;
   down) down ;;
   status) status ;;
+  loadtest-args) loadtest_args ;;
   partition) index_of "$2" >/dev/null; index_of "$3" >/dev/null
     links POST "$2-$3*/cut"; links POST "$3-$2*/cut" ;;
   heal) links POST all/heal ;;

@@ -15,27 +15,15 @@ OUT=${LOADTEST_OUT:-target/loadtest}
 target_dir=${CARGO_TARGET_DIR:-target}
 rig=scripts/cluster-regions.sh
 
-started=""
-if ! $rig status >/dev/null 2>&1; then
-  $rig up
-  started=1
-fi
-cleanup() { [ -z "$started" ] || $rig down; }
-on_exit cleanup
+cluster_use_or_start $rig
 release_build
 # The tester of this build, copied: a rebuild during the run (the target
 # directory may be shared) does not change it.
 mkdir -p "$OUT"
 cp -f "$target_dir/release/ordercast-loadtest" "$OUT/ordercast-loadtest.bin"
 
-# The rig's regions (scripts/cluster-regions.sh): region i (eu, us, ap) has
-# apis on 127.0.i.2:18081 and :18082 and an edge on 127.0.i.3:18081.
-args=()
-names=(eu us ap)
-count=$(cat target/regions/regions)
-for i in $(seq "$count"); do
-  args+=(--region "${names[$((i - 1))]}=http://127.0.$i.2:18081,http://127.0.$i.2:18082@http://127.0.$i.3:18081")
-done
+# The rig's regions, its apis and edges, as `--region` arguments.
+mapfile -t args < <($rig loadtest-args)
 # shellcheck disable=SC1091
 ORDERCAST_JWT_SECRET=$(source target/regions/eu.env && echo "$ORDERCAST_JWT_SECRET")
 export ORDERCAST_JWT_SECRET

@@ -11,13 +11,7 @@ source scripts/services.sh
 SCENARIO=${LOADTEST_SCENARIO:-loadtest/scenarios/default.toml}
 OUT=${LOADTEST_OUT:-target/loadtest}
 
-started=""
-if ! scripts/cluster.sh status >/dev/null 2>&1; then
-  scripts/cluster.sh up
-  started=1
-fi
-cleanup() { [ -z "$started" ] || scripts/cluster.sh down; }
-on_exit cleanup
+cluster_use_or_start scripts/cluster.sh
 release_build
 # shellcheck disable=SC1091
 source target/cluster/env

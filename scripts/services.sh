@@ -148,6 +148,23 @@ wait_ready() {
   return 1
 }
 
+# cluster_use_or_start SCRIPT — uses the cluster SCRIPT manages (`status`,
+# `up`, `down`) if it runs, else starts one and stops it when this script
+# ends, however it ends.
+cluster_use_or_start() {
+  CLUSTER_SCRIPT=$1
+  CLUSTER_STARTED=""
+  if ! "$CLUSTER_SCRIPT" status >/dev/null 2>&1; then
+    "$CLUSTER_SCRIPT" up
+    CLUSTER_STARTED=1
+  fi
+  on_exit cluster_stop_if_started
+}
+
+cluster_stop_if_started() {
+  [ -z "${CLUSTER_STARTED:-}" ] || "$CLUSTER_SCRIPT" down
+}
+
 services_stop() {
   local d
   for d in ${PG_STARTED_DIRS:-}; do postgres_stop "$d"; done

@@ -12,12 +12,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, watch};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::ctx::{Ctx, Phase};
 use crate::ledger::{Kind, Viewer};
 use crate::scenario::Transport;
-use crate::screens::{End, Frame, Head, Signal, backoff};
+use crate::screens::{End, Frame, Head, Signal, backoff, open_ws, ws_text};
 use crate::verify::{ClientLog, Receipt};
 
 /// Subscriptions sent at once on a new socket; the rest follow one per
@@ -199,19 +198,10 @@ async fn connection(
     st: &mut State,
     phase: &mut watch::Receiver<Phase>,
 ) -> End {
-    let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
-    let mut request = match url.as_str().into_client_request() {
-        Ok(r) => r,
-        Err(e) => return End::Failed(format!("WS {url}: {e}")),
-    };
-    let protocols = format!("ordercast.v1, ordercast.bearer.{}", screen.token);
-    match protocols.parse() {
-        Ok(v) => request.headers_mut().insert("sec-websocket-protocol", v),
-        Err(e) => return End::Failed(format!("WS token header: {e}")),
-    };
-    let mut socket = match tokio_tungstenite::connect_async(request).await {
-        Ok((s, _)) => s,
-        Err(e) => return End::Failed(format!("chain admin WS {base}: {e}")),
+    let who = format!("chain admin WS {base}");
+    let mut socket = match open_ws(base, &screen.token, &who).await {
+        Ok(socket) => socket,
+        Err(end) => return end,
     };
     let mut pending: VecDeque<usize> = (0..ctx.restaurants.len()).collect();
     let mut tick = tokio::time::interval(SUBSCRIBE_EVERY);
@@ -227,7 +217,7 @@ async fn connection(
             let subscribe = serde_json::json!({"type": "subscribe",
                 "restaurant_id": ctx.restaurants[r].id, "since": st.cursor[r]});
             if let Err(e) = socket.send(Message::text(subscribe.to_string())).await {
-                return End::Failed(format!("chain admin WS {base}: {e}"));
+                return End::Failed(format!("{who}: {e}"));
             }
         }
         let message = tokio::select! {
@@ -239,23 +229,14 @@ async fn connection(
             () = screen.cut.notified() => return End::Cut,
             stop = phase_says_stop(ctx, st, phase) => if stop { return End::Finished } else { continue },
         };
-        let text = match message {
-            None => return End::Closed,
-            Some(Err(e)) => return End::Failed(format!("chain admin WS {base}: {e}")),
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Close(frame))) => {
-                st.retry_hint = frame
-                    .as_ref()
-                    .and_then(|f| f.reason.strip_prefix("retry="))
-                    .and_then(|ms| ms.parse().ok())
-                    .map(Duration::from_millis);
-                return End::Closed;
-            }
-            Some(Ok(_)) => continue,
+        let text = match ws_text(message, &mut st.retry_hint, &who) {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            Err(end) => return end,
         };
         let frame = match serde_json::from_str::<Frame<'_>>(&text) {
             Ok(f) => f,
-            Err(e) => return End::Failed(format!("chain admin WS {base}: bad frame: {e}")),
+            Err(e) => return End::Failed(format!("{who}: bad frame: {e}")),
         };
         match (&*frame.kind, frame.event) {
             ("event", Some(head)) => st.receive(ctx, screen, &head),
@@ -280,7 +261,7 @@ async fn connection(
                 // A refused subscription does not exist: start the socket
                 // over, every restaurant from its cursor.
                 return End::Failed(format!(
-                    "chain admin WS {base}: {} {}",
+                    "{who}: {} {}",
                     frame.code.unwrap_or_default(),
                     frame.message.unwrap_or_default()
                 ));

@@ -3,7 +3,7 @@
 //! cannot hide its queueing (no coordinated omission).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ordercast_core::auth::{Claims, TokenIssuer};
@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::report::Latency;
+use crate::run::day_claims;
 use crate::stats::histogram;
 
 #[derive(Debug, clap::Args)]
@@ -44,21 +45,9 @@ pub struct Args {
 }
 
 fn token(issuer: &TokenIssuer, role: Role, restaurants: Vec<String>) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
     issuer.mint(&Claims {
-        sub: "loadtest".into(),
-        role,
         restaurants,
-        chain_id: None,
-        waiter_id: None,
-        session_id: None,
-        exp: now + 24 * 3600,
-        iat: Some(now),
-        iss: None,
-        aud: Some("ordercast".into()),
+        ..day_claims("loadtest".into(), role).expect("the clock is after 1970")
     })
 }
 

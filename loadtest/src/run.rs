@@ -38,21 +38,15 @@ impl Minter {
         waiter: Option<String>,
     ) -> anyhow::Result<String> {
         match self {
-            Minter::Secret(issuer) => {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-                Ok(issuer.mint(&Claims {
-                    sub: format!("loadtest-{role}"),
-                    role: role.parse().map_err(anyhow::Error::msg)?,
-                    restaurants: vec![restaurant.to_owned()],
-                    chain_id: None,
-                    waiter_id: waiter.map(|w| w.parse()).transpose()?,
-                    session_id: session.map(|s| s.parse()).transpose()?,
-                    exp: now + 24 * 3600,
-                    iat: Some(now),
-                    iss: None,
-                    aud: Some("ordercast".into()),
-                }))
-            }
+            Minter::Secret(issuer) => Ok(issuer.mint(&Claims {
+                restaurants: vec![restaurant.to_owned()],
+                waiter_id: waiter.map(|w| w.parse()).transpose()?,
+                session_id: session.map(|s| s.parse()).transpose()?,
+                ..day_claims(
+                    format!("loadtest-{role}"),
+                    role.parse().map_err(anyhow::Error::msg)?,
+                )?
+            })),
             Minter::Command(command) => {
                 let mut line =
                     format!("{command} --role {role} --restaurant '{restaurant}' --ttl 24h");
@@ -70,27 +64,34 @@ impl Minter {
     /// An admin of one chain: every restaurant of the chain, none other.
     async fn chain_admin(&self, chain: &str) -> anyhow::Result<String> {
         match self {
-            Minter::Secret(issuer) => {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-                Ok(issuer.mint(&Claims {
-                    sub: "loadtest-chain-admin".into(),
-                    role: ordercast_core::Role::Admin,
-                    restaurants: Vec::new(),
-                    chain_id: Some(chain.parse()?),
-                    waiter_id: None,
-                    session_id: None,
-                    exp: now + 24 * 3600,
-                    iat: Some(now),
-                    iss: None,
-                    aud: Some("ordercast".into()),
-                }))
-            }
+            Minter::Secret(issuer) => Ok(issuer.mint(&Claims {
+                chain_id: Some(chain.parse()?),
+                ..day_claims("loadtest-chain-admin".into(), ordercast_core::Role::Admin)?
+            })),
             Minter::Command(command) => {
                 let line = format!("{command} --role admin --chain {chain} --ttl 24h");
                 run_token_command(command, &line).await
             }
         }
     }
+}
+
+/// Claims of `sub` as `role`, valid for a day from now, for the
+/// deployment's default audience, naming nothing else.
+pub(crate) fn day_claims(sub: String, role: ordercast_core::Role) -> anyhow::Result<Claims> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    Ok(Claims {
+        sub,
+        role,
+        restaurants: Vec::new(),
+        chain_id: None,
+        waiter_id: None,
+        session_id: None,
+        exp: now + 24 * 3600,
+        iat: Some(now),
+        iss: None,
+        aud: Some("ordercast".into()),
+    })
 }
 
 /// Runs the token command line `line` and returns the token it printed.

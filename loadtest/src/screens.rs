@@ -411,6 +411,55 @@ pub(crate) struct Frame<'a> {
     pub(crate) message: Option<Cow<'a, str>>,
 }
 
+/// A WebSocket to an edge.
+pub(crate) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the WebSocket of the edge at `base`, with `token` in the
+/// subprotocol; `who` names it in the failure.
+pub(crate) async fn open_ws(base: &str, token: &str, who: &str) -> Result<Socket, End> {
+    let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| End::Failed(format!("WS {url}: {e}")))?;
+    let protocols = format!("ordercast.v1, ordercast.bearer.{token}");
+    let protocols = protocols
+        .parse()
+        .map_err(|e| End::Failed(format!("WS token header: {e}")))?;
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocols);
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(e) => Err(End::Failed(format!("{who}: {e}"))),
+    }
+}
+
+/// The text of a WebSocket message: `Ok(None)` for one to skip (binary,
+/// ping), `Err` when the socket has ended — a close whose reason is
+/// `retry=<ms>` sets `retry_hint`.
+pub(crate) fn ws_text(
+    message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    retry_hint: &mut Option<Duration>,
+    who: &str,
+) -> Result<Option<tokio_tungstenite::tungstenite::Utf8Bytes>, End> {
+    match message {
+        None => Err(End::Closed),
+        Some(Err(e)) => Err(End::Failed(format!("{who}: {e}"))),
+        Some(Ok(Message::Text(text))) => Ok(Some(text)),
+        Some(Ok(Message::Close(frame))) => {
+            *retry_hint = frame
+                .as_ref()
+                .and_then(|f| f.reason.strip_prefix("retry="))
+                .and_then(|ms| ms.parse().ok())
+                .map(Duration::from_millis);
+            Err(End::Closed)
+        }
+        Some(Ok(_)) => Ok(None),
+    }
+}
+
 async fn ws(
     ctx: &Ctx,
     screen: &Screen,
@@ -419,24 +468,15 @@ async fn ws(
     phase: &mut watch::Receiver<Phase>,
 ) -> End {
     let rid = &ctx.restaurants[screen.restaurant].id;
-    let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
-    let mut request = match url.as_str().into_client_request() {
-        Ok(r) => r,
-        Err(e) => return End::Failed(format!("WS {url}: {e}")),
-    };
-    let protocols = format!("ordercast.v1, ordercast.bearer.{}", screen.token);
-    match protocols.parse() {
-        Ok(v) => request.headers_mut().insert("sec-websocket-protocol", v),
-        Err(e) => return End::Failed(format!("WS token header: {e}")),
-    };
-    let mut socket = match tokio_tungstenite::connect_async(request).await {
-        Ok((s, _)) => s,
-        Err(e) => return End::Failed(format!("WS {base}: {e}")),
+    let who = format!("WS {base}");
+    let mut socket = match open_ws(base, &screen.token, &who).await {
+        Ok(socket) => socket,
+        Err(end) => return end,
     };
     let subscribe =
         serde_json::json!({"type": "subscribe", "restaurant_id": rid, "since": st.cursor});
     if let Err(e) = socket.send(Message::text(subscribe.to_string())).await {
-        return End::Failed(format!("WS {base}: {e}"));
+        return End::Failed(format!("{who}: {e}"));
     }
     loop {
         let message = tokio::select! {
@@ -444,23 +484,14 @@ async fn ws(
             () = screen.cut.notified() => return End::Cut,
             stop = phase_says_stop(ctx, screen, st, phase) => if stop { return End::Finished } else { continue },
         };
-        let text = match message {
-            None => return End::Closed,
-            Some(Err(e)) => return End::Failed(format!("WS {base}: {e}")),
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Close(frame))) => {
-                st.retry_hint = frame
-                    .as_ref()
-                    .and_then(|f| f.reason.strip_prefix("retry="))
-                    .and_then(|ms| ms.parse().ok())
-                    .map(Duration::from_millis);
-                return End::Closed;
-            }
-            Some(Ok(_)) => continue,
+        let text = match ws_text(message, &mut st.retry_hint, &who) {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            Err(end) => return end,
         };
         let frame = match serde_json::from_str::<Frame<'_>>(&text) {
             Ok(f) => f,
-            Err(e) => return End::Failed(format!("WS {base}: bad frame: {e}")),
+            Err(e) => return End::Failed(format!("{who}: bad frame: {e}")),
         };
         match (&*frame.kind, frame.event) {
             ("event", Some(head)) => st.receive(ctx, screen, &head),
@@ -472,7 +503,7 @@ async fn ws(
             }
             ("error", _) => {
                 return End::Failed(format!(
-                    "WS {base}: {} {}",
+                    "{who}: {} {}",
                     frame.code.unwrap_or_default(),
                     frame.message.unwrap_or_default()
                 ));

@@ -52,7 +52,7 @@ impl PeerStates {
             let Some(state) = next.0.get_mut(&s.region) else {
                 continue;
             };
-            let stale = s.silent_for.is_none_or(|d| d > stale_after);
+            let stale = s.is_stale(stale_after);
             *state = match (stale, *state) {
                 (false, _) => None,
                 (true, Some(since)) => Some(since),

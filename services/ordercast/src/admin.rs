@@ -59,7 +59,7 @@ impl Regions {
                 json!({
                     "region": s.region,
                     "silent_for_secs": s.silent_for.map(|d| d.as_secs_f64()),
-                    "stale": s.silent_for.is_none_or(|d| d > self.stale_after),
+                    "stale": s.is_stale(self.stale_after),
                     "backlog_bytes": b.bytes,
                     "streaming": b.streaming,
                 })

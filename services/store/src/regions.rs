@@ -67,6 +67,13 @@ pub struct PeerSilence {
     pub silent_for: Option<Duration>,
 }
 
+impl PeerSilence {
+    /// Stale: silent for longer than `after`, or never heard.
+    pub fn is_stale(&self, after: Duration) -> bool {
+        self.silent_for.is_none_or(|d| d > after)
+    }
+}
+
 /// How far a peer is behind this region's WAL.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerBacklog {
@@ -193,24 +200,27 @@ impl Store {
             peers.iter().map(|p| link_name(&p.region, me)).collect();
 
         // Subscriptions first: dropping one releases its slot on the peer.
-        let existing: Vec<String> = sqlx::query_scalar(
+        let subscriptions: Vec<String> = sqlx::query_scalar(
             "SELECT subname::text FROM pg_subscription WHERE subname LIKE 'oc\\_%'",
         )
         .fetch_all(&self.pool)
         .await?;
-        for name in existing
+        for name in subscriptions
             .iter()
             .filter(|n| !wanted_subscriptions.contains(n))
         {
             self.drop_subscription(name).await?;
             report.removed.push(format!("subscription {name}"));
         }
-        let existing: Vec<String> = sqlx::query_scalar(
+        let publications: Vec<String> = sqlx::query_scalar(
             "SELECT pubname::text FROM pg_publication WHERE pubname LIKE 'oc\\_%'",
         )
         .fetch_all(&self.pool)
         .await?;
-        for name in existing.iter().filter(|n| !wanted_publications.contains(n)) {
+        for name in publications
+            .iter()
+            .filter(|n| !wanted_publications.contains(n))
+        {
             self.execute(&format!("DROP PUBLICATION {name}")).await?;
             report.removed.push(format!("publication {name}"));
         }
@@ -240,11 +250,17 @@ impl Store {
         }
 
         for peer in peers {
-            self.publish_to(me, &peer.region).await?;
+            let name = link_name(me, &peer.region);
+            self.publish_to(&name, me, &peer.region, publications.contains(&name))
+                .await?;
             report.publishing_to.push(peer.region.clone());
         }
         for peer in peers {
-            if self.subscribe_to(me, peer).await? {
+            let name = link_name(&peer.region, me);
+            if self
+                .subscribe_to(&name, peer, subscriptions.contains(&name))
+                .await?
+            {
                 report.subscribed_to.push(peer.region.clone());
             } else {
                 report.waiting_for.push(peer.region.clone());
@@ -253,21 +269,21 @@ impl Store {
         Ok(report)
     }
 
-    /// Creates (or brings up to date) the publication of this region's rows
-    /// for `peer`, with the heartbeat table.
-    async fn publish_to(&self, me: &Region, peer: &Region) -> Result<(), StoreError> {
-        let name = link_name(me, peer);
+    /// Creates (`exists`: brings up to date) the publication `name` of this
+    /// region's rows for `peer`, with the heartbeat table.
+    async fn publish_to(
+        &self,
+        name: &str,
+        me: &Region,
+        peer: &Region,
+        exists: bool,
+    ) -> Result<(), StoreError> {
         let mut tables: Vec<String> = REPLICATED
             .iter()
             .map(|t| format!("{t} WHERE ({})", row_filter(me, peer)))
             .collect();
         tables.push(format!("region_beats WHERE (region = '{}')", me.as_str()));
         let tables = tables.join(", ");
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)")
-                .bind(&name)
-                .fetch_one(&self.pool)
-                .await?;
         if exists {
             self.execute(&format!("ALTER PUBLICATION {name} SET TABLE {tables}"))
                 .await
@@ -279,17 +295,16 @@ impl Store {
         }
     }
 
-    /// Subscribes to `peer`'s publication for this region, if the peer has
-    /// created it; `false` if not yet. An existing subscription gets the
-    /// configured URL.
-    async fn subscribe_to(&self, me: &Region, peer: &PeerDatabase) -> Result<bool, StoreError> {
-        let name = link_name(&peer.region, me);
+    /// Subscribes (subscription `name`) to `peer`'s publication for this
+    /// region, if the peer has created it; `false` if not yet. An existing
+    /// subscription (`exists`) gets the configured URL.
+    async fn subscribe_to(
+        &self,
+        name: &str,
+        peer: &PeerDatabase,
+        exists: bool,
+    ) -> Result<bool, StoreError> {
         let url = peer.url.replace('\'', "''");
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1)")
-                .bind(&name)
-                .fetch_one(&self.pool)
-                .await?;
         if exists {
             self.execute(&format!("ALTER SUBSCRIPTION {name} CONNECTION '{url}'"))
                 .await?;
@@ -303,7 +318,7 @@ impl Store {
         })?;
         let published: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)")
-                .bind(&name)
+                .bind(name)
                 .fetch_one(&mut remote)
                 .await?;
         remote.close().await.ok();

@@ -44,26 +44,21 @@ struct Links {
 }
 
 impl Links {
-    async fn cut(&self) {
-        for link in [
+    fn all(&self) -> [&Link; 4] {
+        [
             &self.pg_a_to_b,
             &self.pg_b_to_a,
             &self.api_a_to_b,
             &self.api_b_to_a,
-        ] {
-            link.cut();
-        }
+        ]
     }
 
-    async fn heal(&self) {
-        for link in [
-            &self.pg_a_to_b,
-            &self.pg_b_to_a,
-            &self.api_a_to_b,
-            &self.api_b_to_a,
-        ] {
-            link.heal();
-        }
+    fn cut(&self) {
+        self.all().into_iter().for_each(Link::cut);
+    }
+
+    fn heal(&self) {
+        self.all().into_iter().for_each(Link::heal);
     }
 }
 
@@ -328,7 +323,7 @@ async fn screens_in_another_region_get_a_remote_restaurant_live_in_order_and_aft
     ws.until("three events", |w| w.seqs(rid).len() >= 3).await;
     assert_exactly(&sse.seqs(), 1..=3, "us SSE before the partition");
 
-    links.cut().await;
+    links.cut();
     // Stale: told, not silent. (A subscription to a remote restaurant also
     // opens with `live` or `stale`: the one to wait for names seq 3.)
     let stale_at_3 = |f: &Value| f["last_seq"] == 3;
@@ -361,7 +356,7 @@ async fn screens_in_another_region_get_a_remote_restaurant_live_in_order_and_aft
         "https://ordercast.dev/problems/region-unavailable"
     );
 
-    links.heal().await;
+    links.heal();
     let lives = |w: &Ws| w.of_type("live").len();
     let before = lives(&ws);
     ws.until("live", |w| lives(w) > before).await;
@@ -499,7 +494,7 @@ async fn a_restaurant_kept_at_home_leaves_nothing_in_the_other_region() {
 #[tokio::test]
 async fn a_restaurant_id_taken_in_both_regions_during_a_partition_does_not_stop_replication() {
     let (eu, us, links) = two_regions().await;
-    links.cut().await;
+    links.cut();
     let id = RestaurantId::new();
     for (cell, n) in [(&eu, 2), (&us, 3)] {
         let (status, body) = cell
@@ -513,7 +508,7 @@ async fn a_restaurant_id_taken_in_both_regions_during_a_partition_does_not_stop_
         assert_eq!(status, StatusCode::CREATED, "{body}");
         cell.app.orders(id, n).await;
     }
-    links.heal().await;
+    links.heal();
     let _guard = LogsOnPanic(&eu._pg, &us._pg);
 
     // Replication carries on both ways past the conflicting rows.
