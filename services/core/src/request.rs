@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audience::{Audience, Role};
 use crate::ids::{RequestId, RestaurantId, SessionId, WaiterId};
 use crate::order::wire_enum;
 
@@ -60,6 +61,21 @@ pub struct WaiterRequest {
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl WaiterRequest {
+    /// The roles a request's events are for.
+    pub const ROLES: [Role; 3] = [Role::Owner, Role::Waiter, Role::Customer];
+
+    /// Who sees this request: owners; waiters only if it is theirs (or
+    /// nobody's); customers only of the table session that asked.
+    pub fn audience(&self) -> Audience {
+        Audience {
+            roles: WaiterRequest::ROLES.to_vec(),
+            session_id: self.session_id.clone(),
+            waiter_id: self.waiter_id.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

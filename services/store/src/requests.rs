@@ -2,9 +2,7 @@
 
 use ordercast_core::event::EventDraft;
 use ordercast_core::request::{RequestKind, RequestStatus, WaiterRequest};
-use ordercast_core::{
-    Audience, Envelope, EventType, RequestId, RestaurantId, Role, SessionId, WaiterId,
-};
+use ordercast_core::{Envelope, EventType, RequestId, RestaurantId, SessionId, WaiterId};
 
 use crate::events::append;
 use crate::rows::{REQUEST_COLUMNS, RequestRow};
@@ -21,14 +19,9 @@ pub struct NewRequest {
 
 /// Owners and waiters handle requests; the table that asked sees its own.
 fn request_event(request: &WaiterRequest, kind: EventType) -> EventDraft {
-    let audience = Audience {
-        roles: vec![Role::Owner, Role::Waiter, Role::Customer],
-        session_id: request.session_id.clone(),
-        waiter_id: request.waiter_id.clone(),
-    };
     EventDraft::new(
         kind,
-        audience,
+        request.audience(),
         serde_json::to_value(request).expect("requests serialize"),
     )
 }

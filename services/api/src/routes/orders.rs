@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ordercast_core::auth::Principal;
 use ordercast_core::order::{Channel, ItemStatus, Order, OrderStatus};
+use ordercast_core::order_scope::OrderScope;
 use ordercast_core::policy::Action;
 use ordercast_core::{ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId};
 use ordercast_store::{IdempotencyKey, NewItem, NewOrder, Outcome, Replay};
@@ -310,6 +311,20 @@ async fn visible_order(
     }
 }
 
+/// A waiter or a table session may act only on an order it can see; any
+/// other answers 404, as a read would (a 409 would show the order whole).
+async fn check_visible(
+    state: &AppState,
+    caller: &Caller,
+    rid: RestaurantId,
+    oid: OrderId,
+) -> Result<(), HttpError> {
+    if caller.0.viewer().scope().orders() == OrderScope::All {
+        return Ok(());
+    }
+    visible_order(state, caller, rid, oid).await.map(drop)
+}
+
 fn etag(order: &Order) -> [(header::HeaderName, HeaderValue); 1] {
     [(header::ETAG, version_tag(order.version))]
 }
@@ -364,14 +379,12 @@ async fn set_order_status(
     c.opt_text("reason", body.reason.as_deref(), 200);
     c.finish()?;
     let expected = if_match(&headers)?;
-    if caller.0.role == Role::Customer {
-        // A customer may only cancel its own order (the state machine says when).
-        if body.status != OrderStatus::Cancelled {
-            return Err(HttpError::Forbidden(
-                "customers may only cancel their own orders",
-            ));
-        }
-        visible_order(&state, &caller, rid, oid).await?;
+    check_visible(&state, &caller, rid, oid).await?;
+    // A customer may only cancel its own order (the state machine says when).
+    if caller.0.role == Role::Customer && body.status != OrderStatus::Cancelled {
+        return Err(HttpError::Forbidden(
+            "customers may only cancel their own orders",
+        ));
     }
     let trace = traceparent(&headers);
     let pending = state
@@ -413,6 +426,7 @@ async fn set_item_status(
     state
         .authorize(&caller, rid, Action::ChangeItemStatus)
         .await?;
+    check_visible(&state, &caller, rid, oid).await?;
     let trace = traceparent(&headers);
     let pending = state
         .store

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use ordercast_core::policy::Action;
 use ordercast_core::{ChainId, Reach, Region, RestaurantId, Role};
-use ordercast_store::{NewRestaurant, Restaurant};
+use ordercast_store::{NewRestaurant, Restaurant, StoreError};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -90,8 +90,17 @@ async fn create_restaurant(
         region,
         reach,
     };
-    let restaurant = state.store.create_restaurant(new).await?;
-    Ok((StatusCode::CREATED, Json(restaurant)))
+    let id = new.id;
+    match state.store.create_restaurant(new).await {
+        Ok(restaurant) => Ok((StatusCode::CREATED, Json(restaurant))),
+        Err(taken @ StoreError::AlreadyExists(_)) => {
+            // Only a restaurant the caller may read is its to know exists:
+            // another chain's id is refused as the chain itself would be.
+            state.authorize(&caller, id, Action::ReadRestaurant).await?;
+            Err(taken.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A restaurant, with the seq of its latest event.

@@ -111,6 +111,64 @@ async fn waiters_order_for_themselves_and_list_their_own_and_unassigned_orders()
 }
 
 #[tokio::test]
+async fn a_waiter_acting_on_another_waiters_order_or_request_finds_nothing_there() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let w1 = app.token_with(Role::Waiter, rid, |c| {
+        c.waiter_id = Some("w1".parse().unwrap())
+    });
+    let w2 = app.token_with(Role::Waiter, rid, |c| {
+        c.waiter_id = Some("w2".parse().unwrap())
+    });
+    let mut at_table = simple_order();
+    at_table["session_id"] = json!("t7-visit-1");
+    let (_, theirs) = app.create_order(rid, &w2, at_table).await;
+    let oid = theirs["order"]["id"].as_str().unwrap();
+    let iid = theirs["order"]["items"][0]["id"].as_str().unwrap();
+    let guest = app.token_with(Role::Customer, rid, |c| {
+        c.session_id = Some("t7-visit-1".parse().unwrap())
+    });
+    let (status, asked) = app
+        .post(
+            &format!("/v1/restaurants/{rid}/requests"),
+            &guest,
+            json!({"kind": "call_waiter", "table": "7"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{asked}");
+    assert_eq!(asked["request"]["waiter_id"], "w2", "the table's waiter");
+    let request = asked["request"]["id"].as_str().unwrap();
+
+    // Illegal and legal moves alike: either answer would say the order exists.
+    for (path, body) in [
+        (format!("orders/{oid}/status"), json!({"status": "paid"})),
+        (
+            format!("orders/{oid}/status"),
+            json!({"status": "accepted"}),
+        ),
+        (
+            format!("orders/{oid}/items/{iid}/status"),
+            json!({"status": "ready"}),
+        ),
+        (
+            format!("requests/{request}/status"),
+            json!({"status": "acknowledged"}),
+        ),
+    ] {
+        let (status, problem) = app
+            .post(&format!("/v1/restaurants/{rid}/{path}"), &w1, body)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {problem}");
+        assert!(problem.get("current").is_none(), "{path}: {problem}");
+    }
+    let (_, order) = app
+        .get(&format!("/v1/restaurants/{rid}/orders/{oid}"), &w2)
+        .await;
+    assert_eq!(order["status"], "new", "nothing moved");
+    assert_eq!(order["items"][0]["status"], "queued");
+}
+
+#[tokio::test]
 async fn chain_admins_reach_their_chain_and_nothing_else() {
     let app = TestApp::spawn().await;
     let (chain, elsewhere) = (ChainId::new(), ChainId::new());
@@ -151,6 +209,17 @@ async fn chain_admins_reach_their_chain_and_nothing_else() {
         .await;
     let mine_id = mine["id"].as_str().unwrap();
     let rival_id = rival["id"].as_str().unwrap();
+    let taken = |id: &str| json!({"id": id, "name": "Taken"});
+    assert_eq!(
+        app.post("/v1/restaurants", &admin, taken(rival_id)).await.0,
+        StatusCode::FORBIDDEN,
+        "another chain's restaurant is not this admin's to learn about"
+    );
+    assert_eq!(
+        app.post("/v1/restaurants", &admin, taken(mine_id)).await.0,
+        StatusCode::CONFLICT,
+        "its own restaurant's id is taken"
+    );
     assert_eq!(
         app.get(&format!("/v1/restaurants/{mine_id}/orders"), &admin)
             .await
