@@ -4,6 +4,7 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -21,6 +22,15 @@ impl Drop for Telemetry {
             let _ = provider.shutdown();
         }
     }
+}
+
+/// Caps what no `RUST_LOG` may open: the WebSocket library logs every frame
+/// at trace, and a `refresh` frame carries a token.
+fn never_secrets() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("tungstenite", LevelFilter::DEBUG)
+        .with_target("tokio_tungstenite", LevelFilter::DEBUG)
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default filter.
@@ -54,6 +64,7 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
     });
     tracing_subscriber::registry()
         .with(filter)
+        .with(never_secrets())
         .with(fmt)
         .with(otel)
         .try_init()?;

@@ -10,6 +10,7 @@ mod cluster;
 mod delivery;
 mod isolation;
 mod ledger;
+mod logs;
 mod outages;
 mod pressure;
 mod protocols;
