@@ -1,14 +1,18 @@
-//! Cross-cutting HTTP layers: request metrics and tracing spans.
+//! Cross-cutting HTTP layers: request metrics, tracing spans, and answers
+//! for methods a route does not take.
 
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use prometheus::{HistogramOpts, HistogramVec, Registry};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
+
+use crate::HttpError;
 
 /// `ordercast_http_request_duration_seconds{route,method,status}`.
 #[derive(Clone)]
@@ -49,8 +53,22 @@ async fn track(State(metrics): State<HttpMetrics>, request: Request, next: Next)
     response
 }
 
-/// Adds request metrics (labelled by matched route, never by raw path) and
-/// a tracing span per request (path only: the query may hold a token).
+/// Answers a method the route does not take: `OPTIONS` with `204`, anything
+/// else with `405 method-not-allowed` as problem+json. The router adds
+/// `Allow` (the methods the route takes) to both.
+async fn methods(request: Request, next: Next) -> Response {
+    let options = request.method() == Method::OPTIONS;
+    let response = next.run(request).await;
+    match response.status() {
+        StatusCode::METHOD_NOT_ALLOWED if options => StatusCode::NO_CONTENT.into_response(),
+        StatusCode::METHOD_NOT_ALLOWED => HttpError::MethodNotAllowed.into_response(),
+        _ => response,
+    }
+}
+
+/// Adds request metrics (labelled by matched route, never by raw path), a
+/// tracing span per request (path only: the query may hold a token), and
+/// [`methods`].
 ///
 /// A 5xx is logged where its cause is known (a database error as an error,
 /// an unreachable dependency as a warning, once); the layer's own line per
@@ -59,6 +77,7 @@ async fn track(State(metrics): State<HttpMetrics>, request: Request, next: Next)
 pub fn instrument(router: Router, metrics: HttpMetrics) -> Router {
     router
         .route_layer(axum::middleware::from_fn_with_state(metrics, track))
+        .layer(axum::middleware::from_fn(methods))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(crate::trace::http_span)

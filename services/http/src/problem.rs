@@ -66,6 +66,8 @@ pub enum HttpError {
     NotFound(&'static str),
     #[error("no such route")]
     NoRoute,
+    #[error("this route does not take that method; Allow lists those it takes")]
+    MethodNotAllowed,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the service is shutting down or overloaded")]
@@ -124,6 +126,11 @@ impl HttpError {
                 (S::NOT_FOUND, "not-found", "Not found")
             }
             HttpError::NoRoute => (S::NOT_FOUND, "no-route", "No such route"),
+            HttpError::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             HttpError::Store(StoreError::AlreadyExists(_)) => {
                 (S::CONFLICT, "already-exists", "Already exists")
             }

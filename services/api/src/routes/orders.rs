@@ -251,6 +251,7 @@ fn created_headers(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     /// `open` (default): orders not yet paid, cancelled or rejected; `all`.
+    #[param(inline)]
     state: Option<StateFilter>,
 }
 

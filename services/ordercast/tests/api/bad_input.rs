@@ -301,3 +301,29 @@ async fn validation_problems_name_every_bad_field() {
         .collect();
     assert_eq!(fields, ["items[0].quantity", "items[1].unit_price_cents"]);
 }
+
+#[tokio::test]
+async fn a_method_a_route_does_not_take_is_named_with_what_it_takes() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let http = reqwest::Client::new();
+    let events = format!("{}/v1/restaurants/{rid}/events", app.base);
+
+    let put = http.put(&events).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(put.headers()["allow"], "POST,GET,HEAD");
+    assert_eq!(put.headers()["content-type"], "application/problem+json");
+    let problem: Value = put.json().await.unwrap();
+    assert_eq!(
+        problem["type"],
+        "https://ordercast.dev/problems/method-not-allowed"
+    );
+
+    let options = http
+        .request(reqwest::Method::OPTIONS, &events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(options.status(), StatusCode::NO_CONTENT);
+    assert_eq!(options.headers()["allow"], "POST,GET,HEAD");
+}

@@ -3,7 +3,7 @@ use std::time::Duration;
 use ordercast_core::Role;
 use ordercast_testkit::eventually;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::{TestApp, simple_order};
 
@@ -192,5 +192,34 @@ async fn the_openapi_document_describes_every_route() {
         "/v1/restaurants/{rid}/events",
     ] {
         assert!(paths.contains_key(path), "missing {path}");
+    }
+}
+
+#[tokio::test]
+async fn every_reference_in_the_openapi_document_resolves() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = app.get("/openapi.json", "").await;
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for reference in refs {
+        let path = reference.strip_prefix('#').expect("a local reference");
+        assert!(
+            doc.pointer(path).is_some(),
+            "{reference} resolves to nothing"
+        );
+    }
+}
+
+fn collect_refs(value: &Value, refs: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            if let Some(Value::String(r)) = fields.get("$ref") {
+                refs.push(r.clone());
+            }
+            fields.values().for_each(|v| collect_refs(v, refs));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
+        _ => {}
     }
 }
