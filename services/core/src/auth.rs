@@ -83,7 +83,7 @@ pub enum KeyError {
 }
 
 /// Which restaurants a token reaches.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Scope {
     All,
     Ids(Vec<Uuid>),
@@ -100,7 +100,7 @@ pub enum Access {
 }
 
 /// A verified token: who is calling and what it may reach.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Principal {
     pub subject: String,
     pub role: Role,
@@ -219,11 +219,16 @@ impl Principal {
     /// and table session: it may replace this token on an open connection
     /// (only the expiry differs).
     pub fn same_identity(&self, other: &Principal) -> bool {
-        let expiry_aside = |p: &Principal| Principal {
+        self.identity() == other.identity()
+    }
+
+    /// This principal whatever its token's expiry: what a limit is charged
+    /// to, so that a refreshed token is the same principal.
+    pub fn identity(&self) -> Principal {
+        Principal {
             expires_at: 0,
-            ..p.clone()
-        };
-        expiry_aside(self) == expiry_aside(other)
+            ..self.clone()
+        }
     }
 
     /// The identity events are filtered for.

@@ -15,6 +15,7 @@ mod regions;
 mod settings;
 mod sse;
 mod state;
+mod streams;
 mod subscription;
 mod ws;
 
@@ -27,7 +28,6 @@ use ordercast_core::auth::TokenVerifier;
 use ordercast_http::EVENT_STREAM_ROUTE;
 use ordercast_store::Store;
 use serde_json::json;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -91,7 +91,10 @@ impl EdgeService {
         let shared = Arc::new(Shared {
             store,
             streams,
-            connections: Arc::new(Semaphore::new(settings.max_connections)),
+            connections: streams::Streams::new(
+                settings.max_connections,
+                settings.max_connections_per_principal,
+            ),
             settings,
             metrics,
             hubs: Arc::new(hubs),

@@ -60,6 +60,10 @@ pub struct EdgeMetrics {
     pub shard_readers: IntGauge,
     pub watched_restaurants: IntGauge,
     pub redis_errors: IntCounter,
+    /// `ordercast_streams_refused_total{reason}`: streaming connections
+    /// refused because the `process` or the `principal` held as many as it
+    /// may.
+    pub streams_refused: IntCounterVec,
     /// `ordercast_delivery_receipts_total{outcome}`: receipt entries
     /// `appended` to Redis, or `failed` (kept for the next try).
     pub receipts: IntCounterVec,
@@ -159,6 +163,13 @@ impl EdgeMetrics {
                 "ordercast_edge_redis_errors_total",
                 "Failed Redis reads on the edge.",
             )?,
+            streams_refused: IntCounterVec::new(
+                Opts::new(
+                    "ordercast_streams_refused_total",
+                    "Streaming connections refused: the process (503) or the principal (429) held as many as it may.",
+                ),
+                &["reason"],
+            )?,
             region_stale: IntGaugeVec::new(
                 Opts::new(
                     "ordercast_region_stale",
@@ -183,6 +194,7 @@ impl EdgeMetrics {
         registry.register(Box::new(m.redis_errors.clone()))?;
         registry.register(Box::new(m.receipts.clone()))?;
         registry.register(Box::new(m.region_stale.clone()))?;
+        registry.register(Box::new(m.streams_refused.clone()))?;
         Ok(m)
     }
 

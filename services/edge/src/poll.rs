@@ -76,7 +76,7 @@ pub(crate) async fn events(
     let since = query.since.as_deref().map(parse_cursor).transpose()?;
     let limit = parse_limit(query.limit.as_deref())?;
     let wait = parse_wait(query.wait.as_deref(), state.settings.max_poll_wait)?;
-    let _permit = state.admit()?;
+    let _permit = state.admit(&subscriber.0)?;
     may_watch(&state, &subscriber.0, rid).await?;
     let mut sub = Subscription::open(&state, rid, subscriber.0.viewer(), since).await?;
     // The answer carries the home's state as it is then: only a change

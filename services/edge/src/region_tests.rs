@@ -182,7 +182,7 @@ async fn an_sse_screen_gets_named_events_that_leave_its_cursor_alone() {
     let sub = Subscription::open(&edge.shared, rid, viewer, None)
         .await
         .unwrap();
-    let permit = edge.shared.admit().unwrap();
+    let permit = edge.shared.admit(&kitchen(HOUR)).unwrap();
     let mut stream = SseStream::new(edge.shared.clone(), sub, HOUR, permit);
     assert!(chunk(&mut stream).await.ends_with(": subscribed at 0\n\n"));
     assert_eq!(signal(&chunk(&mut stream).await, "live"), live());

@@ -18,6 +18,10 @@ pub struct EdgeSettings {
     /// Streaming connections (SSE, WebSocket, waiting long-polls) per
     /// process; beyond it, 503 + Retry-After. Default 20 000.
     pub max_connections: usize,
+    /// Streaming connections of one principal (a guest's table session, a
+    /// waiter, a token's subject) per process; beyond it, 429 +
+    /// Retry-After. `None`: no limit. Default 100.
+    pub max_connections_per_principal: Option<usize>,
     /// Restaurants one WebSocket may subscribe to. Default 100.
     pub max_subscriptions: usize,
     /// Largest inbound WebSocket message, bytes (close 1009). Default 16 KiB.
@@ -56,6 +60,7 @@ impl EdgeSettings {
         heartbeat: Duration::from_secs(15),
         sse_retry: Duration::from_secs(2),
         max_connections: 20_000,
+        max_connections_per_principal: Some(100),
         max_subscriptions: 100,
         ws_max_message: 16 * 1024,
         ws_rate: 20,

@@ -4,16 +4,16 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use ordercast_core::{Chain, RestaurantId, Role, Seq};
-use ordercast_http::HttpError;
 use ordercast_http::extract::{Path, Query};
+use ordercast_http::{HttpError, Slot};
 use serde::Deserialize;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Interval, Sleep};
 
 use ordercast_http::Subscriber;
@@ -23,6 +23,7 @@ use crate::error::EdgeError;
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::regions::Signal;
 use crate::state::EdgeState;
+use crate::streams::StreamSlot;
 use crate::subscription::{Next, Subscription, parse_cursor};
 
 #[derive(Deserialize)]
@@ -31,15 +32,18 @@ pub(crate) struct StreamQuery {
 }
 
 /// Opens the stream: `Last-Event-ID` wins over `?since=`; neither means
-/// "from now", `0` means from the start of retention.
+/// "from now", `0` means from the start of retention. The connection
+/// counts as a stream from then on, not as pending (`slot`), and closes
+/// when the stream ends.
 pub(crate) async fn stream(
     State(state): State<EdgeState>,
     subscriber: Subscriber,
     Path(rid): Path<RestaurantId>,
     Query(query): Query<StreamQuery>,
+    slot: Option<Extension<Slot>>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let permit = state.admit()?;
+    let permit = state.admit(&subscriber.0)?;
     may_watch(&state, &subscriber.0, rid).await?;
     let since = match headers.get("last-event-id") {
         Some(v) => Some(parse_cursor(v.to_str().unwrap_or("?"))?),
@@ -61,6 +65,10 @@ pub(crate) async fn stream(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Some(Extension(slot)) = slot {
+        slot.promote();
+    }
     Ok(response)
 }
 
@@ -104,7 +112,7 @@ pub(crate) struct SseStream<E> {
     pending: Option<Bytes>,
     done: bool,
     guard: ConnectionGuard,
-    _permit: OwnedSemaphorePermit,
+    _permit: StreamSlot,
 }
 
 impl<E: Events> SseStream<E> {
@@ -113,7 +121,7 @@ impl<E: Events> SseStream<E> {
         state: EdgeState,
         events: E,
         valid_for: Duration,
-        permit: OwnedSemaphorePermit,
+        permit: StreamSlot,
     ) -> Self {
         let heartbeat = state.settings.heartbeat;
         let hello = format!(
@@ -259,7 +267,7 @@ mod tests {
         valid_for: Duration,
     ) -> (SseStream<Scripted>, mpsc::UnboundedSender<Next>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let permit = state.admit().unwrap();
+        let permit = state.admit(&crate::testing::kitchen(valid_for)).unwrap();
         (
             SseStream::new(state.clone(), Scripted(rx), valid_for, permit),
             tx,

@@ -4,10 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ordercast_bus::Streams;
-use ordercast_core::auth::TokenVerifier;
+use ordercast_core::auth::{Principal, TokenVerifier};
 use ordercast_http::HttpError;
 use ordercast_store::{ChainDirectory, Store};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -15,6 +14,7 @@ use crate::hub::Hubs;
 use crate::metrics::EdgeMetrics;
 use crate::receipts::Receipts;
 use crate::settings::EdgeSettings;
+use crate::streams::{self, Refused, StreamSlot};
 
 /// What every edge handler and task shares.
 pub(crate) struct Shared {
@@ -31,19 +31,27 @@ pub(crate) struct Shared {
     pub sessions: TaskTracker,
     /// What screens were sent, for the delivery ledger.
     pub receipts: Arc<Receipts>,
-    pub connections: Arc<Semaphore>,
+    pub connections: streams::Streams,
 }
 
 impl Shared {
-    /// A slot for one streaming connection, unless full or draining.
-    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, HttpError> {
+    /// A slot for one streaming connection of `principal`, unless the
+    /// process or the principal holds as many as it may, or the process is
+    /// draining. A refusal is counted by reason.
+    pub(crate) fn admit(&self, principal: &Principal) -> Result<StreamSlot, HttpError> {
         if self.drain.is_cancelled() {
             return Err(HttpError::Unavailable);
         }
-        self.connections
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| HttpError::TooManyConnections)
+        self.connections.admit(principal).map_err(|refused| {
+            self.metrics
+                .streams_refused
+                .with_label_values(&[refused.as_str()])
+                .inc();
+            match refused {
+                Refused::Process => HttpError::TooManyConnections,
+                Refused::Principal => HttpError::TooManyStreams(streams::PRINCIPAL_RETRY_AFTER),
+            }
+        })
     }
 
     /// A random delay within the drain window, so clients told to

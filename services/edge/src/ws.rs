@@ -28,7 +28,7 @@ pub(crate) async fn upgrade(
     subscriber: Subscriber,
     ws: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
-    let permit = state.admit()?;
+    let permit = state.admit(&subscriber.0)?;
     let max = state.settings.ws_max_message;
     Ok(ws
         .protocols([protocol::PROTOCOL])

@@ -206,7 +206,8 @@ fn head(parts: &response::Parts, length: Option<u64>, chunked: bool) -> Vec<u8> 
         status.canonical_reason().unwrap_or("")
     );
     let headers = &parts.headers;
-    for (name, value) in headers {
+    // Always `connection: close`, written last.
+    for (name, value) in headers.iter().filter(|(n, _)| *n != header::CONNECTION) {
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(value.as_bytes());

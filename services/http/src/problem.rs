@@ -82,6 +82,12 @@ pub enum HttpError {
     RegionUnavailable(String),
     #[error("region {0} is not a region of this deployment")]
     UnknownRegion(String),
+    #[error("the request body did not arrive in time; send it again on a new connection")]
+    RequestTimeout,
+    #[error(
+        "this token holds as many streaming connections as one token may; close one, or retry after {} s", retry_after_secs(*.0)
+    )]
+    TooManyStreams(std::time::Duration),
     #[error("this restaurant has sent more commands than its rate allows; retry after {} s", retry_after_secs(*.0))]
     RateLimited(std::time::Duration),
 }
@@ -154,6 +160,12 @@ impl HttpError {
             HttpError::RateLimited(_) => {
                 (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
             }
+            HttpError::RequestTimeout => (S::REQUEST_TIMEOUT, "request-timeout", "Request timeout"),
+            HttpError::TooManyStreams(_) => (
+                S::TOO_MANY_REQUESTS,
+                "too-many-streams",
+                "Too many streams for this token",
+            ),
             HttpError::Store(StoreError::Unavailable(_)) | HttpError::Unavailable => {
                 (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             }
@@ -236,8 +248,13 @@ impl IntoResponse for HttpError {
             _ => None,
         };
         let unauthorized = matches!(self, HttpError::Unauthorized(_));
+        // The rest of a body that came too late is never read, so the
+        // connection cannot carry another request.
+        let close = matches!(self, HttpError::RequestTimeout);
         let retry_after = match &self {
-            HttpError::RateLimited(wait) => Some(retry_after_secs(*wait)),
+            HttpError::RateLimited(wait) | HttpError::TooManyStreams(wait) => {
+                Some(retry_after_secs(*wait))
+            }
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             _ => None,
         };
@@ -251,6 +268,9 @@ impl IntoResponse for HttpError {
         if unauthorized {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -263,6 +283,9 @@ impl IntoResponse for HttpError {
 
 impl From<JsonRejection> for HttpError {
     fn from(rejection: JsonRejection) -> Self {
+        if crate::deadline::is_body_timeout(&rejection) {
+            return HttpError::RequestTimeout;
+        }
         match rejection {
             JsonRejection::JsonDataError(e) => HttpError::InvalidBody(e.body_text()),
             JsonRejection::JsonSyntaxError(e) => HttpError::InvalidJson(e.body_text()),

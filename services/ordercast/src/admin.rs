@@ -1,17 +1,25 @@
 //! The admin port: `/metrics`, `/healthz`, `/readyz`, `/debug/stats`,
 //! `/debug/undelivered`.
+//!
+//! Probes and Prometheus need no credentials. `/debug/*` shows every
+//! tenant's restaurants and orders and costs PostgreSQL scans, so it exists
+//! only with an admin token (`ORDERCAST_ADMIN_TOKEN`) and answers `401`
+//! without it; with no token configured it is `404`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use ordercast_bus::Streams;
 use ordercast_core::Region;
+use ordercast_core::auth::AuthError;
+use ordercast_http::HttpError;
 use ordercast_store::Store;
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::json;
@@ -81,15 +89,64 @@ impl Health {
     }
 }
 
-/// The admin router.
-pub fn router(health: Health) -> Router {
-    Router::new()
+/// The bearer token `/debug/*` requires. Never printed.
+#[derive(Clone)]
+pub struct AdminToken(Arc<str>);
+
+impl AdminToken {
+    /// At least this many characters: a token is guessed by trying.
+    pub const MIN_LEN: usize = 16;
+
+    pub fn new(token: &str) -> AdminToken {
+        AdminToken(token.into())
+    }
+
+    /// Whether `presented` is the token, in time independent of where they
+    /// differ.
+    fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The admin router: `/debug/*` only with `token`.
+pub fn router(health: Health, token: Option<AdminToken>) -> Router {
+    let open = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/debug/stats", get(stats))
-        .route("/debug/undelivered", get(undelivered))
-        .with_state(health)
+        .route("/readyz", get(ready));
+    let router = match token {
+        Some(token) => open.merge(
+            Router::new()
+                .route("/debug/stats", get(stats))
+                .route("/debug/undelivered", get(undelivered))
+                .route_layer(axum::middleware::from_fn_with_state(token, require_token)),
+        ),
+        None => open,
+    };
+    router.with_state(health)
+}
+
+/// Lets through only requests with `Authorization: Bearer <admin token>`.
+async fn require_token(
+    State(token): State<AdminToken>,
+    request: Request,
+    next: Next,
+) -> Result<Response, HttpError> {
+    let (parts, body) = request.into_parts();
+    match ordercast_http::auth::bearer(&parts) {
+        Some(presented) if token.matches(presented) => {
+            Ok(next.run(Request::from_parts(parts, body)).await)
+        }
+        Some(_) => Err(AuthError::BadSignature.into()),
+        None => Err(AuthError::Missing.into()),
+    }
 }
 
 async fn metrics(State(health): State<Health>) -> impl IntoResponse {
@@ -173,5 +230,19 @@ async fn undelivered(State(health): State<Health>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": e.to_string()})),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_token_itself_matches_and_it_never_prints() {
+        let token = AdminToken::new("an-admin-token-for-tests");
+        assert!(token.matches("an-admin-token-for-tests"));
+        assert!(!token.matches("an-admin-token-for-test"));
+        assert!(!token.matches(""));
+        assert_eq!(format!("{token:?}"), "[redacted]");
     }
 }

@@ -14,13 +14,14 @@ use ordercast_core::auth::TokenVerifier;
 use ordercast_edge::{EdgeService, EdgeSettings};
 use ordercast_store::{DbSettings, Store};
 use prometheus::Registry;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{self, Health};
+use crate::admin::{self, AdminToken, Health};
 use ordercast_http::layers::{HttpMetrics, instrument};
-use ordercast_http::server::{self, OnStall, ServerSettings};
+use ordercast_http::server::{self, OnStall, Port, ServerSettings};
+use ordercast_http::{Admission, AdmissionLimits, RefusedConnections};
 
 /// Which parts of Ordercast a process serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,11 +43,11 @@ impl Role {
         }
     }
 
-    fn serves_api(self) -> bool {
+    pub(crate) fn serves_api(self) -> bool {
         matches!(self, Role::Api | Role::All)
     }
 
-    fn serves_edge(self) -> bool {
+    pub(crate) fn serves_edge(self) -> bool {
         matches!(self, Role::Edge | Role::All)
     }
 }
@@ -62,8 +63,51 @@ pub struct Settings {
     pub api: ApiSettings,
     pub edge: EdgeSettings,
     pub server: ServerSettings,
+    /// Which connections each port accepts, and its listen backlog.
+    pub connections: ConnectionSettings,
+    /// The bearer token `/debug/*` requires; without one it is off.
+    pub admin_token: Option<AdminToken>,
     /// Longest a graceful shutdown may take.
     pub shutdown_grace: Duration,
+}
+
+/// Connection limits of the two ports.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionSettings {
+    /// Connections the kernel queues on the public port before `accept`
+    /// (capped by `net.core.somaxconn`).
+    pub listen_backlog: u32,
+    /// The public port's pending connections (streams are the edge's
+    /// `max_connections`).
+    pub public: AdmissionLimits,
+    /// The admin port's connections.
+    pub admin: AdmissionLimits,
+}
+
+impl ConnectionSettings {
+    /// Default listen backlog, as nginx's: a reconnect storm is queued
+    /// instead of waiting out SYN retransmits.
+    pub const DEFAULT_BACKLOG: u32 = 8_192;
+    /// Default connections of the admin port: probes and scrapers need few.
+    pub const DEFAULT_ADMIN_CONNECTIONS: usize = 16;
+    /// Default pending connections of one client address.
+    pub const DEFAULT_PER_ADDRESS: usize = 256;
+}
+
+/// Listens on `address` with a backlog of `backlog`.
+fn listen(address: SocketAddr, backlog: u32) -> anyhow::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    };
+    let listener = socket.and_then(|socket| {
+        // As std's and tokio's bind: a restarted process can take the port
+        // while the old one's connections linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(address)?;
+        socket.listen(backlog)
+    });
+    listener.with_context(|| format!("cannot listen on {address}"))
 }
 
 /// Refuses to serve a database that belongs to another region. A database
@@ -97,6 +141,9 @@ pub struct App {
     router: Router,
     health: Health,
     server: ServerSettings,
+    public_admission: Admission,
+    admin_admission: Admission,
+    admin_token: Option<AdminToken>,
     grace: Duration,
 }
 
@@ -108,6 +155,8 @@ impl App {
         let streams = Streams::new(&settings.redis).context("invalid Redis settings")?;
         let bus_metrics = BusMetrics::new(&registry)?;
         let http_metrics = HttpMetrics::new(&registry)?;
+        let refused = RefusedConnections::new(&registry)?;
+        let connections = settings.connections;
         let role = settings.role;
         check_region(&store, &settings.api.regions.me).await?;
         let ledger = settings.api.ledger.clone();
@@ -146,9 +195,7 @@ impl App {
             routes = routes.merge(edge.router());
         }
         let router = instrument(routes.fallback(ordercast_http::no_route), http_metrics);
-        let public = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let public = listen(settings.listen, connections.listen_backlog)?;
         let admin = TcpListener::bind(settings.admin_listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.admin_listen))?;
@@ -171,6 +218,9 @@ impl App {
             router,
             health,
             server: settings.server,
+            public_admission: Admission::new(connections.public, "public", refused.clone()),
+            admin_admission: Admission::new(connections.admin, "admin", refused),
+            admin_token: settings.admin_token,
             grace: settings.shutdown_grace,
         })
     }
@@ -214,11 +264,19 @@ impl App {
                 stop.cancel();
             }
         });
-        let admin = tokio::spawn(
-            axum::serve(self.admin, admin::router(self.health))
-                .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
-                .into_future(),
-        );
+        let admin_connections = TaskTracker::new();
+        let admin = tokio::spawn(server::serve(
+            self.admin,
+            Port {
+                router: admin::router(self.health, self.admin_token),
+                settings: self.server,
+                admission: self.admin_admission,
+                on_stall: Arc::new(|| {}),
+                event_streams: false,
+            },
+            admin_stop.clone(),
+            admin_connections.clone(),
+        ));
         let connections = TaskTracker::new();
         let on_stall: OnStall = match &self.edge {
             Some(edge) => {
@@ -227,16 +285,14 @@ impl App {
             }
             None => Arc::new(|| {}),
         };
-        server::serve(
-            self.public,
-            self.router,
-            self.server,
-            stop.clone(),
-            connections.clone(),
+        let public = Port {
+            router: self.router,
+            settings: self.server,
+            admission: self.public_admission,
             on_stall,
-            self.edge.is_some(),
-        )
-        .await;
+            event_streams: self.edge.is_some(),
+        };
+        server::serve(self.public, public, stop.clone(), connections.clone()).await;
         tracing::info!(grace = ?self.grace, "shutting down");
         connections.close();
         if tokio::time::timeout(self.grace, connections.wait())
@@ -256,10 +312,14 @@ impl App {
             api.stop().await;
         }
         admin_stop.cancel();
-        admin
+        admin.await.context("admin server task")?;
+        admin_connections.close();
+        if tokio::time::timeout(self.grace, admin_connections.wait())
             .await
-            .context("admin server task")?
-            .context("admin server")?;
+            .is_err()
+        {
+            tracing::warn!("grace period over with admin requests still in flight");
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -18,8 +18,12 @@ use ordercast_bus::RedisSettings;
 use ordercast_core::Region;
 use ordercast_core::auth::{DEFAULT_AUDIENCE, TokenVerifier};
 use ordercast_edge::EdgeSettings;
-use ordercast_http::ServerSettings;
+use ordercast_http::{AdmissionLimits, ServerSettings};
 use ordercast_store::{DbSettings, PeerDatabase, PgSslMode};
+
+use crate::admin::AdminToken;
+use crate::app::ConnectionSettings;
+use crate::files::{self, ConnectionBudget, Headroom, Requested};
 
 /// The edge's defaults, which its flags show.
 const EDGE: EdgeSettings = EdgeSettings::DEFAULT;
@@ -372,9 +376,31 @@ pub struct ServeArgs {
     /// Public HTTP address.
     #[arg(long, env = "ORDERCAST_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// Admin HTTP address (/metrics, /healthz, /readyz, /debug/*).
-    #[arg(long, env = "ORDERCAST_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    /// Admin HTTP address (/metrics, /healthz, /readyz, /debug/*); loopback
+    /// unless set (a deployment sets the address its probes and Prometheus
+    /// reach, e.g. 0.0.0.0:9090).
+    #[arg(long, env = "ORDERCAST_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
+    /// Bearer token /debug/* requires (at least 16 characters); unset,
+    /// /debug/* is off (404).
+    #[arg(long, env = "ORDERCAST_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    /// Connections the admin port holds at once; more are refused.
+    #[arg(long, env = "ORDERCAST_ADMIN_MAX_CONNECTIONS", default_value_t = ConnectionSettings::DEFAULT_ADMIN_CONNECTIONS)]
+    pub admin_max_connections: usize,
+    /// Connections the kernel queues on the public port before they are
+    /// accepted (capped by net.core.somaxconn).
+    #[arg(long, env = "ORDERCAST_LISTEN_BACKLOG", default_value_t = ConnectionSettings::DEFAULT_BACKLOG)]
+    pub listen_backlog: u32,
+    /// Public connections that are not streams (handshakes, requests, idle
+    /// keep-alives) held at once; more are refused. Default: from the
+    /// open-files limit.
+    #[arg(long, env = "ORDERCAST_MAX_PENDING_CONNECTIONS")]
+    pub max_pending_connections: Option<usize>,
+    /// Of those, from one client address; 0 turns the limit off (behind a
+    /// proxy every connection comes from the proxy).
+    #[arg(long, env = "ORDERCAST_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = ConnectionSettings::DEFAULT_PER_ADDRESS)]
+    pub max_connections_per_address: usize,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]
@@ -413,6 +439,10 @@ pub struct ServeArgs {
     /// Longest wait for a request's headers (new or idle connections).
     #[arg(long, env = "ORDERCAST_HANDSHAKE_TIMEOUT", default_value_t = ServerSettings::DEFAULT.handshake_timeout.into())]
     pub handshake_timeout: HumanDuration,
+    /// Longest wait for a request's body, from the end of its headers
+    /// (then 408 and the connection closes).
+    #[arg(long, env = "ORDERCAST_BODY_TIMEOUT", default_value_t = ServerSettings::DEFAULT.body_timeout.into())]
+    pub body_timeout: HumanDuration,
     /// A write to a client blocked this long closes the connection.
     #[arg(long, env = "ORDERCAST_WRITE_TIMEOUT", default_value_t = ServerSettings::DEFAULT.write_timeout.into())]
     pub write_timeout: HumanDuration,
@@ -433,8 +463,15 @@ pub struct EdgeArgs {
     #[arg(long, env = "ORDERCAST_SSE_RETRY", default_value_t = EDGE.sse_retry.into())]
     pub sse_retry: HumanDuration,
     /// Streaming connections per process; beyond it, 503 + Retry-After.
-    #[arg(long, env = "ORDERCAST_MAX_CONNECTIONS", default_value_t = EDGE.max_connections)]
-    pub max_connections: usize,
+    /// Default: from the open-files limit, at most 20000; a larger value is
+    /// capped to what the files allow.
+    #[arg(long, env = "ORDERCAST_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Streaming connections of one principal (a token's identity: a
+    /// guest's table session, a waiter, a subject); beyond it, 429 +
+    /// Retry-After. 0 turns the limit off.
+    #[arg(long, env = "ORDERCAST_MAX_CONNECTIONS_PER_PRINCIPAL", default_value_t = EDGE.max_connections_per_principal.unwrap_or(0))]
+    pub max_connections_per_principal: usize,
     /// Restaurants one WebSocket may subscribe to.
     #[arg(long, env = "ORDERCAST_MAX_SUBSCRIPTIONS", default_value_t = EDGE.max_subscriptions)]
     pub max_subscriptions: usize,
@@ -463,7 +500,7 @@ impl EdgeArgs {
             "ORDERCAST_RING_SIZE must be at least 1"
         );
         anyhow::ensure!(
-            self.max_connections >= 1,
+            self.max_connections != Some(0),
             "ORDERCAST_MAX_CONNECTIONS must be at least 1"
         );
         anyhow::ensure!(
@@ -489,7 +526,8 @@ impl EdgeArgs {
             ring_size: self.ring_size,
             heartbeat: *self.heartbeat,
             sse_retry: *self.sse_retry,
-            max_connections: self.max_connections,
+            max_connections_per_principal: NonZeroUsize::new(self.max_connections_per_principal)
+                .map(NonZeroUsize::get),
             max_subscriptions: self.max_subscriptions,
             ws_max_message: self.ws_max_message,
             ws_rate: self.ws_rate,
@@ -538,7 +576,9 @@ pub struct TokenArgs {
     pub jwt_audience: String,
 }
 
-/// Validated settings of a serving subcommand.
+/// Validated settings of a serving subcommand. Raises the process's
+/// open-files limit as far as it goes and sizes the connection limits to
+/// it (see [`crate::files`]).
 pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Result<crate::Settings> {
     anyhow::ensure!(
         args.retention_days >= 1,
@@ -573,24 +613,102 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
     edge.peers = api.regions.peers.iter().map(|(r, _)| r.clone()).collect();
     edge.region_stale_after = *args.regions.region_stale_after;
     anyhow::ensure!(
-        !args.handshake_timeout.is_zero() && !args.write_timeout.is_zero(),
-        "ORDERCAST_HANDSHAKE_TIMEOUT and ORDERCAST_WRITE_TIMEOUT must be more than zero"
+        !args.handshake_timeout.is_zero()
+            && !args.body_timeout.is_zero()
+            && !args.write_timeout.is_zero(),
+        "ORDERCAST_HANDSHAKE_TIMEOUT, ORDERCAST_BODY_TIMEOUT and ORDERCAST_WRITE_TIMEOUT must be more than zero"
     );
+    let db = args.db.settings()?;
+    let redis = args.redis.settings()?;
+    let files = files::raise_open_files_limit(1_024);
+    let headroom = Headroom {
+        database_pool: u64::from(db.max_connections),
+        redis_pool: redis.pool_size as u64,
+        admin_connections: args.admin_max_connections as u64,
+        shard_readers: match role.serves_edge() {
+            true => files::SHARD_READER_FILES,
+            false => 0,
+        },
+    };
+    let connections = connection_settings(args, files, &headroom, role.serves_edge())?;
+    edge.max_connections = connections.1;
     Ok(crate::Settings {
         role,
         listen: args.listen,
         admin_listen: args.admin_listen,
-        db: args.db.settings()?,
-        redis: args.redis.settings()?,
+        db,
+        redis,
         verifier: args.jwt.verifier()?,
         api,
         edge,
         server: ServerSettings {
             handshake_timeout: *args.handshake_timeout,
+            body_timeout: *args.body_timeout,
             write_timeout: *args.write_timeout,
         },
+        connections: connections.0,
+        admin_token: admin_token(args.admin_token.as_ref())?,
         shutdown_grace: *args.shutdown_grace,
     })
+}
+
+/// The ports' connection limits for `files` open files, and the streams
+/// the edge may hold (logged, with any setting capped to the files).
+fn connection_settings(
+    args: &ServeArgs,
+    files: u64,
+    headroom: &Headroom,
+    streams: bool,
+) -> anyhow::Result<(ConnectionSettings, usize)> {
+    anyhow::ensure!(
+        args.admin_max_connections >= 1 && args.listen_backlog >= 1,
+        "ORDERCAST_ADMIN_MAX_CONNECTIONS and ORDERCAST_LISTEN_BACKLOG must be at least 1"
+    );
+    anyhow::ensure!(
+        args.max_pending_connections != Some(0),
+        "ORDERCAST_MAX_PENDING_CONNECTIONS must be at least 1"
+    );
+    let requested = Requested {
+        pending: args.max_pending_connections,
+        streams: args.edge.max_connections,
+    };
+    let (budget, capped) = ConnectionBudget::from_files(files, headroom, requested, streams)?;
+    for line in capped {
+        tracing::warn!("{line}");
+    }
+    tracing::info!(
+        open_files = files,
+        set_aside = headroom.files(),
+        pending = budget.pending,
+        streams = budget.streams,
+        "connection limits"
+    );
+    let settings = ConnectionSettings {
+        listen_backlog: args.listen_backlog,
+        public: AdmissionLimits {
+            pending: budget.pending,
+            per_address: NonZeroUsize::new(args.max_connections_per_address).map(NonZeroUsize::get),
+        },
+        admin: AdmissionLimits {
+            pending: args.admin_max_connections,
+            per_address: None,
+        },
+    };
+    Ok((settings, budget.streams))
+}
+
+/// `ORDERCAST_ADMIN_TOKEN`, checked.
+fn admin_token(token: Option<&Secret>) -> anyhow::Result<Option<AdminToken>> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let token = token.expose();
+    anyhow::ensure!(
+        token.chars().count() >= AdminToken::MIN_LEN && !token.contains(char::is_whitespace),
+        "ORDERCAST_ADMIN_TOKEN must be at least {} characters, without spaces",
+        AdminToken::MIN_LEN
+    );
+    Ok(Some(AdminToken::new(token)))
 }
 
 #[cfg(test)]
@@ -734,6 +852,59 @@ mod tests {
             format!("{:#}", regions("eu", Some(no_db)).databases().unwrap_err())
                 .contains("database")
         );
+    }
+
+    fn serve(flags: &[&str]) -> anyhow::Result<crate::Settings> {
+        let required = [
+            "ordercast",
+            "all",
+            "--database-url=postgres://db.internal/oc",
+            "--redis-url=redis://10.0.0.1:6379",
+            "--jwt-secret=a-test-secret-of-at-least-32-bytes!!",
+        ];
+        let cli = Cli::try_parse_from(required.iter().chain(flags)).unwrap();
+        let Command::All(args) = cli.command else {
+            unreachable!("parsed `all`")
+        };
+        serve_settings(&args, crate::app::Role::All)
+    }
+
+    fn refusal(flags: &[&str]) -> String {
+        format!("{:#}", serve(flags).err().expect("refused"))
+    }
+
+    #[test]
+    fn connection_limits_and_deadlines_are_checked_and_sized_to_the_open_files() {
+        let settings = serve(&[]).unwrap();
+        assert_eq!(settings.admin_listen, "127.0.0.1:9090".parse().unwrap());
+        assert!(settings.admin_token.is_none());
+        assert_eq!(settings.connections.listen_backlog, 8_192);
+        assert_eq!(settings.connections.public.per_address, Some(256));
+        assert_eq!(settings.connections.admin.pending, 16);
+        assert_eq!(
+            settings.server.body_timeout,
+            ServerSettings::DEFAULT.body_timeout
+        );
+        let files = rlimit::Resource::NOFILE.get().unwrap().0;
+        let (pending, streams) = (
+            settings.connections.public.pending,
+            settings.edge.max_connections,
+        );
+        assert!((pending + streams + 16 + 16 + 16 + 256) as u64 <= files);
+
+        let asked = serve(&["--max-connections=50", "--max-connections-per-address=0"]).unwrap();
+        assert_eq!(asked.edge.max_connections, 50);
+        assert_eq!(asked.connections.public.per_address, None);
+        let huge = serve(&["--max-connections=100000000"]).unwrap();
+        assert!((huge.edge.max_connections as u64) < files);
+
+        assert!(refusal(&["--admin-token=short"]).contains("ORDERCAST_ADMIN_TOKEN"));
+        assert!(refusal(&["--body-timeout=0s"]).contains("ORDERCAST_BODY_TIMEOUT"));
+        assert!(refusal(&["--max-pending-connections=0"]).contains("PENDING"));
+        assert!(refusal(&["--max-connections=0"]).contains("ORDERCAST_MAX_CONNECTIONS"));
+        assert!(refusal(&["--admin-max-connections=0"]).contains("ADMIN_MAX_CONNECTIONS"));
+        let token = serve(&["--admin-token=a-token-of-the-operators"]).unwrap();
+        assert_eq!(format!("{:?}", token.admin_token), "Some([redacted])");
     }
 
     #[test]

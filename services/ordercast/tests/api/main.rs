@@ -5,6 +5,7 @@ mod common;
 
 mod access;
 mod bad_input;
+mod connections;
 mod events;
 mod group_commit;
 mod idempotency;

@@ -4,14 +4,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ordercast::app::Role as ServerRole;
+use ordercast::admin::AdminToken;
+use ordercast::app::{ConnectionSettings, Role as ServerRole};
 use ordercast::{App, Settings};
 use ordercast_api::ApiSettings;
 use ordercast_bus::{Keys, RedisSettings, Streams};
 use ordercast_core::auth::{Claims, TokenIssuer, TokenVerifier};
 use ordercast_core::{RestaurantId, Role};
 use ordercast_edge::EdgeSettings;
-use ordercast_http::ServerSettings;
+use ordercast_http::{AdmissionLimits, ServerSettings};
 use ordercast_store::DbSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -20,6 +21,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const SECRET: &str = "integration-test-secret-at-least-32-bytes";
+/// The admin token of every test process (`/debug/*`).
+pub const ADMIN_TOKEN: &str = "integration-test-admin-token";
 
 /// Where the service under test keeps its data.
 pub struct Backends {
@@ -126,6 +129,18 @@ impl TestApp {
                 ..EdgeSettings::default()
             },
             server: ServerSettings::DEFAULT,
+            connections: ConnectionSettings {
+                listen_backlog: ConnectionSettings::DEFAULT_BACKLOG,
+                public: AdmissionLimits {
+                    pending: 1_000,
+                    per_address: None,
+                },
+                admin: AdmissionLimits {
+                    pending: ConnectionSettings::DEFAULT_ADMIN_CONNECTIONS,
+                    per_address: None,
+                },
+            },
+            admin_token: Some(AdminToken::new(ADMIN_TOKEN)),
             shutdown_grace: Duration::from_secs(5),
         };
         edit(&mut settings);
@@ -247,15 +262,18 @@ impl TestApp {
         read(response).await
     }
 
-    /// A GET on the admin port.
+    /// A GET on the admin port, with the admin token.
     pub async fn get_admin(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.admin))
-            .send()
-            .await
-            .unwrap();
-        read(response).await
+        self.get_admin_as(path, Some(ADMIN_TOKEN)).await
+    }
+
+    /// A GET on the admin port with `token`, or none.
+    pub async fn get_admin_as(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.admin));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
     }
 
     pub async fn create_order(

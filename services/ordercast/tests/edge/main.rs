@@ -8,6 +8,7 @@ mod assets;
 mod clients;
 mod cluster;
 mod delivery;
+mod floods;
 mod isolation;
 mod ledger;
 mod logs;

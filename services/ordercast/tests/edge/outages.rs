@@ -46,11 +46,16 @@ async fn with_redis_killed_clients_keep_receiving_from_postgres_and_stream_again
 #[tokio::test]
 async fn on_shutdown_200_clients_are_told_to_reconnect_and_miss_nothing_on_another_edge() {
     let api = TestApp::spawn_with(Backends::fresh().await, ServerRole::Api, |_| {}).await;
+    // The 200 screens share one kitchen token: no per-principal limit.
     let leaving = TestApp::spawn_with(api.backends(), ServerRole::Edge, |s| {
         s.edge.drain_window = Duration::from_millis(400);
+        s.edge.max_connections_per_principal = None;
     })
     .await;
-    let staying = TestApp::spawn_with(api.backends(), ServerRole::Edge, |_| {}).await;
+    let staying = TestApp::spawn_with(api.backends(), ServerRole::Edge, |s| {
+        s.edge.max_connections_per_principal = None;
+    })
+    .await;
     let rid = api.create_restaurant().await;
     let kitchen = api.token(Role::Kitchen, rid);
     let mut clients = Vec::new();

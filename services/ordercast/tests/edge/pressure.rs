@@ -28,6 +28,8 @@ async fn a_client_that_never_reads_delays_no_one_and_is_cut() {
     let app = TestApp::spawn_with(Backends::fresh().await, ServerRole::All, |s| {
         s.server.write_timeout = Duration::from_secs(1);
         s.edge.ring_size = 100;
+        // The 100 other screens share one kitchen token.
+        s.edge.max_connections_per_principal = None;
     })
     .await;
     let rid = app.create_restaurant().await;
