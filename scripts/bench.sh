@@ -35,6 +35,8 @@ export ORDERCAST_REDIS_URL="redis://127.0.0.1:$redis_port"
 export ORDERCAST_JWT_SECRET="bench-secret-0123456789-0123456789-abcdef"
 export ORDERCAST_LISTEN="127.0.0.1:$http_port"
 export ORDERCAST_ADMIN_LISTEN="127.0.0.1:$admin_port"
+# Every benchmark client comes from 127.0.0.1.
+export ORDERCAST_MAX_CONNECTIONS_PER_ADDRESS=0
 export RUST_LOG=warn
 # The benchmark measures the write path, not the per-restaurant command rate
 # (BENCH_RATE / BENCH_RESTAURANTS may well exceed it).

@@ -67,6 +67,10 @@ export ORDERCAST_PEERS='$(peers_json "$r")'
 export ORDERCAST_DATABASE_URL=postgres://postgres@127.0.$i.1:15432/ordercast
 export ORDERCAST_REDIS_URL=redis://127.0.$i.1:16379
 export ORDERCAST_JWT_SECRET=$(cat "$dir/jwt-secret")
+# /debug/* on the admin ports: curl -H "Authorization: Bearer \$ORDERCAST_ADMIN_TOKEN" …
+export ORDERCAST_ADMIN_TOKEN=$(cat "$dir/jwt-secret")-admin
+# The load tester's screens all come from one address per region.
+export ORDERCAST_MAX_CONNECTIONS_PER_ADDRESS=0
 ENV
 }
 

@@ -65,6 +65,10 @@ up() {
 export ORDERCAST_DATABASE_URL=postgres://postgres@127.0.0.1:$pg_port/ordercast
 export ORDERCAST_REDIS_URL=redis://127.0.0.1:$redis_port
 export ORDERCAST_JWT_SECRET=$(cat "$dir/jwt-secret")
+# /debug/* on the admin ports: curl -H "Authorization: Bearer \$ORDERCAST_ADMIN_TOKEN" …
+export ORDERCAST_ADMIN_TOKEN=$(cat "$dir/jwt-secret")-admin
+# The load tester's thousands of screens all come from 127.0.0.1.
+export ORDERCAST_MAX_CONNECTIONS_PER_ADDRESS=0
 export CLUSTER_APIS="http://127.0.0.1:$(port_of api 1) http://127.0.0.1:$(port_of api 2)"
 export CLUSTER_EDGES="http://127.0.0.1:$(port_of edge 1) http://127.0.0.1:$(port_of edge 2)"
 ENV

@@ -37,6 +37,7 @@ export ORDERCAST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 export ORDERCAST_JWT_SECRET="$(cat .local/jwt-secret)"
 export ORDERCAST_LISTEN="127.0.0.1:$HTTP_PORT"
 export ORDERCAST_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT"
+export ORDERCAST_ADMIN_TOKEN="$(cat .local/jwt-secret)-admin"
 export ORDERCAST_LOG_FORMAT=${ORDERCAST_LOG_FORMAT:-pretty}
 
 echo "==> building (a first build takes about 9 minutes on 2 cores; later ones seconds)"
@@ -112,7 +113,7 @@ cat <<MSG
     redis-cli -p $REDIS_PORT XRANGE "\$(redis-cli -p $REDIS_PORT --scan --pattern 'oc:*:r:$DEMO_RESTAURANT')" - +
 
   Orders no kitchen screen has received within 30 s (delivery ledger; empty while a kitchen screen is open):
-    curl -s http://127.0.0.1:$ADMIN_PORT/debug/undelivered
+    curl -s http://127.0.0.1:$ADMIN_PORT/debug/undelivered -H "Authorization: Bearer \$(cat .local/jwt-secret)-admin"
 
   API description: $api/openapi.json      Stop: Ctrl-C
 

@@ -118,6 +118,16 @@ without peers. */}}
 {{- end -}}
 {{- end -}}
 
+{{/* Where ORDERCAST_ADMIN_TOKEN comes from, if anywhere. */}}
+{{- define "ordercast.adminTokenRef" -}}
+{{- $existing := .Values.admin.existingTokenSecret | default dict -}}
+{{- if $existing.name -}}
+{name: {{ $existing.name | quote }}, key: {{ $existing.key | default "admin-token" | quote }}}
+{{- else if .Values.admin.token -}}
+{name: {{ include "ordercast.fullname" . }}-admin, key: admin-token}
+{{- end -}}
+{{- end -}}
+
 {{/* "true" when this release has peers (region alerts, the migrate Job). */}}
 {{- define "ordercast.hasPeers" -}}
 {{- if include "ordercast.peersSecretRef" . }}true{{ end -}}

@@ -183,6 +183,30 @@ class Renders(unittest.TestCase):
                 self.assertEqual(env[name]["valueFrom"]["secretKeyRef"]["name"], "oc-ordercast")
             self.assertNotIn(SECRET, yaml.safe_dump(c))
 
+    def test_the_admin_port_listens_for_the_probes_and_the_admin_token_comes_from_a_secret(self):
+        m = render()
+        self.assertNotIn("Secret/oc-ordercast-admin", m)
+        for role in ("api", "edge"):
+            env = env_of(container(m, role)[1])
+            self.assertEqual(env["ORDERCAST_ADMIN_LISTEN"]["value"], "0.0.0.0:9090")
+            self.assertEqual(env["ORDERCAST_MAX_CONNECTIONS_PER_ADDRESS"]["value"], "0")
+            self.assertNotIn("ORDERCAST_ADMIN_TOKEN", env)
+        token = "an-admin-token-of-the-operators"
+        m = render(**{"admin.token": token})
+        self.assertEqual(m["Secret/oc-ordercast-admin"]["stringData"]["admin-token"], token)
+        for role in ("api", "edge"):
+            _, c = container(m, role)
+            ref = env_of(c)["ORDERCAST_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
+            self.assertEqual(ref, {"name": "oc-ordercast-admin", "key": "admin-token"})
+            self.assertNotIn(token, yaml.safe_dump(c))
+        m = render(**{"admin.existingTokenSecret.name": "ops", "admin.existingTokenSecret.key": "t"})
+        self.assertNotIn("Secret/oc-ordercast-admin", m)
+        ref = env_of(container(m, "api")[1])["ORDERCAST_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
+        self.assertEqual(ref, {"name": "ops", "key": "t"})
+        code, out = helm("template", "oc", values={**REQUIRED, "admin.token": "short"})
+        self.assertNotEqual(code, 0)
+        self.assertIn("at least 16 characters", out)
+
     def test_an_existing_secret_replaces_the_chart_made_one(self):
         m = render(**{k: "" for k in REQUIRED}, existingSecret="prod-ordercast")
         self.assertNotIn("Secret/oc-ordercast", m)
@@ -439,7 +463,7 @@ class RunsWithWhatItRenders(unittest.TestCase):
     def secrets(self, manifests):
         """The chart-made Secrets' keys (distinct across them)."""
         keys = {}
-        for name in ("Secret/oc-ordercast", "Secret/oc-ordercast-peers"):
+        for name in ("Secret/oc-ordercast", "Secret/oc-ordercast-peers", "Secret/oc-ordercast-admin"):
             keys.update(manifests.get(name, {}).get("stringData", {}))
         return keys
 
