@@ -3,6 +3,7 @@
 //! coalescing, retention and the delivery ledger.
 
 pub mod coalesce;
+mod deadline;
 pub mod forward;
 pub mod headers;
 pub mod ledger;
@@ -194,6 +195,10 @@ impl ApiService {
         let (routes, _) = routes::all();
         routes
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                deadline::database_deadline,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 self.state.clone(),
                 forward::forward_writes,

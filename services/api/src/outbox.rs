@@ -92,7 +92,7 @@ pub async fn sweep(
                 failing = true;
             }
         }
-        match store.outbox_backlog().await {
+        match store.within(store.outbox_backlog()).await {
             Ok(n) => metrics.outbox_backlog.set(n),
             Err(e) => metrics.count_store_error(&e),
         }
@@ -122,9 +122,15 @@ pub(crate) async fn sweep_once(
     let mut total = 0;
     loop {
         let batch_size = batch;
+        // Every wait has a deadline (Redis's is in `streams`), so a hung
+        // dependency fails this sweep instead of stopping the sweeper.
         let batch = match claim {
-            Claim::Stale(min_age) => store.claim_unpublished(min_age, batch_size).await?,
-            Claim::FromPeers => store.claim_from_peers(batch_size).await?,
+            Claim::Stale(min_age) => {
+                store
+                    .within(store.claim_unpublished(min_age, batch_size))
+                    .await?
+            }
+            Claim::FromPeers => store.within(store.claim_from_peers(batch_size)).await?,
         };
         let claimed = batch.events().len();
         if claimed == 0 {
@@ -151,7 +157,7 @@ pub(crate) async fn sweep_once(
             settled.push((event.restaurant_id, event.seq));
         }
         let done = settled.len();
-        batch.finish(&settled).await?;
+        store.within(batch.finish(&settled)).await?;
         total += done;
         if (claimed as i64) < batch_size || done < claimed {
             return Ok(total);
@@ -184,7 +190,7 @@ pub async fn mark_published(
         let keys: Vec<_> = buffer.drain(..).flatten().collect();
         for chunk in keys.chunks(5_000) {
             // On failure the sweeper will find these and settle them itself.
-            if let Err(e) = store.mark_published(chunk).await {
+            if let Err(e) = store.within(store.mark_published(chunk)).await {
                 metrics.count_store_error(&e);
                 tracing::debug!(error = %Chain(&e), "could not record published events");
             }

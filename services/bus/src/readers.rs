@@ -19,6 +19,7 @@ mod node;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use ordercast_core::{RestaurantId, Seq};
 use prometheus::{IntCounter, IntGauge};
@@ -107,6 +108,8 @@ struct Inner<F> {
     next_id: AtomicU64,
     /// Where readers start: the Redis node, or the cluster's seed nodes.
     seeds: Arc<[ConnectionInfo]>,
+    /// The Redis deadline ([`RedisSettings::timeout`]).
+    timeout: Duration,
     keys: Keys,
     metrics: ReaderMetrics,
 }
@@ -169,6 +172,7 @@ impl<F: Follower> ShardReaders<F> {
                 readers: Mutex::default(),
                 next_id: AtomicU64::new(0),
                 seeds: settings.connection_infos()?.into(),
+                timeout: settings.timeout,
                 keys,
                 metrics,
             }),
@@ -232,7 +236,7 @@ impl<F: Follower> Inner<F> {
             metrics: self.metrics.clone(),
         });
         self.metrics.shard_readers.inc();
-        tokio::spawn(node::read(reader.clone(), self.seeds.clone()));
+        tokio::spawn(node::read(reader.clone(), self.seeds.clone(), self.timeout));
         tokio::spawn(node::unblock(reader.clone()));
         reader
     }

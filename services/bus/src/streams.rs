@@ -11,17 +11,13 @@ use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::streams::StreamRangeReply;
 use redis::{
-    AsyncCommands, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
-    RedisResult, TlsCertificates, Value,
+    AsyncCommands, AsyncConnectionConfig, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline,
+    RedisError, RedisFuture, RedisResult, TlsCertificates, Value,
 };
 use tokio::sync::OnceCell;
 
 use crate::entries::EVENT_FIELD;
 use crate::{BusError, Entry, Keys, Shard, entry_id};
-
-/// Longest a command may take before it counts as failed: callers fall back
-/// to the outbox, or to PostgreSQL.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How to reach Redis and shape its streams.
 #[derive(Clone, Debug)]
@@ -42,6 +38,12 @@ pub struct RedisSettings {
     /// For `rediss://`: the PEM certificates to trust instead of the
     /// system's (`ORDERCAST_REDIS_CA_FILE`).
     pub ca_pem: Option<Vec<u8>>,
+    /// Longest wait for Redis (`ORDERCAST_REDIS_TIMEOUT`, default 1 s): to
+    /// connect, for a pooled connection, and for each command's answer. A
+    /// command that misses it counts as failed, so a Redis that hangs (a
+    /// frozen process, a black-holed network) is handled like one that
+    /// refuses: publishing falls back to the outbox, readers to PostgreSQL.
+    pub timeout: Duration,
 }
 
 impl RedisSettings {
@@ -51,6 +53,8 @@ impl RedisSettings {
     pub const DEFAULT_STREAM_MAXLEN: u64 = 10_000;
     /// Default number of pooled command connections.
     pub const DEFAULT_POOL_SIZE: usize = 16;
+    /// Default wait for Redis.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// The node URLs: one, or a cluster's seeds.
     pub fn urls(&self) -> Vec<&str> {
@@ -150,9 +154,9 @@ impl Streams {
                 builder = builder.certs(certificates);
             }
             let client = builder
-                .connection_timeout(COMMAND_TIMEOUT)
-                .response_timeout(COMMAND_TIMEOUT)
-                .overall_response_timeout(Some(2 * COMMAND_TIMEOUT))
+                .connection_timeout(settings.timeout)
+                .response_timeout(settings.timeout)
+                .overall_response_timeout(Some(2 * settings.timeout))
                 // A node that refuses connections fails its slots' commands
                 // within tens of milliseconds, not the library's default
                 // 1.28 s or more per retry: one publish batch covers many
@@ -167,12 +171,16 @@ impl Streams {
             }))
         } else {
             let node = settings.connection_infos()?.remove(0);
-            let pool = Pool::builder(Manager::new(node)?)
+            let deadline = Some(settings.timeout);
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(deadline)
+                .set_response_timeout(deadline);
+            let pool = Pool::builder(Manager::new_with_config(node, config)?)
                 .max_size(settings.pool_size)
                 // Fail fast when Redis is away: callers fall back to the outbox.
-                .wait_timeout(Some(COMMAND_TIMEOUT))
-                .create_timeout(Some(COMMAND_TIMEOUT))
-                .recycle_timeout(Some(COMMAND_TIMEOUT))
+                .wait_timeout(deadline)
+                .create_timeout(deadline)
+                .recycle_timeout(deadline)
                 .runtime(Runtime::Tokio1)
                 .build()
                 .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))?;

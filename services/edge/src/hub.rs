@@ -173,7 +173,7 @@ impl Hub {
         let ctx = &hubs.ctx;
         self.init
             .get_or_try_init(|| async {
-                let head = ctx.store.head(self.restaurant).await?;
+                let head = ctx.store.within(ctx.store.head(self.restaurant)).await?;
                 self.head.send_replace(head);
                 let mut regions = ctx.regions.clone();
                 if let Some(peers) = &mut regions {
@@ -277,7 +277,8 @@ impl Hub {
         while self.head() < upto {
             let head = self.head();
             let want = (upto.0 - head.0).min(PG_BATCH as u64) as i64;
-            match ctx.store.events_after(self.restaurant, head, want).await {
+            let read = ctx.store.events_after(self.restaurant, head, want);
+            match ctx.store.within(read).await {
                 Ok(events) if events.is_empty() => {
                     tracing::warn!(restaurant = %self.restaurant, from = %head, to = %upto,
                         "events missing from PostgreSQL (expired?); skipping the gap");
@@ -306,11 +307,10 @@ impl Hub {
     /// Reads whatever PostgreSQL has after the head.
     async fn poll(&self, ctx: &HubContext) {
         loop {
-            match ctx
+            let read = ctx
                 .store
-                .events_after(self.restaurant, self.head(), PG_BATCH)
-                .await
-            {
+                .events_after(self.restaurant, self.head(), PG_BATCH);
+            match ctx.store.within(read).await {
                 Ok(events) => {
                     let full = events.len() as i64 == PG_BATCH;
                     let frames = events

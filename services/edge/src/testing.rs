@@ -34,6 +34,7 @@ pub(crate) fn shared(settings: EdgeSettings) -> Arc<Shared> {
         stream_maxlen: 10_000,
         pool_size: 1,
         ca_pem: None,
+        timeout: RedisSettings::DEFAULT_TIMEOUT,
     };
     let streams = Streams::new(&redis).unwrap();
     let verifier = TokenVerifier::hs256(SECRET, None, "ordercast").unwrap();
@@ -62,6 +63,7 @@ pub(crate) async fn on_servers(settings: EdgeSettings) -> OnServers {
         stream_maxlen: 10_000,
         pool_size: 4,
         ca_pem: None,
+        timeout: RedisSettings::DEFAULT_TIMEOUT,
     };
     let streams = Streams::new(&redis).unwrap();
     let verifier = TokenVerifier::hs256(SECRET, None, "ordercast").unwrap();

@@ -83,10 +83,20 @@ impl Health {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// Whether PostgreSQL and Redis answer, each within
+    /// [`Health::PROBE_DEADLINE`]: a dependency that hangs is down, and a
+    /// probe never hangs with it.
     async fn dependencies(&self) -> (bool, bool) {
-        let (pg, redis) = tokio::join!(self.store.ping(), self.streams.ping());
-        (pg.is_ok(), redis.is_ok())
+        let deadline = Self::PROBE_DEADLINE;
+        let (pg, redis) = tokio::join!(
+            tokio::time::timeout(deadline, self.store.ping()),
+            tokio::time::timeout(deadline, self.streams.ping()),
+        );
+        (matches!(pg, Ok(Ok(()))), matches!(redis, Ok(Ok(()))))
     }
+
+    /// Longest a probe waits for each dependency.
+    const PROBE_DEADLINE: Duration = Duration::from_secs(1);
 }
 
 /// The bearer token `/debug/*` requires. Never printed.
@@ -188,8 +198,14 @@ async fn ready(State(health): State<Health>) -> impl IntoResponse {
 }
 
 async fn stats(State(health): State<Health>) -> impl IntoResponse {
-    let (postgres, redis) = health.dependencies().await;
-    let backlog = health.store.outbox_backlog().await.ok();
+    let deadline = Health::PROBE_DEADLINE;
+    let ((postgres, redis), backlog, regions) = tokio::join!(
+        health.dependencies(),
+        tokio::time::timeout(deadline, health.store.outbox_backlog()),
+        tokio::time::timeout(deadline, health.regions.stats(&health.store)),
+    );
+    let backlog = backlog.ok().and_then(Result::ok);
+    let regions = regions.unwrap_or_else(|_| json!({"region": health.regions.me, "peers": null}));
     Json(json!({
         "role": health.role,
         "version": env!("CARGO_PKG_VERSION"),
@@ -199,7 +215,7 @@ async fn stats(State(health): State<Health>) -> impl IntoResponse {
         "redis": if redis { "up" } else { "down" },
         "outbox_backlog": backlog,
         "edge": health.edge.as_ref().map(|e| e.stats()),
-        "regions": health.regions.stats(&health.store).await,
+        "regions": regions,
     }))
 }
 

@@ -208,6 +208,11 @@ pub struct DbArgs {
     /// becomes verify-full.
     #[arg(long, env = "ORDERCAST_DATABASE_CA_FILE")]
     pub database_ca_file: Option<PathBuf>,
+    /// Longest wait for PostgreSQL: for a pooled connection, then for a
+    /// command's statements (also PostgreSQL's statement_timeout); beyond
+    /// it, 503 unavailable.
+    #[arg(long, env = "ORDERCAST_DATABASE_TIMEOUT", default_value_t = DbSettings::DEFAULT_TIMEOUT.into())]
+    pub database_timeout: HumanDuration,
 }
 
 impl DbArgs {
@@ -216,6 +221,14 @@ impl DbArgs {
         let mut settings = DbSettings::from_url(url)
             .context("ORDERCAST_DATABASE_URL is not a valid PostgreSQL URL")?;
         settings.max_connections = self.database_pool.max(1);
+        let timeout = *self.database_timeout;
+        anyhow::ensure!(
+            !timeout.is_zero(),
+            "ORDERCAST_DATABASE_TIMEOUT must be more than zero"
+        );
+        settings.acquire_timeout = timeout;
+        settings.timeout = timeout;
+        settings.statement_timeout = Some(timeout);
         if let Some(path) = &self.database_ca_file {
             let pem = read_ca_file("ORDERCAST_DATABASE_CA_FILE", path)?;
             let mut connect = settings.connect.ssl_root_cert_from_pem(pem);
@@ -266,6 +279,11 @@ pub struct RedisArgs {
     /// (a private CA).
     #[arg(long, env = "ORDERCAST_REDIS_CA_FILE")]
     pub redis_ca_file: Option<PathBuf>,
+    /// Longest wait for Redis to connect or answer a command; a Redis that
+    /// hangs longer counts as down (events wait for the outbox sweeper,
+    /// edges poll PostgreSQL).
+    #[arg(long, env = "ORDERCAST_REDIS_TIMEOUT", default_value_t = RedisSettings::DEFAULT_TIMEOUT.into())]
+    pub redis_timeout: HumanDuration,
 }
 
 impl RedisArgs {
@@ -281,6 +299,7 @@ impl RedisArgs {
             stream_maxlen: self.stream_maxlen,
             pool_size: self.redis_pool.max(1),
             ca_pem,
+            timeout: *self.redis_timeout,
         };
         let urls = settings.urls();
         let tls = |u: &&str| u.starts_with("rediss://");
@@ -321,6 +340,10 @@ impl RedisArgs {
         anyhow::ensure!(
             self.stream_maxlen >= 100,
             "ORDERCAST_STREAM_MAXLEN must be at least 100"
+        );
+        anyhow::ensure!(
+            !settings.timeout.is_zero(),
+            "ORDERCAST_REDIS_TIMEOUT must be more than zero"
         );
         Ok(settings)
     }
@@ -730,11 +753,39 @@ mod tests {
             stream_maxlen: RedisSettings::DEFAULT_STREAM_MAXLEN,
             redis_pool: RedisSettings::DEFAULT_POOL_SIZE,
             redis_ca_file: None,
+            redis_timeout: RedisSettings::DEFAULT_TIMEOUT.into(),
         }
     }
 
     fn redis(url: &str, cluster: bool) -> anyhow::Result<RedisSettings> {
         redis_args(url, cluster).settings()
+    }
+
+    #[test]
+    fn the_dependency_deadlines_are_set_and_must_be_above_zero() {
+        let db = |timeout: &str| {
+            DbArgs {
+                database_url: "postgres://db.internal/oc".parse().unwrap(),
+                database_pool: 16,
+                database_ca_file: None,
+                database_timeout: timeout.parse().unwrap(),
+            }
+            .settings()
+        };
+        let settings = db("3s").unwrap();
+        let three = std::time::Duration::from_secs(3);
+        assert_eq!((settings.acquire_timeout, settings.timeout), (three, three));
+        assert_eq!(settings.statement_timeout, Some(three));
+        let zero = db("0s").unwrap_err().to_string();
+        assert!(zero.contains("ORDERCAST_DATABASE_TIMEOUT"), "{zero}");
+
+        let mut redis = redis_args("redis://127.0.0.1:6379", false);
+        redis.redis_timeout = "250ms".parse().unwrap();
+        let settings = redis.settings().unwrap();
+        assert_eq!(settings.timeout, std::time::Duration::from_millis(250));
+        redis.redis_timeout = "0s".parse().unwrap();
+        let zero = redis.settings().unwrap_err().to_string();
+        assert!(zero.contains("ORDERCAST_REDIS_TIMEOUT"), "{zero}");
     }
 
     #[test]
@@ -744,6 +795,7 @@ mod tests {
                 database_url: url.parse().unwrap(),
                 database_pool: 16,
                 database_ca_file: Some(file.into()),
+                database_timeout: DbSettings::DEFAULT_TIMEOUT.into(),
             }
             .settings()
         };

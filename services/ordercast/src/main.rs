@@ -43,9 +43,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ordercast migrate`.
+/// `ordercast migrate`. Its statements may take long (building an index,
+/// waiting for another migrate's lock): PostgreSQL does not time them out.
 async fn migrate(args: &MigrateArgs) -> anyhow::Result<()> {
-    let store = Store::connect_lazy(&args.db.settings()?);
+    let mut settings = args.db.settings()?;
+    settings.statement_timeout = None;
+    let store = Store::connect_lazy(&settings);
     ordercast::migrate(&store, &args.regions.region, &args.regions.databases()?).await?;
     Ok(())
 }

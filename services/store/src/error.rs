@@ -36,6 +36,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// PostgreSQL did not answer within the deadline ([`crate::Store::within`]).
+    pub fn timed_out() -> StoreError {
+        StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "PostgreSQL did not answer in time",
+        )))
+    }
+
     pub(crate) fn illegal(message: String, current: &impl serde::Serialize) -> StoreError {
         StoreError::IllegalTransition {
             message,

@@ -20,7 +20,7 @@
 //! parameters costlier than a custom one), and that planning took 0.5–1 ms
 //! of a ~1.5 ms write; the plan does not depend on the values.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ordercast_core::Envelope;
@@ -104,10 +104,11 @@ pub(crate) struct OrderBatcher {
 impl OrderBatcher {
     /// Starts the writer on the current runtime; it ends when the last
     /// clone is dropped.
-    pub(crate) fn start(pool: PgPool, metrics: GroupMetrics) -> OrderBatcher {
+    /// Each statement gets `timeout` (see [`crate::Store::within`]).
+    pub(crate) fn start(pool: PgPool, timeout: Duration, metrics: GroupMetrics) -> OrderBatcher {
         let (queue, rx) = mpsc::channel(QUEUE);
         let queued = metrics.queued.clone();
-        tokio::spawn(work(pool, rx, metrics));
+        tokio::spawn(work(WriterConn::new(pool, timeout), rx, metrics));
         OrderBatcher { queue, queued }
     }
 
@@ -140,11 +141,10 @@ fn stopped() -> StoreError {
     StoreError::Unavailable(sqlx::Error::PoolClosed)
 }
 
-async fn work(pool: PgPool, mut rx: mpsc::Receiver<Job>, metrics: GroupMetrics) {
+async fn work(mut conn: WriterConn, mut rx: mpsc::Receiver<Job>, metrics: GroupMetrics) {
     // An order waits for the writer no longer than a command waits for a
     // pooled connection; then it fails unwritten, as that command would.
-    let patience = pool.options().get_acquire_timeout();
-    let mut conn = WriterConn::new(pool);
+    let patience = conn.pool.options().get_acquire_timeout();
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     // The next order, and every order queued behind it.
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
@@ -203,27 +203,39 @@ struct WriterConn {
     pool: PgPool,
     conn: Option<PoolConnection<Postgres>>,
     used_at: Instant,
+    /// Longest one statement (with taking the connection) may wait.
+    timeout: Duration,
 }
 
 impl WriterConn {
-    fn new(pool: PgPool) -> WriterConn {
+    fn new(pool: PgPool, timeout: Duration) -> WriterConn {
         WriterConn {
             pool,
             conn: None,
             used_at: Instant::now(),
+            timeout,
         }
     }
 
     /// Runs `statement` on the connection; one that PostgreSQL could not
-    /// be reached on is dropped, and the next call takes a fresh one.
+    /// be reached on, or that did not answer within the deadline, is
+    /// closed (its state is unknown: the statement may yet commit), and
+    /// the next call takes a fresh one. Until the deadline, the orders
+    /// queued behind this statement wait for it.
     async fn run<T>(
         &mut self,
         statement: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let result = match self.get().await {
-            Ok(conn) => statement(conn).await,
-            Err(err) => Err(err),
+        let deadline = self.timeout;
+        let run = async {
+            match self.get().await {
+                Ok(conn) => statement(conn).await,
+                Err(err) => Err(err),
+            }
         };
+        let result = tokio::time::timeout(deadline, run)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::timed_out()));
         self.used_at = Instant::now();
         if matches!(result, Err(StoreError::Unavailable(_))) {
             self.conn = None;

@@ -67,6 +67,14 @@ pub struct DbSettings {
     /// How long a command waits for a free connection before failing with
     /// "unavailable". Default 2 s.
     pub acquire_timeout: Duration,
+    /// Longest a piece of work waits on PostgreSQL once it has a
+    /// connection (see [`Store::within`]). Default 2 s.
+    pub timeout: Duration,
+    /// PostgreSQL's own `statement_timeout` on every pooled connection, so
+    /// a slow statement is cancelled by the server, not only abandoned by
+    /// the client; `None` for work that may run long (migrations).
+    /// Default: [`DbSettings::timeout`].
+    pub statement_timeout: Option<Duration>,
 }
 
 impl DbSettings {
@@ -74,6 +82,8 @@ impl DbSettings {
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
     /// Default wait for a free connection.
     pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default wait on PostgreSQL.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
     /// Settings for `url` with the defaults above.
     pub fn from_url(url: &str) -> Result<DbSettings, sqlx::Error> {
@@ -81,7 +91,20 @@ impl DbSettings {
             connect: url.parse()?,
             max_connections: DbSettings::DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: DbSettings::DEFAULT_ACQUIRE_TIMEOUT,
+            timeout: DbSettings::DEFAULT_TIMEOUT,
+            statement_timeout: Some(DbSettings::DEFAULT_TIMEOUT),
         })
+    }
+
+    /// The connection options, with the server's `statement_timeout`.
+    fn connect_options(&self) -> PgConnectOptions {
+        let connect = self.connect.clone().application_name("ordercast");
+        match self.statement_timeout {
+            Some(limit) => {
+                connect.options([("statement_timeout", format!("{}ms", limit.as_millis()))])
+            }
+            None => connect,
+        }
     }
 }
 
@@ -92,12 +115,15 @@ pub struct Store {
     /// Started on the first new order (it needs a runtime).
     orders: Arc<OnceLock<group::OrderBatcher>>,
     group_metrics: group::GroupMetrics,
+    /// [`DbSettings::timeout`].
+    timeout: Duration,
 }
 
 impl Store {
     /// A pool that connects on first use, so a service can start (and report
     /// not-ready) while PostgreSQL is still down.
     pub fn connect_lazy(settings: &DbSettings) -> Store {
+        let timeout = settings.timeout;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -113,17 +139,45 @@ impl Store {
                     Ok(true)
                 })
             })
-            .connect_lazy_with(settings.connect.clone().application_name("ordercast"));
-        Store::from_pool(pool)
+            .after_release(move |conn, _| Box::pin(released_in_time(conn, timeout)))
+            .connect_lazy_with(settings.connect_options());
+        Store {
+            timeout,
+            ..Store::from_pool(pool)
+        }
     }
 
-    /// Wraps an existing pool.
+    /// Wraps an existing pool (with the default deadline).
     pub fn from_pool(pool: PgPool) -> Store {
         Store {
             pool,
             orders: Arc::default(),
             group_metrics: group::GroupMetrics::new(),
+            timeout: DbSettings::DEFAULT_TIMEOUT,
         }
+    }
+
+    /// Runs `work` with the database deadline ([`DbSettings::timeout`]): a
+    /// PostgreSQL that does not answer in time (a stopped server, a lost
+    /// network) fails it as unavailable instead of letting it wait for
+    /// ever; the server never enforces its own `statement_timeout` then.
+    ///
+    /// Work cut short may still commit, if its `COMMIT` had reached the
+    /// server: callers treat the outcome as unknown (the outbox sweeper
+    /// publishes whatever did commit). Its connection is closed, never
+    /// reused (see [`released_in_time`]).
+    pub async fn within<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::timed_out()))
+    }
+
+    /// [`DbSettings::timeout`].
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Registers the store's metrics (once per process, by the service that
@@ -137,10 +191,13 @@ impl Store {
         MIGRATOR.run(&self.pool).await
     }
 
-    /// Checks that PostgreSQL answers.
+    /// Checks that PostgreSQL answers within the deadline.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.within(async {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The underlying pool.
@@ -150,7 +207,7 @@ impl Store {
 
     fn order_batcher(&self) -> &group::OrderBatcher {
         self.orders.get_or_init(|| {
-            group::OrderBatcher::start(self.pool.clone(), self.group_metrics.clone())
+            group::OrderBatcher::start(self.pool.clone(), self.timeout, self.group_metrics.clone())
         })
     }
 
@@ -161,5 +218,26 @@ impl Store {
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Whether a connection going back to the pool may be reused: it must
+/// answer a ping within `timeout`. sqlx pings every released connection,
+/// which also drains whatever a query abandoned mid-flight left on it (a
+/// deadline, a client that went away) and rolls back an abandoned
+/// transaction; but it waits for that without a deadline, so a connection
+/// to a server that stopped answering would stay out of the pool, in an
+/// unknown state, for as long as the server hangs. Instead it is closed
+/// (`Err` closes it without a goodbye the server would have to answer).
+async fn released_in_time(
+    conn: &mut sqlx::PgConnection,
+    timeout: Duration,
+) -> Result<bool, sqlx::Error> {
+    match tokio::time::timeout(timeout, conn.ping()).await {
+        Ok(answered) => answered.map(|()| true),
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "a released connection did not answer a ping in time",
+        ))),
     }
 }

@@ -3,6 +3,7 @@
 //! database and key prefix. Tests that kill a server spawn their own.
 //! [`Link`] puts a delay or a partition between a test and a server.
 
+mod freeze;
 mod link;
 mod servers;
 mod tls;

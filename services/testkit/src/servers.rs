@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::freeze::Frozen;
 use crate::{TlsFiles, bindable, eventually, free_port, free_port_where};
 
 pub(crate) fn scratch_dir(kind: &str) -> PathBuf {
@@ -22,6 +23,8 @@ pub struct RedisServer {
     options: Vec<&'static str>,
     tls: Option<RedisTls>,
     child: Option<Child>,
+    /// Set while [`RedisServer::freeze`] has it stopped.
+    frozen: Option<Frozen>,
 }
 
 /// A Redis that speaks only TLS on its port.
@@ -60,6 +63,7 @@ impl RedisServer {
             options: options.to_vec(),
             tls,
             child: None,
+            frozen: None,
         };
         server.start().await;
         server
@@ -125,8 +129,23 @@ impl RedisServer {
         .await;
     }
 
+    /// Freezes it (SIGSTOP): connections stay open and new ones are
+    /// accepted by the kernel, but nothing answers, until
+    /// [`RedisServer::thaw`] (or drop).
+    pub fn freeze(&mut self) {
+        let child = self.child.as_ref().expect("running");
+        assert!(self.frozen.is_none(), "already frozen");
+        self.frozen = Some(Frozen::process_tree(child.id()));
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&mut self) {
+        self.frozen = None;
+    }
+
     /// Kills it (SIGKILL: an outage, not a goodbye) and waits for the exit.
     pub fn stop(&mut self) {
+        self.thaw();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -289,6 +308,8 @@ pub struct PostgresServer {
     /// Runs with `wal_level = logical` (a region's database).
     logical: bool,
     running: bool,
+    /// Set while [`PostgresServer::freeze`] has it stopped.
+    frozen: Option<Frozen>,
 }
 
 struct PostgresTls {
@@ -395,6 +416,7 @@ impl PostgresServer {
             tls,
             logical,
             running: false,
+            frozen: None,
         };
         server.start();
         server
@@ -447,8 +469,34 @@ impl PostgresServer {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// Freezes it (SIGSTOP to the postmaster and every process it
+    /// started: backends, WAL writer, checkpointer…): connections stay open
+    /// and the kernel accepts new ones, but nothing answers, until
+    /// [`PostgresServer::thaw`] (or drop).
+    pub fn freeze(&mut self) {
+        assert!(self.running, "not running");
+        assert!(self.frozen.is_none(), "already frozen");
+        self.frozen = Some(Frozen::process_tree(self.postmaster()));
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&mut self) {
+        self.frozen = None;
+    }
+
+    /// The postmaster's PID: the first line of `postmaster.pid`.
+    fn postmaster(&self) -> u32 {
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).expect("read postmaster.pid");
+        text.lines()
+            .next()
+            .and_then(|line| line.trim().parse().ok())
+            .expect("postmaster.pid starts with the postmaster's PID")
+    }
+
     /// Stops it at once (`-m immediate`: like a crash) and waits.
     pub fn stop(&mut self) {
+        self.thaw();
         if !self.running {
             return;
         }

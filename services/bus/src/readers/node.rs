@@ -17,8 +17,12 @@ use super::{Follower, Reader};
 use crate::{Entry, entry_id};
 
 /// Longest a reader blocks in one `XREAD` (it is woken earlier whenever its
-/// set of streams changes).
-const BLOCK: Duration = Duration::from_secs(30);
+/// set of streams changes). Short, because an `XREAD` that has not answered
+/// within this plus the Redis deadline counts as failed: a Redis that hangs
+/// instead of refusing (a stopped process, a black-holed network) degrades
+/// the shard to PostgreSQL polling within that time, as a refused
+/// connection does at once. An idle reader costs one `XREAD` a second.
+const BLOCK: Duration = Duration::from_secs(1);
 /// Most entries one `XREAD` returns.
 const COUNT: usize = 1_000;
 /// Most `MOVED` redirects followed in a row without a pause (two nodes may
@@ -40,21 +44,31 @@ enum Interrupted {
 /// The reader task: reads from a node until interrupted, then moves on to
 /// the node a `MOVED` names, or pauses (degraded) and tries again, the next
 /// seed if the node was unreachable.
-pub(super) async fn read<F: Follower>(reader: Arc<Reader<F>>, seeds: Arc<[ConnectionInfo]>) {
+pub(super) async fn read<F: Follower>(
+    reader: Arc<Reader<F>>,
+    seeds: Arc<[ConnectionInfo]>,
+    timeout: Duration,
+) {
     let span = tracing::info_span!("shard_reader", shard = %reader.shard);
-    read_until_stopped(&reader, &seeds).instrument(span).await;
+    read_until_stopped(&reader, &seeds, timeout)
+        .instrument(span)
+        .await;
     if reader.degraded.swap(false, Ordering::AcqRel) {
         reader.metrics.degraded_shards.dec();
     }
 }
 
-async fn read_until_stopped<F: Follower>(reader: &Reader<F>, seeds: &[ConnectionInfo]) {
+async fn read_until_stopped<F: Follower>(
+    reader: &Reader<F>,
+    seeds: &[ConnectionInfo],
+    timeout: Duration,
+) {
     let mut backoff = Backoff::default();
     let mut redirects = 0;
     let mut next_seed = 0;
     let mut node = seeds[0].clone();
     loop {
-        match read_from(reader, &node, &mut backoff).await {
+        match read_from(reader, &node, timeout, &mut backoff).await {
             Interrupted::Stopped => return,
             Interrupted::Moved(to) => {
                 tracing::debug!(node = ?to.addr(), "shard is served by another node");
@@ -85,11 +99,12 @@ async fn read_until_stopped<F: Follower>(reader: &Reader<F>, seeds: &[Connection
 async fn read_from<F: Follower>(
     reader: &Reader<F>,
     node: &ConnectionInfo,
+    timeout: Duration,
     backoff: &mut Backoff,
 ) -> Interrupted {
     let connected = tokio::select! {
         _ = reader.stop.cancelled() => return Interrupted::Stopped,
-        c = connect(node) => c,
+        c = connect(node, timeout) => c,
     };
     let (mut conn, id, control) = match connected {
         Ok(connected) => connected,
@@ -256,15 +271,17 @@ pub(super) async fn unblock<F>(reader: Arc<Reader<F>>) {
 }
 
 /// The reader's connection to `node` and its `CLIENT ID`, and a control
-/// connection to the same node.
+/// connection to the same node. Every command on them answers within
+/// `timeout`, an `XREAD` within [`BLOCK`] more.
 async fn connect(
     node: &ConnectionInfo,
+    timeout: Duration,
 ) -> redis::RedisResult<(MultiplexedConnection, i64, MultiplexedConnection)> {
     let client = redis::Client::open(node.clone())?;
-    let timeout = Some(Duration::from_secs(1));
+    let timeout = Some(timeout);
     let reading = AsyncConnectionConfig::new()
         .set_connection_timeout(timeout)
-        .set_response_timeout(Some(BLOCK + Duration::from_secs(5)));
+        .set_response_timeout(timeout.map(|t| BLOCK + t));
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&reading)
         .await?;

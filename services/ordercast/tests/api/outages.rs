@@ -91,12 +91,7 @@ async fn after_a_redis_restart_the_next_order_is_published_at_once_not_left_to_t
 #[tokio::test]
 async fn with_postgres_down_commands_get_503_problems_and_nothing_is_half_written() {
     let mut postgres = PostgresServer::spawn().await;
-    let database_url = fresh_database_on(&postgres.admin_url()).await;
-    let backends = Backends {
-        database_url,
-        ..Backends::fresh().await
-    };
-    let app = TestApp::spawn_on(backends).await;
+    let app = on_own_postgres(&postgres).await;
     let rid = app.create_restaurant().await;
     let token = app.token(Role::Owner, rid);
     app.order(rid).await;
@@ -111,17 +106,7 @@ async fn with_postgres_down_commands_get_503_problems_and_nothing_is_half_writte
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json"
-        );
-        assert!(response.headers().contains_key("retry-after"));
-        let problem: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(
-            problem["type"],
-            "https://ordercast.dev/problems/unavailable"
-        );
+        assert_unavailable(response).await;
     }
     let ready = app
         .client
@@ -153,5 +138,107 @@ async fn with_postgres_down_commands_get_503_problems_and_nothing_is_half_writte
         (orders, events),
         (2, 2),
         "every order has exactly its event"
+    );
+}
+
+#[tokio::test]
+async fn with_postgres_frozen_commands_get_503_before_it_thaws_and_a_retry_writes_once() {
+    let mut postgres = PostgresServer::spawn().await;
+    let app = on_own_postgres(&postgres).await;
+    let rid = app.create_restaurant().await;
+    let token = app.token(Role::Owner, rid);
+    app.order(rid).await;
+    let create = |key: Option<&str>| {
+        let mut request = app
+            .client
+            .post(format!("{}/v1/restaurants/{rid}/orders", app.base))
+            .bearer_auth(&token)
+            .json(&simple_order())
+            // Far longer than any deadline: an answer at all is the point.
+            .timeout(Duration::from_secs(30));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send()
+    };
+
+    // Hangs instead of refusing: connections stay open, nothing answers.
+    postgres.freeze();
+    // With a key (one transaction), and without (the order writer's batch).
+    for key in [Some("frozen-1"), None] {
+        let response = create(key).await.expect("an answer while PostgreSQL hangs");
+        assert_unavailable(response).await;
+    }
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.admin))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("readiness answers while PostgreSQL hangs");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    postgres.thaw();
+
+    let retried = eventually(
+        "the retry with the same key to succeed",
+        Duration::from_secs(20),
+        || async {
+            let response = create(Some("frozen-1")).await.ok()?;
+            (response.status() == StatusCode::CREATED).then_some(response)
+        },
+    )
+    .await;
+    let order: serde_json::Value = retried.json().await.unwrap();
+    let again = create(Some("frozen-1")).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let replayed: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(replayed["id"], order["id"], "the same order, not a second");
+    let (status, body) = app.create_order(rid, &token, simple_order()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let orders = app
+        .count("SELECT count(*) FROM orders WHERE restaurant_id = $1", rid)
+        .await;
+    let events = app
+        .count("SELECT count(*) FROM events WHERE restaurant_id = $1", rid)
+        .await;
+    assert_eq!(orders, events, "every order has exactly its event");
+    // The first order, the keyed one, the last one, and the unkeyed one
+    // cut short by the deadline if its statement reached the server.
+    assert!((3..=4).contains(&orders), "{orders} orders");
+    let stored = seqs(&app.stored_events(rid).await);
+    assert_eq!(stored, (1..=events as u64).collect::<Vec<_>>());
+    // Whatever committed is published (or superseded in Redis by a later
+    // seq; readers fill that gap from PostgreSQL), however its command ended.
+    let unpublished = "SELECT count(*) FROM outbox WHERE restaurant_id = $1";
+    eventually("the outbox drained", Duration::from_secs(20), || async {
+        (app.count(unpublished, rid).await == 0).then_some(())
+    })
+    .await;
+}
+
+/// An app whose database lives on `postgres`, the test's own.
+async fn on_own_postgres(postgres: &PostgresServer) -> TestApp {
+    let database_url = fresh_database_on(&postgres.admin_url()).await;
+    let backends = Backends {
+        database_url,
+        ..Backends::fresh().await
+    };
+    TestApp::spawn_on(backends).await
+}
+
+/// The documented answer when PostgreSQL cannot serve a command: `503`,
+/// `Retry-After`, problem `unavailable`.
+async fn assert_unavailable(response: reqwest::Response) {
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        problem["type"],
+        "https://ordercast.dev/problems/unavailable"
     );
 }

@@ -120,6 +120,7 @@ impl TestApp {
                 stream_maxlen: RedisSettings::DEFAULT_STREAM_MAXLEN,
                 pool_size: 8,
                 ca_pem: backends.redis_ca.clone(),
+                timeout: RedisSettings::DEFAULT_TIMEOUT,
             },
             verifier: TokenVerifier::hs256(SECRET.as_bytes(), None, "ordercast").unwrap(),
             api: quick_api_settings(),
@@ -326,6 +327,7 @@ impl TestApp {
             stream_maxlen: RedisSettings::DEFAULT_STREAM_MAXLEN,
             pool_size: 1,
             ca_pem: self.redis_ca.clone(),
+            timeout: RedisSettings::DEFAULT_TIMEOUT,
         })
         .unwrap();
         let mut conn = streams.conn().await.unwrap();

@@ -6,19 +6,49 @@ use ordercast_testkit::{RedisServer, eventually};
 
 use crate::clients::{Resume, Sse, Ws, assert_exactly};
 use crate::common::{Backends, TestApp};
+use ordercast_core::RestaurantId;
+
+/// A kitchen's SSE and WebSocket screens of a restaurant on an edge whose
+/// Redis the test owns, both holding the restaurant's first order.
+struct Screens {
+    redis: RedisServer,
+    app: TestApp,
+    rid: RestaurantId,
+    sse: Sse,
+    ws: Ws,
+}
+
+impl Screens {
+    async fn on_own_redis() -> Screens {
+        let redis = RedisServer::spawn().await;
+        let backends = Backends::with_redis(&redis).await;
+        let app = TestApp::spawn_on(backends).await;
+        let rid = app.create_restaurant().await;
+        let kitchen = app.token(Role::Kitchen, rid);
+        let mut sse = Sse::connect(&app.base, rid, &kitchen, Resume::default()).await;
+        let mut ws = Ws::connect(&app.base, &kitchen).await;
+        ws.subscribe(rid, None).await;
+        app.order(rid).await;
+        sse.until_count(1).await;
+        Screens {
+            redis,
+            app,
+            rid,
+            sse,
+            ws,
+        }
+    }
+}
 
 #[tokio::test]
 async fn with_redis_killed_clients_keep_receiving_from_postgres_and_stream_again_when_it_returns() {
-    let mut redis = RedisServer::spawn().await;
-    let backends = Backends::with_redis(&redis).await;
-    let app = TestApp::spawn_on(backends).await;
-    let rid = app.create_restaurant().await;
-    let kitchen = app.token(Role::Kitchen, rid);
-    let mut sse = Sse::connect(&app.base, rid, &kitchen, Resume::default()).await;
-    let mut ws = Ws::connect(&app.base, &kitchen).await;
-    ws.subscribe(rid, None).await;
-    app.order(rid).await;
-    sse.until_count(1).await;
+    let Screens {
+        mut redis,
+        app,
+        rid,
+        mut sse,
+        mut ws,
+    } = Screens::on_own_redis().await;
 
     redis.stop();
     app.orders(rid, 10).await;
@@ -32,15 +62,22 @@ async fn with_redis_killed_clients_keep_receiving_from_postgres_and_stream_again
     assert_eq!(ready, 200, "an edge stays ready without Redis");
 
     redis.start().await;
+    streaming_again(&app, rid, &mut sse, &mut ws, 21).await;
+}
+
+/// Once the shard streams from Redis again, orders up to seq `last` reach
+/// both screens, each once and in order.
+async fn streaming_again(app: &TestApp, rid: RestaurantId, sse: &mut Sse, ws: &mut Ws, last: u64) {
     eventually("streaming again", Duration::from_secs(20), || async {
         (app.metric("ordercast_degraded_shards").await == 0.0).then_some(())
     })
     .await;
     app.orders(rid, 10).await;
-    sse.until_count(21).await;
-    assert_exactly(&sse.seqs(), 1..=21, "SSE after Redis returned");
-    ws.until("21 events", |w| w.seqs(rid).len() >= 21).await;
-    assert_exactly(&ws.seqs(rid), 1..=21, "WebSocket");
+    sse.until_count(last as usize).await;
+    assert_exactly(&sse.seqs(), 1..=last, "SSE once Redis is back");
+    ws.until("every event", |w| w.seqs(rid).len() >= last as usize)
+        .await;
+    assert_exactly(&ws.seqs(rid), 1..=last, "WebSocket");
 }
 
 #[tokio::test]
@@ -129,4 +166,34 @@ async fn on_shutdown_websockets_are_closed_with_1012_and_a_jittered_retry() {
     let retry: u64 = reason.strip_prefix("retry=").unwrap().parse().unwrap();
     assert!(retry < 500, "within the drain window: {retry}");
     stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn with_redis_frozen_the_shard_degrades_and_orders_reach_screens_before_it_thaws() {
+    let Screens {
+        mut redis,
+        app,
+        rid,
+        mut sse,
+        mut ws,
+    } = Screens::on_own_redis().await;
+
+    // Hangs instead of refusing: connections stay open, nothing answers.
+    redis.freeze();
+    eventually(
+        "the shard degraded while Redis hangs",
+        Duration::from_secs(10),
+        || async { (app.metric("ordercast_degraded_shards").await == 1.0).then_some(()) },
+    )
+    .await;
+    app.orders(rid, 5).await;
+    sse.until_count(6).await;
+    assert_exactly(&sse.seqs(), 1..=6, "SSE while Redis is frozen");
+    ws.until("6 events", |w| w.seqs(rid).len() >= 6).await;
+    let (ready, body) = app.get_admin("/readyz").await;
+    assert_eq!(ready, 200, "an edge stays ready without Redis: {body}");
+    assert_eq!(body["redis"], "down");
+
+    redis.thaw();
+    streaming_again(&app, rid, &mut sse, &mut ws, 16).await;
 }

@@ -83,6 +83,7 @@ async fn a_server_whose_certificate_another_ca_signed_is_refused() {
             stream_maxlen: 10_000,
             pool_size: 1,
             ca_pem: Some(ca.ca_pem().to_vec()),
+            timeout: RedisSettings::DEFAULT_TIMEOUT,
         })
         .unwrap()
     };
