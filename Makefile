@@ -1,5 +1,5 @@
 # Ordercast — the two commands are `make run` and `make test`.
-.PHONY: run test bench bench-edge bench-regions cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-regions chart fmt lint check
+.PHONY: run test bench bench-edge bench-regions cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-freeze loadtest-regions chart fmt lint check
 
 run: ## Build, start local PostgreSQL + Redis, migrate, run with a demo restaurant
 	bash scripts/dev.sh
@@ -35,6 +35,12 @@ loadtest-chaos: ## The default scenario with connection drops and edge 1 killed 
 	bash scripts/loadtest.sh --drop-share 0.05 --drop-every 10s \
 	  --exec '20s=scripts/cluster.sh kill-edge 1' --exec '30s=scripts/cluster.sh start-edge 1' \
 	  --json target/loadtest/chaos.json --report target/loadtest/chaos.html $(ARGS)
+
+loadtest-freeze: ## The default scenario with Redis frozen (SIGSTOP) for 15 s, then PostgreSQL for 10 s
+	bash scripts/loadtest.sh \
+	  --exec '10s=scripts/cluster.sh freeze-redis' --exec '25s=scripts/cluster.sh thaw-redis' \
+	  --exec '35s=scripts/cluster.sh freeze-postgres' --exec '45s=scripts/cluster.sh thaw-postgres' \
+	  --json target/loadtest/freeze.json --report target/loadtest/freeze.html $(ARGS)
 
 loadtest-regions: ## Regions load test with a partition, a Redis and the apis of one region killed; see docs/loadtest.md
 	bash scripts/loadtest-regions.sh $(ARGS)

@@ -9,7 +9,12 @@
 #   scripts/cluster.sh kill-edge N     SIGKILL edge N (1 or 2): a crash
 #   scripts/cluster.sh start-edge N    start edge N again
 #   scripts/cluster.sh kill-api N / start-api N
+#   scripts/cluster.sh freeze-redis    SIGSTOP Redis: it hangs, connections stay open
+#   scripts/cluster.sh thaw-redis      SIGCONT Redis
+#   scripts/cluster.sh freeze-postgres SIGSTOP PostgreSQL (postmaster and every backend)
+#   scripts/cluster.sh thaw-postgres   SIGCONT PostgreSQL
 #
+# A frozen dependency is thawed by `down` too.
 # Ports: CLUSTER_PORT_BASE (default 18000) + 432 PostgreSQL, + 379 Redis,
 # + 81/82 apis (admin + 91/92), + 181/182 edges (admin + 191/192).
 set -euo pipefail
@@ -48,6 +53,26 @@ stop_proc() { # kind n signal
   fi
   rm -f "$f"
 }
+
+# signal_tree SIGNAL PID — SIGNAL to PID, then to every process whose parent
+# it is (PostgreSQL's backends), again until a pass finds none it has not
+# signalled: the parent first, so a stopped postmaster forks no more.
+signal_tree() {
+  local signal=$1 parent=$2 child done=" $2 " more=1
+  kill -"$signal" "$parent"
+  while [ $more = 1 ]; do
+    more=0
+    for child in $(ps -o pid= --ppid "$parent"); do
+      case $done in *" $child "*) continue ;; esac
+      kill -"$signal" "$child" 2>/dev/null || true
+      done="$done$child "
+      more=1
+    done
+  done
+}
+
+redis_pid() { cat "$dir/redis/redis.pid"; }
+postmaster_pid() { head -n 1 "$dir/pg/postmaster.pid"; }
 
 up() {
   if status >/dev/null 2>&1; then
@@ -94,6 +119,9 @@ MSG
 
 down() {
   for n in 1 2; do stop_proc edge $n; stop_proc api $n; done
+  # A stopped server would not act on the signals that stop it.
+  [ -f "$dir/redis/redis.pid" ] && signal_tree CONT "$(redis_pid)" 2>/dev/null || true
+  [ -f "$dir/pg/postmaster.pid" ] && signal_tree CONT "$(postmaster_pid)" 2>/dev/null || true
   postgres_stop "$dir/pg"
   redis_stop "$dir/redis"
 }
@@ -114,5 +142,9 @@ case ${1:-} in
   start-edge) start_proc edge "$2" ;;
   kill-api) stop_proc api "$2" KILL ;;
   start-api) start_proc api "$2" ;;
-  *) sed -n '2,15p' "$0"; exit 2 ;;
+  freeze-redis) signal_tree STOP "$(redis_pid)" ;;
+  thaw-redis) signal_tree CONT "$(redis_pid)" ;;
+  freeze-postgres) signal_tree STOP "$(postmaster_pid)" ;;
+  thaw-postgres) signal_tree CONT "$(postmaster_pid)" ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
