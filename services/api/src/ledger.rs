@@ -154,7 +154,7 @@ async fn record(
         .iter()
         .flat_map(|b| b.receipts.iter().cloned())
         .collect();
-    store.record_deliveries(&receipts).await?;
+    store.within(store.record_deliveries(&receipts)).await?;
     metrics.receipts_recorded.inc_by(receipts.len() as u64);
     // An entry left unacknowledged is claimed and recorded again later,
     // which changes nothing: marks only move forward.

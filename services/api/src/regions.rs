@@ -56,12 +56,12 @@ pub async fn beat(
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        if let Err(e) = store.beat(&me).await {
+        if let Err(e) = store.within(store.beat(&me)).await {
             metrics.count_store_error(&e);
             tracing::debug!(error = %Chain(&e), "could not write this region's heartbeat");
             continue;
         }
-        match store.peer_silence(&peers).await {
+        match store.within(store.peer_silence(&peers)).await {
             Ok(silences) => {
                 for s in silences {
                     let secs = s.silent_for.map_or(f64::INFINITY, |d| d.as_secs_f64());
@@ -73,7 +73,7 @@ pub async fn beat(
             }
             Err(e) => metrics.count_store_error(&e),
         }
-        match store.peer_backlog(&me, &peers).await {
+        match store.within(store.peer_backlog(&me, &peers)).await {
             Ok(backlogs) => {
                 for b in backlogs {
                     let region = b.region.as_str();

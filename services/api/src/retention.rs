@@ -76,7 +76,9 @@ pub async fn run_once(
             Expiring::Events | Expiring::Outbox | Expiring::DeliveryRanges => events_cutoff,
         };
         loop {
-            let n = store.delete_expired(what, cutoff, BATCH).await?;
+            let n = store
+                .within(store.delete_expired(what, cutoff, BATCH))
+                .await?;
             metrics
                 .retention_deleted
                 .with_label_values(&[what.table()])

@@ -64,7 +64,7 @@ impl Subscription {
             None => now,
             Some(since) if since <= now => since,
             // The hub may trail PostgreSQL by a few milliseconds.
-            Some(since) if since <= ctx.store.head(restaurant).await? => since,
+            Some(since) if since <= ctx.store.within(ctx.store.head(restaurant)).await? => since,
             Some(since) => return Err(EdgeError::CursorAhead(since)),
         };
         Ok(Subscription {
@@ -237,11 +237,9 @@ impl Subscription {
     }
 
     async fn read_postgres(&self, max: usize) -> Result<Vec<Arc<Frame>>, EdgeError> {
-        let events = self
-            .ctx
-            .store
-            .events_after(self.restaurant(), self.cursor, max as i64)
-            .await?;
+        let store = &self.ctx.store;
+        let read = store.events_after(self.restaurant(), self.cursor, max as i64);
+        let events = store.within(read).await?;
         Ok(events
             .iter()
             .map(|e| Arc::new(Frame::from_envelope(e)))
