@@ -745,6 +745,33 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Every variable of every subcommand, as `(subcommand, variable)`.
+    fn variables(command: &clap::Command, into: &mut Vec<(String, String)>) {
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                let name = env.to_string_lossy().into_owned();
+                into.push((command.get_name().to_owned(), name));
+            }
+        }
+        command.get_subcommands().for_each(|c| variables(c, into));
+    }
+
+    #[test]
+    fn every_setting_a_server_reads_is_documented_for_operators() {
+        let operations = include_str!("../../../docs/operations.md");
+        let readme = include_str!("../../../README.md");
+        let mut all = Vec::new();
+        variables(&Cli::command(), &mut all);
+        let undocumented: Vec<_> = all
+            .iter()
+            .filter(|(command, _)| command != "token")
+            .filter(|(_, v)| !operations.contains(v.as_str()) && !readme.contains(v.as_str()))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert!(all.len() > 40, "{all:?}");
+        assert_eq!(undocumented, Vec::<&str>::new());
+    }
+
     fn redis_args(url: &str, cluster: bool) -> RedisArgs {
         RedisArgs {
             redis_url: url.parse().unwrap(),
