@@ -17,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::LengthLimitError;
 use ordercast_http::HttpError;
+use ordercast_http::deadline::{caused_by, is_body_timeout};
 use ordercast_http::extract::BODY_LIMIT_BYTES;
 use ordercast_store::StoreError;
 
@@ -41,25 +42,18 @@ pub(crate) async fn database_deadline(
 }
 
 /// The request with its body read into memory (at most
-/// [`BODY_LIMIT_BYTES`], as the JSON extractor would allow).
+/// [`BODY_LIMIT_BYTES`], as the JSON extractor would allow, and within the
+/// server's body deadline).
 async fn buffered(request: Request) -> Result<Request, HttpError> {
     let (parts, body) = request.into_parts();
     match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
         Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
-        Err(e) if is_too_long(&e) => Err(HttpError::PayloadTooLarge(BODY_LIMIT_BYTES)),
+        Err(e) if caused_by::<LengthLimitError>(&e) => {
+            Err(HttpError::PayloadTooLarge(BODY_LIMIT_BYTES))
+        }
+        Err(e) if is_body_timeout(&e) => Err(HttpError::RequestTimeout),
         Err(e) => Err(HttpError::InvalidJson(format!(
             "the request body could not be read: {e}"
         ))),
     }
-}
-
-fn is_too_long(e: &axum::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(error) = cause {
-        if error.is::<LengthLimitError>() {
-            return true;
-        }
-        cause = error.source();
-    }
-    false
 }

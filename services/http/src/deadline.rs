@@ -44,9 +44,16 @@ where
 
 /// Whether `error` or one of its causes is a [`BodyTimedOut`].
 pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<BodyTimedOut>(error)
+}
+
+/// Whether `error` or one of its causes is an `E`.
+pub fn caused_by<E: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> bool {
     let mut cause = Some(error);
     while let Some(e) = cause {
-        if e.is::<BodyTimedOut>() {
+        if e.is::<E>() {
             return true;
         }
         cause = e.source();
