@@ -7,6 +7,8 @@
 //!   their restaurant's budget: a runaway integration or a looping till
 //!   gets `429` for its own restaurant, and other restaurants and the
 //!   database do not feel it;
+//! - a waiter (a handheld) spends its own budget before the staff's, a
+//!   small share of it: one waiter's looping app is refused on its own;
 //! - a guest (a customer's table-session token, from a QR code) spends its
 //!   table session's budget and then the restaurant's guest budget, and
 //!   never the staff's: a guest flooding requests is refused on its own
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use ordercast_core::{RestaurantId, SessionId};
+use ordercast_core::{RestaurantId, SessionId, WaiterId};
 
 use ordercast_http::HttpError;
 
@@ -68,6 +70,8 @@ pub struct WriteBudgets {
     pub guests: Option<WriteRate>,
     /// Each table session.
     pub session: Option<WriteRate>,
+    /// Each waiter.
+    pub waiter: Option<WriteRate>,
 }
 
 impl WriteBudgets {
@@ -78,6 +82,11 @@ impl WriteBudgets {
     /// of 10 — a table orders a few times and calls the waiter.
     pub const DEFAULT_SESSION_EVERY: Duration = Duration::from_secs(2);
     pub const DEFAULT_SESSION_BURST: u32 = 10;
+    /// Default budget of one waiter: one command every 250 ms, bursts of
+    /// 20 — a waiter taking an order, marking dishes served, answering
+    /// calls; a fiftieth of the staff's.
+    pub const DEFAULT_WAITER_EVERY: Duration = Duration::from_millis(250);
+    pub const DEFAULT_WAITER_BURST: u32 = 20;
 
     /// A guest budget of `per_second`, bursts of twice that.
     pub fn guests_per_second(per_second: NonZeroU32) -> WriteRate {
@@ -95,6 +104,12 @@ impl WriteBudgets {
         let burst = NonZeroU32::new(Self::DEFAULT_SESSION_BURST).expect("non-zero");
         WriteRate::one_every(Self::DEFAULT_SESSION_EVERY, burst).expect("a non-zero period")
     }
+
+    /// A waiter's default.
+    pub fn default_waiter() -> WriteRate {
+        let burst = NonZeroU32::new(Self::DEFAULT_WAITER_BURST).expect("non-zero");
+        WriteRate::one_every(Self::DEFAULT_WAITER_EVERY, burst).expect("a non-zero period")
+    }
 }
 
 impl Default for WriteBudgets {
@@ -103,6 +118,7 @@ impl Default for WriteBudgets {
             restaurant: Some(WriteRate::default()),
             guests: Some(WriteBudgets::default_guests()),
             session: Some(WriteBudgets::default_session()),
+            waiter: Some(WriteBudgets::default_waiter()),
         }
     }
 }
@@ -112,12 +128,14 @@ pub(crate) struct WriteLimits {
     staff: Option<DefaultKeyedRateLimiter<RestaurantId>>,
     guests: Option<DefaultKeyedRateLimiter<RestaurantId>>,
     sessions: Option<DefaultKeyedRateLimiter<(RestaurantId, SessionId)>>,
+    waiters: Option<DefaultKeyedRateLimiter<(RestaurantId, WaiterId)>>,
     clock: DefaultClock,
 }
 
 /// Whose budget a command spends.
 pub(crate) enum Spender<'a> {
     Staff,
+    Waiter(&'a WaiterId),
     Guest(&'a SessionId),
 }
 
@@ -133,6 +151,9 @@ impl WriteLimits {
             sessions: budgets
                 .session
                 .map(|WriteRate(q)| DefaultKeyedRateLimiter::dashmap(q)),
+            waiters: budgets
+                .waiter
+                .map(|WriteRate(q)| DefaultKeyedRateLimiter::dashmap(q)),
             clock: DefaultClock::default(),
         }
     }
@@ -146,6 +167,10 @@ impl WriteLimits {
     ) -> Result<(), HttpError> {
         match spender {
             Spender::Staff => self.check(&self.staff, &restaurant),
+            Spender::Waiter(waiter) => {
+                self.check(&self.waiters, &(restaurant, waiter.clone()))?;
+                self.check(&self.staff, &restaurant)
+            }
             Spender::Guest(session) => {
                 self.check(&self.sessions, &(restaurant, session.clone()))?;
                 self.check(&self.guests, &restaurant)

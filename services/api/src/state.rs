@@ -49,8 +49,10 @@ impl AppState {
     ) -> Result<(), HttpError> {
         authorize(&caller.0, id, action, &self.chains, &self.store).await?;
         if action.is_command() {
-            let spender = match (&caller.0.role, &caller.0.session_id) {
-                (Role::Customer, Some(session)) => Spender::Guest(session),
+            let principal = &caller.0;
+            let spender = match (principal.role, &principal.session_id, &principal.waiter_id) {
+                (Role::Customer, Some(session), _) => Spender::Guest(session),
+                (Role::Waiter, _, Some(waiter)) => Spender::Waiter(waiter),
                 _ => Spender::Staff,
             };
             self.write_limits

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -456,6 +457,13 @@ pub struct ServeArgs {
     /// …after a burst of this many; 0 turns the per-session limit off.
     #[arg(long, env = "ORDERCAST_SESSION_WRITE_BURST", default_value_t = WriteBudgets::DEFAULT_SESSION_BURST)]
     pub session_write_burst: u32,
+    /// One waiter's budget: one command this often, after a burst of
+    /// ORDERCAST_WAITER_WRITE_BURST (0 turns it off); a waiter also spends
+    /// the staff's.
+    #[arg(long, env = "ORDERCAST_WAITER_WRITE_EVERY", default_value_t = WriteBudgets::DEFAULT_WAITER_EVERY.into())]
+    pub waiter_write_every: HumanDuration,
+    #[arg(long, env = "ORDERCAST_WAITER_WRITE_BURST", default_value_t = WriteBudgets::DEFAULT_WAITER_BURST)]
+    pub waiter_write_burst: u32,
     /// How long a graceful shutdown may take (e.g. 30s).
     #[arg(long, env = "ORDERCAST_SHUTDOWN_GRACE", default_value = "30s")]
     pub shutdown_grace: HumanDuration,
@@ -599,6 +607,17 @@ pub struct TokenArgs {
     pub jwt_audience: String,
 }
 
+/// A budget of one command every `every` after a burst of `burst`; off
+/// when `burst` is 0.
+fn one_every(burst: u32, every: Duration, variable: &str) -> anyhow::Result<Option<WriteRate>> {
+    match NonZeroU32::new(burst) {
+        None => Ok(None),
+        Some(burst) => WriteRate::one_every(every, burst)
+            .map(Some)
+            .with_context(|| format!("{variable} must be more than zero")),
+    }
+}
+
 /// Validated settings of a serving subcommand. Raises the process's
 /// open-files limit as far as it goes and sizes the connection limits to
 /// it (see [`crate::files`]).
@@ -624,13 +643,16 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
     };
     api.write_budgets.guests =
         NonZeroU32::new(args.guest_write_rate).map(WriteBudgets::guests_per_second);
-    api.write_budgets.session = match NonZeroU32::new(args.session_write_burst) {
-        None => None,
-        Some(burst) => Some(
-            WriteRate::one_every(*args.session_write_every, burst)
-                .context("ORDERCAST_SESSION_WRITE_EVERY must be more than zero")?,
-        ),
-    };
+    api.write_budgets.session = one_every(
+        args.session_write_burst,
+        *args.session_write_every,
+        "ORDERCAST_SESSION_WRITE_EVERY",
+    )?;
+    api.write_budgets.waiter = one_every(
+        args.waiter_write_burst,
+        *args.waiter_write_every,
+        "ORDERCAST_WAITER_WRITE_EVERY",
+    )?;
     api.regions = args.regions.api_settings()?;
     let mut edge = args.edge.settings()?;
     edge.peers = api.regions.peers.iter().map(|(r, _)| r.clone()).collect();

@@ -109,3 +109,36 @@ async fn a_guest_flooding_requests_is_refused_on_its_own_while_the_tills_keep_th
         "another table is not held up: {body}"
     );
 }
+
+#[tokio::test]
+async fn a_waiter_flooding_commands_is_refused_on_its_own_while_the_tills_and_other_waiters_go_on()
+{
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let waiter = |id: &str| {
+        let id = id.parse().unwrap();
+        app.token_with(Role::Waiter, rid, move |c| c.waiter_id = Some(id))
+    };
+    let (looping, other) = (waiter("w-7"), waiter("w-8"));
+
+    // A looping handheld: far more than a waiter's burst, and than the
+    // staff's own burst (200).
+    let mut refused = 0;
+    for _ in 0..250 {
+        let (status, _) = app.create_order(rid, &looping, simple_order()).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+
+    assert!(refused >= 200, "only {refused} of 250 refused");
+    for _ in 0..5 {
+        app.order(rid).await; // the till's orders: 201, asserted inside
+    }
+    let (status, body) = app.create_order(rid, &other, simple_order()).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "another waiter is not held up: {body}"
+    );
+}
