@@ -846,9 +846,11 @@ export class OrdercastClient {
 
   /**
    * Loads the restaurant's open orders (`GET …/orders?state=open` on the
-   * api) and continues the stream from exactly the seq they reflect. Events
-   * that arrive meanwhile are held and those after the snapshot delivered
-   * once the caller has had the snapshot. Resolves to `{seq, orders, truncated}`.
+   * api, every page) and continues the stream from exactly the seq the
+   * first page reflects. Events that arrive meanwhile are held and those
+   * after the snapshot delivered once the caller has had the snapshot.
+   * Resolves to `{seq, orders, truncated}` (`truncated` is always false:
+   * every page was read).
    */
   async sync(restaurantId) {
     const rid = String(restaurantId);
@@ -859,7 +861,7 @@ export class OrdercastClient {
     sub.buffer ??= [];
     let snapshot;
     try {
-      snapshot = await this._getJson(`/v1/restaurants/${encodeURIComponent(rid)}/orders?state=open`);
+      snapshot = await this._snapshot(rid);
     } catch (e) {
       this._unpause(sub);
       throw e;
@@ -880,6 +882,23 @@ export class OrdercastClient {
     // After the caller's `await` continuation has run.
     setTimeout(() => this._unpause(sub), 0);
     return snapshot;
+  }
+
+  /**
+   * Every page of the restaurant's open orders, following `next`: the
+   * first page's seq (later pages are read later; the stream from that seq
+   * replays what changed meanwhile) and the orders, oldest first.
+   */
+  async _snapshot(rid) {
+    const path = `/v1/restaurants/${encodeURIComponent(rid)}/orders?state=open`;
+    const first = await this._getJson(path);
+    const pages = [first.orders];
+    let page = first;
+    while (page.truncated && page.next) {
+      page = await this._getJson(`${path}&after=${encodeURIComponent(page.next)}`);
+      pages.unshift(page.orders); // pages go from the newest orders to the oldest
+    }
+    return { seq: first.seq, orders: pages.flat(), truncated: false };
   }
 
   /**

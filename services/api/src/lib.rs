@@ -32,8 +32,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use routes::{
-    MAX_INVALIDATION_RESOURCES, MAX_ITEMS, MAX_QUANTITY, MAX_TRANSFER_SESSIONS,
-    MAX_UNIT_PRICE_CENTS,
+    DEFAULT_PAGE_LIMIT, MAX_CUSTOM_DATA_BYTES, MAX_INVALIDATION_RESOURCES, MAX_ITEMS,
+    MAX_ORDER_TEXT_BYTES, MAX_QUANTITY, MAX_TRANSFER_SESSIONS, MAX_UNIT_PRICE_CENTS,
 };
 pub use state::AppState;
 pub use writer::Writer;

@@ -26,9 +26,10 @@ mod restaurants;
 mod retention;
 mod rows;
 mod sessions;
+mod snapshots;
 
 pub use events::MAX_EVENTS_PER_READ;
-pub use orders::SNAPSHOT_LIMIT;
+pub use snapshots::{SNAPSHOT_LIMIT, SNAPSHOT_MAX_BYTES};
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -41,7 +42,7 @@ pub use chains::ChainDirectory;
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, Outcome, Replay};
 pub use ledger::{UNDELIVERED_PER_RESTAURANT, Undelivered};
-pub use orders::{NewItem, NewOrder, OrdersSnapshot};
+pub use orders::{NewItem, NewOrder};
 pub use outbox::OutboxBatch;
 pub use pending::{Created, Pending};
 pub use regions::{PeerBacklog, PeerDatabase, PeerSilence, RegionsReport, link_name};
@@ -49,6 +50,7 @@ pub use requests::NewRequest;
 pub use restaurants::{NewRestaurant, Restaurant};
 pub use retention::Expiring;
 pub use sessions::Transfer;
+pub use snapshots::{OrderCursor, OrdersSnapshot, Page};
 pub use sqlx::postgres::PgSslMode;
 
 /// The embedded migrations of `migrations/`.

@@ -4,10 +4,7 @@ use std::sync::LazyLock;
 
 use ordercast_core::event::EventDraft;
 use ordercast_core::order::{Channel, ItemStatus, Order, OrderItem, OrderStatus};
-use ordercast_core::order_scope::OrderScope;
-use ordercast_core::{
-    Envelope, EventType, ItemId, OrderId, RestaurantId, Seq, SessionId, Viewer, WaiterId,
-};
+use ordercast_core::{Envelope, EventType, ItemId, OrderId, RestaurantId, SessionId, WaiterId};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
@@ -15,9 +12,6 @@ use crate::events::{Stamp, append, seal};
 use crate::idempotency::{self, IdempotencyKey, Outcome};
 use crate::rows::{ItemRow, ORDER_COLUMNS, OrderRow};
 use crate::{Created, Pending, Store, StoreError};
-
-/// Most orders one snapshot returns.
-pub const SNAPSHOT_LIMIT: i64 = 1_000;
 
 /// An order to create (validated by the caller).
 #[derive(Clone, Debug)]
@@ -39,17 +33,6 @@ pub struct NewItem {
     pub unit_price_cents: i64,
     pub station: Option<String>,
     pub notes: Option<String>,
-}
-
-/// Orders as of exactly one point in the restaurant's sequence.
-#[derive(Clone, Debug)]
-pub struct OrdersSnapshot {
-    /// The last event the list reflects: stream from here for no gap and no
-    /// duplicate.
-    pub seq: Seq,
-    pub orders: Vec<Order>,
-    /// More orders matched than [`SNAPSHOT_LIMIT`]; the oldest were left out.
-    pub truncated: bool,
 }
 
 pub(crate) fn order_event(order: &Order, kind: EventType) -> EventDraft {
@@ -100,64 +83,6 @@ impl Store {
     pub async fn order(&self, restaurant: RestaurantId, id: OrderId) -> Result<Order, StoreError> {
         let mut conn = self.pool.acquire().await?;
         load_order(&mut conn, restaurant, id, false).await
-    }
-
-    /// The restaurant's orders `viewer` may see (only those still in
-    /// progress with `open_only`) and the seq they reflect, read in one
-    /// REPEATABLE READ snapshot: stream from that seq for no gap and no
-    /// duplicate. The one snapshot of every transport (HTTP and WebSocket
-    /// `sync`); its filter is the delivery rule's
-    /// ([`Scope::orders`](ordercast_core::audience::Scope::orders)).
-    pub async fn visible_orders(
-        &self,
-        restaurant: RestaurantId,
-        viewer: &Viewer,
-        open_only: bool,
-    ) -> Result<OrdersSnapshot, StoreError> {
-        let scope = viewer.scope().orders();
-        let (session, waiter) = match &scope {
-            OrderScope::All | OrderScope::Nothing => (None, None),
-            OrderScope::WaiterOrUnassigned(own) => (None, Some(own.as_ref())),
-            OrderScope::Session(own) => (Some(own), None),
-        };
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await?;
-        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM restaurants WHERE id = $1")
-            .bind(restaurant.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let seq = seq.ok_or(StoreError::NotFound("restaurant"))?;
-        // $3: the session an order must belong to, if any; $4: whether only
-        // unassigned orders and those of waiter $5 pass.
-        let mut rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ORDER_COLUMNS} FROM orders
-             WHERE restaurant_id = $1 AND $6
-               AND (NOT $2 OR status NOT IN ('paid', 'cancelled', 'rejected'))
-               AND ($3::text IS NULL OR session_id = $3)
-               AND (NOT $4 OR waiter_id IS NULL OR waiter_id = $5)
-             ORDER BY created_at DESC, id DESC LIMIT $7"
-        )))
-        .bind(restaurant.as_uuid())
-        .bind(open_only)
-        .bind(session.map(SessionId::as_str))
-        .bind(waiter.is_some())
-        .bind(waiter.flatten().map(WaiterId::as_str))
-        .bind(scope != OrderScope::Nothing)
-        .bind(SNAPSHOT_LIMIT + 1)
-        .fetch_all(&mut *tx)
-        .await?;
-        let truncated = rows.len() as i64 > SNAPSHOT_LIMIT;
-        rows.truncate(SNAPSHOT_LIMIT as usize);
-        rows.reverse();
-        let orders = with_items(&mut tx, rows).await?;
-        tx.commit().await?;
-        Ok(OrdersSnapshot {
-            seq: Seq::from_i64(seq),
-            orders,
-            truncated,
-        })
     }
 
     /// Moves an order to `to`. `if_match` is the version the caller last saw.

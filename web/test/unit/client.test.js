@@ -98,6 +98,31 @@ test('sync: snapshot first, then exactly the events after its seq', async (t) =>
   assert.deepEqual(log, ['snapshot@5', 'resolved@5', 6, 7]);
 });
 
+test('sync reads every page of the snapshot and streams from the first page\'s seq', async (t) => {
+  const server = new FakeServer();
+  for (let i = 0; i < 4; i += 1) server.publish(RID);
+  server.orders.set(RID, Array.from({ length: 250 }, (_, i) => ({ id: `o${i}` })));
+  const { rt } = client(server);
+  t.after(() => rt.close());
+  const seqs = [];
+  rt.subscribe(RID, { onEvent: (e) => seqs.push(e.seq) });
+
+  const snapshot = await rt.sync(RID);
+
+  assert.equal(snapshot.seq, 4);
+  assert.equal(snapshot.truncated, false);
+  assert.deepEqual(
+    snapshot.orders.map((o) => o.id),
+    Array.from({ length: 250 }, (_, i) => `o${i}`),
+  );
+  const pages = server.requests.filter((r) => r.includes('/orders'));
+  assert.deepEqual(pages.map((r) => new URL(r, 'http://x').searchParams.get('after')), [null, '150', '50']);
+  await until('live', () => rt.state === 'live');
+  server.publish(RID);
+  await until('event 5', () => seqs.length === 1);
+  assert.deepEqual(seqs, [5]);
+});
+
 test('sync right after subscribing: the replaced subscribe never answers, the new one does', async (t) => {
   const server = new FakeServer();
   for (let i = 0; i < 3; i += 1) server.publish(RID);

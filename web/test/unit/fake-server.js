@@ -14,6 +14,8 @@ export class FakeServer {
     this.requests = [];
     this.snapshotDelay = null; // a promise the snapshot's answer waits for
     this.snapshotSeq = null; // the seq a snapshot reflects (default: the head when asked)
+    this.orders = new Map(); // rid -> [order], oldest first
+    this.pageLimit = 100; // orders per page of `GET …/orders` without `limit`
   }
 
   head(rid) {
@@ -47,6 +49,19 @@ export class FakeServer {
     for (const wake of this.waiters) wake();
   }
 
+  /**
+   * A page of `GET …/orders` as the api answers it: from the newest orders
+   * to the oldest, each page oldest first, `next` while more follow.
+   */
+  ordersPage(rid, seq, params) {
+    const all = this.orders.get(rid) ?? [];
+    const limit = Number(params.get('limit') ?? this.pageLimit);
+    const end = params.has('after') ? Number(params.get('after')) : all.length;
+    const start = Math.max(0, end - limit);
+    const page = { seq, orders: all.slice(start, end), truncated: start > 0 };
+    return start > 0 ? { ...page, next: String(start) } : page;
+  }
+
   after(rid, since) {
     return (this.events.get(rid) ?? []).filter((e) => e.seq > since);
   }
@@ -64,7 +79,7 @@ export class FakeServer {
       if (what === 'orders') {
         const seq = this.snapshotSeq ?? this.head(rid);
         await this.snapshotDelay;
-        return json({ seq, orders: [], truncated: false });
+        return json(this.ordersPage(rid, seq, u.searchParams));
       }
       if (what === 'events') {
         const since = u.searchParams.has('since') ? Number(u.searchParams.get('since')) : this.head(rid);

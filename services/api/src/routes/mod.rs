@@ -10,8 +10,10 @@ use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
-pub use orders::{MAX_ITEMS, MAX_QUANTITY, MAX_UNIT_PRICE_CENTS};
-pub use publish::MAX_INVALIDATION_RESOURCES;
+pub use orders::{
+    DEFAULT_PAGE_LIMIT, MAX_ITEMS, MAX_ORDER_TEXT_BYTES, MAX_QUANTITY, MAX_UNIT_PRICE_CENTS,
+};
+pub use publish::{MAX_CUSTOM_DATA_BYTES, MAX_INVALIDATION_RESOURCES};
 pub use requests::MAX_TRANSFER_SESSIONS;
 
 use crate::state::AppState;

@@ -9,7 +9,10 @@ use ordercast_core::order::{Channel, ItemStatus, Order, OrderStatus};
 use ordercast_core::order_scope::OrderScope;
 use ordercast_core::policy::Action;
 use ordercast_core::{ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId};
-use ordercast_store::{IdempotencyKey, NewItem, NewOrder, Outcome, Replay};
+use ordercast_store::{
+    IdempotencyKey, NewItem, NewOrder, OrderCursor, Outcome, Page, Replay, SNAPSHOT_LIMIT,
+    SNAPSHOT_MAX_BYTES,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -28,6 +31,11 @@ pub const MAX_ITEMS: usize = 100;
 pub const MAX_QUANTITY: i64 = 999;
 /// Highest unit price, in cents.
 pub const MAX_UNIT_PRICE_CENTS: i64 = 100_000_000;
+/// Most bytes (UTF-8) of text in one order: its table and notes and every
+/// item's sku, name, station and notes together. Each field has its own
+/// bound too, but 100 items at their bounds would make an order of 40 KB,
+/// copied into every event, snapshot and replay of it.
+pub const MAX_ORDER_TEXT_BYTES: usize = 8 * 1024;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -37,7 +45,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_item_status))
 }
 
-/// A new order.
+/// A new order. Its text (table, notes, and every item's sku, name,
+/// station and notes) totals at most 8 192 bytes of UTF-8.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateOrder {
@@ -96,7 +105,26 @@ impl CreateOrder {
             c.opt_text(format!("items[{i}].station"), item.station.as_deref(), 32);
             c.opt_text(format!("items[{i}].notes"), item.notes.as_deref(), 200);
         }
+        c.check(
+            self.text_bytes() <= MAX_ORDER_TEXT_BYTES,
+            "items",
+            format!(
+                "the order's text (table, notes, and every item's sku, name, station and notes) \
+                 must total at most {MAX_ORDER_TEXT_BYTES} bytes"
+            ),
+        );
         c.finish()
+    }
+
+    /// Bytes of free text in the order (see [`MAX_ORDER_TEXT_BYTES`]).
+    fn text_bytes(&self) -> usize {
+        let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let items: usize = self
+            .items
+            .iter()
+            .map(|i| i.sku.len() + i.name.len() + len(&i.station) + len(&i.notes))
+            .sum();
+        len(&self.table) + len(&self.notes) + items
     }
 
     /// Customers order for their own session; waiters for themselves.
@@ -247,12 +275,21 @@ fn created_headers(
     ]
 }
 
+/// Orders in one page of a list, unless `limit` says otherwise.
+pub const DEFAULT_PAGE_LIMIT: usize = 100;
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     /// `open` (default): orders not yet paid, cancelled or rejected; `all`.
     #[param(inline)]
     state: Option<StateFilter>,
+    /// Most orders in the page: 1 to 1 000, default 100. A page also ends
+    /// before 2 MiB of orders, so it may hold fewer.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// The `next` of the previous page: continue with older orders.
+    after: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -262,18 +299,25 @@ enum StateFilter {
     All,
 }
 
-/// Orders and the seq they reflect, read in one consistent snapshot:
-/// stream from `seq` for no gap and no duplicate.
+/// A page of orders and the seq it reflects, read in one consistent
+/// snapshot. Pages go from the newest orders to the oldest; each lists its
+/// orders oldest first. Stream from the first page's `seq` for no gap and
+/// no duplicate (later pages may already show orders as events after that
+/// seq left them: keep the higher `version`).
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct OrdersPage {
     seq: Seq,
     orders: Vec<Order>,
-    /// More than 1 000 orders matched; only the newest are listed.
+    /// More orders follow: ask for them with `after=<next>`.
     truncated: bool,
+    /// The cursor of the next page (absent on the last page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
-/// The restaurant's orders as one consistent snapshot (filtered to what the
-/// caller may see: customers their session, waiters theirs and unassigned).
+/// A page of the restaurant's orders, read in one consistent snapshot
+/// (filtered to what the caller may see: customers their session, waiters
+/// theirs and unassigned). Walk the pages with `next`.
 #[utoipa::path(get, path = "/v1/restaurants/{rid}/orders", tag = "orders",
     params(("rid" = String, Path, format = Uuid), ListQuery),
     responses((status = 200, body = OrdersPage), (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -285,16 +329,42 @@ async fn list_orders(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<OrdersPage>, HttpError> {
     state.authorize(&caller, rid, Action::ReadOrders).await?;
+    let page = query.page()?;
     let open_only = !matches!(query.state, Some(StateFilter::All));
     let snapshot = state
         .store
-        .visible_orders(rid, &caller.0.viewer(), open_only)
+        .visible_orders(rid, &caller.0.viewer(), open_only, page)
         .await?;
     Ok(Json(OrdersPage {
         seq: snapshot.seq,
         orders: snapshot.orders,
-        truncated: snapshot.truncated,
+        truncated: snapshot.next.is_some(),
+        next: snapshot.next.map(|c| c.to_string()),
     }))
+}
+
+impl ListQuery {
+    /// The page asked for, within its bounds.
+    fn page(&self) -> Result<Page, HttpError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+        if !(1..=SNAPSHOT_LIMIT).contains(&limit) {
+            return Err(HttpError::InvalidParameter(format!(
+                "limit must be between 1 and {SNAPSHOT_LIMIT}"
+            )));
+        }
+        let after = match &self.after {
+            Some(raw) => Some(
+                raw.parse::<OrderCursor>()
+                    .map_err(HttpError::InvalidCursor)?,
+            ),
+            None => None,
+        };
+        Ok(Page {
+            after,
+            limit,
+            max_bytes: SNAPSHOT_MAX_BYTES,
+        })
+    }
 }
 
 /// Loads an order the caller may see; others are "not found".

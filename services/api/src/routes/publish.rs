@@ -20,6 +20,9 @@ use ordercast_http::{HttpError, Problem};
 
 /// Most resources named by one invalidation request.
 pub const MAX_INVALIDATION_RESOURCES: usize = 50;
+/// Most bytes of a custom event's `data` (as compact JSON): every screen of
+/// the audience receives it, and every edge keeps it in its ring.
+pub const MAX_CUSTOM_DATA_BYTES: usize = 8 * 1024;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -180,7 +183,7 @@ pub(crate) struct PublishCustom {
     #[serde(rename = "type")]
     kind: String,
     audience: Audience,
-    /// Any JSON (the whole body is limited to 64 KiB).
+    /// Any JSON, at most 8 192 bytes written compactly.
     #[schema(value_type = Object)]
     data: serde_json::Value,
 }
@@ -207,6 +210,12 @@ async fn publish_custom(
         "must be \"x.<name>\" (lowercase letters, digits, '.', '_', '-'; at most 64 characters)",
     );
     check_audience(&mut c, &body.audience);
+    let size = serde_json::to_vec(&body.data).map_or(usize::MAX, |v| v.len());
+    c.check(
+        size <= MAX_CUSTOM_DATA_BYTES,
+        "data",
+        format!("must be at most {MAX_CUSTOM_DATA_BYTES} bytes of JSON (compact), not {size}"),
+    );
     c.finish()?;
     let draft = EventDraft::new(kind.expect("checked above"), body.audience, body.data);
     publish(&state, rid, draft, &headers).await

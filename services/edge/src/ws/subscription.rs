@@ -8,6 +8,7 @@ use ordercast_core::auth::Principal;
 use ordercast_core::backoff::Backoff;
 use ordercast_core::{Chain, RestaurantId, Seq};
 use ordercast_http::HttpError;
+use ordercast_store::{Page, SNAPSHOT_LIMIT, SNAPSHOT_MAX_BYTES};
 use tokio::sync::mpsc;
 
 use super::protocol::ServerMessage;
@@ -16,6 +17,13 @@ use crate::frame::Frame;
 use crate::regions::Signal;
 use crate::state::EdgeState;
 use crate::subscription::{Next, Subscription};
+
+/// A `sync`'s snapshot: the newest open orders, one page.
+const FIRST_PAGE: Page = Page {
+    after: None,
+    limit: SNAPSHOT_LIMIT,
+    max_bytes: SNAPSHOT_MAX_BYTES,
+};
 
 /// What a subscription task hands the socket task.
 pub(crate) enum Out {
@@ -162,7 +170,8 @@ async fn deliver(mut sub: Subscription, sync: bool, id: u64, tx: &mpsc::Sender<O
 }
 
 /// Open orders the principal may see, as one `snapshot` message, and the
-/// seq it reflects.
+/// seq it reflects: the newest, at most one page of a snapshot
+/// ([`SNAPSHOT_LIMIT`] orders, [`SNAPSHOT_MAX_BYTES`] of JSON).
 async fn snapshot(
     state: &EdgeState,
     principal: &Principal,
@@ -170,14 +179,14 @@ async fn snapshot(
 ) -> Result<(Seq, ServerMessage), HttpError> {
     let snapshot = state
         .store
-        .visible_orders(restaurant, &principal.viewer(), true)
+        .visible_orders(restaurant, &principal.viewer(), true, FIRST_PAGE)
         .await
         .map_err(crate::error::EdgeError::from)?;
     let message = ServerMessage::Snapshot {
         restaurant_id: restaurant,
         seq: snapshot.seq,
         orders: snapshot.orders,
-        truncated: snapshot.truncated,
+        truncated: snapshot.next.is_some(),
     };
     Ok((snapshot.seq, message))
 }

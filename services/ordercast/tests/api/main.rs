@@ -4,6 +4,7 @@
 mod common;
 
 mod access;
+mod amplification;
 mod bad_input;
 mod connections;
 mod events;

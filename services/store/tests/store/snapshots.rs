@@ -5,10 +5,17 @@ use std::collections::BTreeSet;
 
 use ordercast_core::order::OrderStatus;
 use ordercast_core::{OrderId, Role, Seq, Viewer};
-use ordercast_store::NewOrder;
+use ordercast_store::{NewOrder, Page, SNAPSHOT_LIMIT, SNAPSHOT_MAX_BYTES};
 
 use crate::common::{
     advance, create, restaurant, session_id, session_order, simple_order, store, waiter_id,
+};
+
+/// The newest orders, as many as a page may hold.
+const FIRST: Page = Page {
+    after: None,
+    limit: SNAPSHOT_LIMIT,
+    max_bytes: SNAPSHOT_MAX_BYTES,
 };
 
 fn viewer(role: Role, waiter: Option<&str>, session: Option<&str>) -> Viewer {
@@ -42,7 +49,7 @@ async fn every_viewer_lists_exactly_the_orders_whose_events_it_receives() {
         viewer(Role::Customer, None, None),
     ];
     for v in viewers {
-        let listed = store.visible_orders(rid, &v, true).await.unwrap();
+        let listed = store.visible_orders(rid, &v, true, FIRST).await.unwrap();
         let got: BTreeSet<OrderId> = listed.orders.iter().map(|o| o.id).collect();
         let want: BTreeSet<OrderId> = orders
             .iter()
@@ -54,7 +61,7 @@ async fn every_viewer_lists_exactly_the_orders_whose_events_it_receives() {
     }
     assert_eq!(
         store
-            .visible_orders(rid, &viewer(Role::Waiter, Some("w1"), None), true)
+            .visible_orders(rid, &viewer(Role::Waiter, Some("w1"), None), true, FIRST)
             .await
             .unwrap()
             .orders
@@ -73,8 +80,14 @@ async fn an_open_snapshot_leaves_out_finished_orders_and_reflects_their_events()
     advance(&store, rid, rejected.id, OrderStatus::Rejected).await;
     let owner = viewer(Role::Owner, None, None);
 
-    let listed = store.visible_orders(rid, &owner, true).await.unwrap();
-    let all = store.visible_orders(rid, &owner, false).await.unwrap();
+    let listed = store
+        .visible_orders(rid, &owner, true, FIRST)
+        .await
+        .unwrap();
+    let all = store
+        .visible_orders(rid, &owner, false, FIRST)
+        .await
+        .unwrap();
 
     assert_eq!(
         listed.orders.iter().map(|o| o.id).collect::<Vec<_>>(),
