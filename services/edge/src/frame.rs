@@ -40,6 +40,11 @@ struct Head {
 pub struct MalformedEvent(#[from] serde_json::Error);
 
 impl Frame {
+    /// Bytes this frame holds in memory (its three encodings).
+    pub fn size(&self) -> usize {
+        self.json.len() + self.sse.len() + self.ws.len()
+    }
+
     /// A frame from an envelope's JSON exactly as the api published it.
     /// Returns the restaurant it belongs to as well.
     pub fn from_json(json: Bytes) -> Result<(RestaurantId, Frame), MalformedEvent> {

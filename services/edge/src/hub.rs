@@ -41,10 +41,16 @@ const INBOX_BATCHES: usize = 256;
 /// Most events read from PostgreSQL per query when filling or polling.
 const PG_BATCH: i64 = 1_000;
 
-/// Consecutive recent frames, oldest first.
+/// Consecutive recent frames, oldest first, bounded in count and in bytes
+/// (large events would otherwise grow an edge by the ring size times their
+/// size; what falls out is read from Redis or PostgreSQL).
 struct Ring {
     frames: VecDeque<Arc<Frame>>,
     capacity: usize,
+    /// Most bytes of frames held; the newest frame is held whatever its size.
+    max_bytes: usize,
+    /// Bytes of the frames held (see [`Frame::size`]).
+    bytes: usize,
 }
 
 impl Ring {
@@ -79,11 +85,16 @@ impl Ring {
             // A jump PostgreSQL could not fill (expired events): start over
             // so the ring stays consecutive.
             self.frames.clear();
+            self.bytes = 0;
         }
-        if self.frames.len() == self.capacity {
-            self.frames.pop_front();
-        }
+        self.bytes += frame.size();
         self.frames.push_back(frame);
+        while self.frames.len() > self.capacity
+            || (self.bytes > self.max_bytes && self.frames.len() > 1)
+        {
+            let oldest = self.frames.pop_front().expect("more than one frame");
+            self.bytes -= oldest.size();
+        }
     }
 }
 
@@ -106,13 +117,15 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    fn new(restaurant: RestaurantId, ring_size: usize) -> Hub {
+    fn new(restaurant: RestaurantId, ring_size: usize, ring_bytes: usize) -> Hub {
         let (inbox, inbox_rx) = mpsc::channel(INBOX_BATCHES);
         Hub {
             restaurant,
             ring: RwLock::new(Ring {
                 frames: VecDeque::with_capacity(ring_size.min(1_024)),
                 capacity: ring_size.max(1),
+                max_bytes: ring_bytes,
+                bytes: 0,
             }),
             head: watch::channel(Seq::ZERO).0,
             inbox,
@@ -409,6 +422,8 @@ pub(crate) struct HubContext {
     pub metrics: EdgeMetrics,
     /// Recent frames each hub keeps.
     pub ring_size: usize,
+    /// Most bytes of recent frames each hub keeps.
+    pub ring_bytes: usize,
     /// How often a hub polls PostgreSQL while its shard is degraded.
     pub poll_interval: Duration,
     /// The region monitor's view of the peers (none: a single region).
@@ -453,7 +468,11 @@ impl Hubs {
             let member = map.entry(restaurant).or_insert_with(|| {
                 self.ctx.metrics.watched_restaurants.inc();
                 Member {
-                    hub: Arc::new(Hub::new(restaurant, self.ctx.ring_size)),
+                    hub: Arc::new(Hub::new(
+                        restaurant,
+                        self.ctx.ring_size,
+                        self.ctx.ring_bytes,
+                    )),
                     subscribers: 0,
                     following: None,
                 }
@@ -540,24 +559,15 @@ mod tests {
     use super::*;
 
     fn frame(seq: u64) -> Arc<Frame> {
-        let env = Envelope::seal(
-            RestaurantId::new(),
-            Seq(seq),
-            Envelope::now(),
-            None,
-            EventDraft::new(
-                EventType::Notification,
-                Audience::default(),
-                serde_json::json!({}),
-            ),
-        );
-        Arc::new(Frame::from_envelope(&env))
+        large_frame(seq, 0)
     }
 
     fn ring(seqs: impl IntoIterator<Item = u64>, capacity: usize) -> Ring {
         let mut ring = Ring {
             frames: VecDeque::new(),
             capacity,
+            max_bytes: usize::MAX,
+            bytes: 0,
         };
         for s in seqs {
             ring.push(frame(s));
@@ -591,5 +601,56 @@ mod tests {
         let r = ring([1, 2, 3, 7, 8], 10);
         assert_eq!(seqs(r.range(Seq(6), Seq(8), 100)), Some(vec![7, 8]));
         assert_eq!(seqs(r.range(Seq(2), Seq(8), 100)), None);
+    }
+
+    /// A frame whose data holds `bytes` characters of text.
+    fn large_frame(seq: u64, bytes: usize) -> Arc<Frame> {
+        let env = Envelope::seal(
+            RestaurantId::new(),
+            Seq(seq),
+            Envelope::now(),
+            None,
+            EventDraft::new(
+                EventType::Notification,
+                Audience::default(),
+                serde_json::json!({ "text": "x".repeat(bytes) }),
+            ),
+        );
+        Arc::new(Frame::from_envelope(&env))
+    }
+
+    #[test]
+    fn large_events_keep_the_ring_within_its_bytes_and_older_ones_fall_out() {
+        let mut ring = Ring {
+            frames: VecDeque::new(),
+            capacity: 1_000,
+            max_bytes: 1_000_000,
+            bytes: 0,
+        };
+        for seq in 1..=1_000 {
+            ring.push(large_frame(seq, 30_000));
+            let held: usize = ring.frames.iter().map(|f| f.size()).sum();
+            assert_eq!(ring.bytes, held);
+            assert!(held <= 1_000_000, "{held} bytes held after {seq}");
+        }
+        let oldest = ring.frames.front().unwrap().seq;
+        assert!(oldest > Seq(900), "the oldest held is {oldest}");
+        assert_eq!(seqs(ring.range(Seq(1), Seq(1_000), 10)), None);
+        let newest = ring.range(Seq(999), Seq(1_000), 10);
+        assert_eq!(seqs(newest), Some(vec![1_000]));
+    }
+
+    #[test]
+    fn an_event_larger_than_the_budget_is_still_held_alone() {
+        let mut ring = Ring {
+            frames: VecDeque::new(),
+            capacity: 10,
+            max_bytes: 1_000,
+            bytes: 0,
+        };
+        ring.push(large_frame(1, 10));
+        ring.push(large_frame(2, 5_000));
+        assert_eq!(seqs(ring.range(Seq(1), Seq(2), 10)), Some(vec![2]));
+        assert_eq!(seqs(ring.range(Seq(0), Seq(2), 10)), None);
     }
 }

@@ -79,6 +79,7 @@ impl EdgeService {
             readers,
             metrics: metrics.clone(),
             ring_size: settings.ring_size,
+            ring_bytes: settings.ring_bytes,
             poll_interval: settings.degraded_poll_interval,
             regions,
         });

@@ -9,6 +9,9 @@ use std::time::Duration;
 pub struct EdgeSettings {
     /// Recent events each hub keeps in memory. Default 1 000.
     pub ring_size: usize,
+    /// Most bytes of recent events each hub keeps in memory (the newest
+    /// event is kept whatever its size). Default 8 MiB.
+    pub ring_bytes: usize,
     /// Most events read per catch-up step. Default 500.
     pub batch_size: usize,
     /// SSE heartbeat comment interval. Default 15 s.
@@ -29,6 +32,10 @@ pub struct EdgeSettings {
     /// Sustained inbound WebSocket messages per second (close 1008 beyond
     /// twice this burst). Default 20.
     pub ws_rate: u32,
+    /// Bytes of `sync` snapshots one WebSocket may receive, refilled at this
+    /// much a minute; beyond it a `sync` gets a `sync_limited` error.
+    /// Default 16 MiB.
+    pub ws_sync_budget: usize,
     /// Server ping interval; a peer silent for two intervals is cut.
     /// Default 30 s.
     pub ws_ping_interval: Duration,
@@ -56,6 +63,7 @@ impl EdgeSettings {
     /// defaults are these).
     pub const DEFAULT: EdgeSettings = EdgeSettings {
         ring_size: 1_000,
+        ring_bytes: 8 * 1024 * 1024,
         batch_size: 500,
         heartbeat: Duration::from_secs(15),
         sse_retry: Duration::from_secs(2),
@@ -64,6 +72,7 @@ impl EdgeSettings {
         max_subscriptions: 100,
         ws_max_message: 16 * 1024,
         ws_rate: 20,
+        ws_sync_budget: 16 * 1024 * 1024,
         ws_ping_interval: Duration::from_secs(30),
         ws_queue: 256,
         degraded_poll_interval: Duration::from_millis(500),

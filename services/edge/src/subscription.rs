@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use ordercast_core::{RestaurantId, Role, Seq, Viewer};
+use ordercast_core::audience::Scope;
+use ordercast_core::{RestaurantId, Role, Seq, SessionId, Viewer};
 use ordercast_http::HttpError;
 use tokio::sync::watch;
 
@@ -30,6 +31,28 @@ pub(crate) enum Next {
     /// The restaurant's home region went stale or came back. Not an event:
     /// no seq, and the cursor does not move.
     Region(Signal),
+}
+
+/// What one catch-up step read, and where the cursor moves.
+struct Read {
+    frames: Vec<Arc<Frame>>,
+    /// The last seq the step covered.
+    through: Seq,
+    /// Read already narrowed to the viewer's events: empty is not missing.
+    narrowed: bool,
+}
+
+impl Read {
+    /// Consecutive frames of every audience: the step covers up to the
+    /// last of them, or (none at all: expired) up to the head.
+    fn all(frames: Vec<Arc<Frame>>, head: Seq) -> Read {
+        let through = frames.last().map_or(head, |f| f.seq);
+        Read {
+            frames,
+            through,
+            narrowed: false,
+        }
+    }
 }
 
 pub(crate) struct Subscription {
@@ -173,8 +196,8 @@ impl Subscription {
             return Ok(None);
         }
         let max = self.ctx.settings.batch_size;
-        let (frames, source) = match self.hub.ring_range(self.cursor, head, max) {
-            Some(frames) => (frames, Source::Ring),
+        let (read, source) = match self.hub.ring_range(self.cursor, head, max) {
+            Some(frames) => (Read::all(frames, head), Source::Ring),
             None => {
                 if !self.catching_up {
                     // Fell out of the ring while live: a slow consumer.
@@ -185,38 +208,80 @@ impl Subscription {
                         .inc();
                     self.catching_up = true;
                 }
-                // Boxed: these futures are large and rarely alive, and every
-                // idle subscriber's future would otherwise be as big as them.
-                match Box::pin(self.read_redis(max)).await {
-                    Some(frames) => (frames, Source::Redis),
-                    None => (Box::pin(self.read_postgres(max)).await?, Source::Postgres),
-                }
+                Box::pin(self.read_behind(head, max)).await?
             }
         };
-        let last = match frames.last() {
-            Some(f) => f.seq,
-            None => {
-                tracing::warn!(restaurant = %self.restaurant(), cursor = %self.cursor, %head,
-                    "events missing everywhere (expired?); skipping to the head");
-                head
-            }
-        };
+        if read.frames.is_empty() && read.through == head && !read.narrowed {
+            tracing::warn!(restaurant = %self.restaurant(), cursor = %self.cursor, %head,
+                "events missing everywhere (expired?); skipping to the head");
+        }
         if self.catching_up {
             self.ctx
                 .metrics
                 .catchup_events
                 .with_label_values(&[source.as_str()])
-                .inc_by(frames.len() as u64);
+                .inc_by(read.frames.len() as u64);
         }
-        self.cursor = last;
-        if last >= head {
+        self.cursor = read.through;
+        if read.through >= head {
             self.catching_up = false;
         }
-        let frames = frames
+        let frames = read
+            .frames
             .into_iter()
             .filter(|f| self.viewer.may_see(&f.audience))
             .collect();
         Ok(Some(Batch { frames }))
+    }
+
+    /// The events after the cursor that the ring no longer holds. A guest
+    /// sees only its table session's events, so they are read from
+    /// PostgreSQL by session rather than the restaurant's whole history
+    /// from Redis and filtered here: a resume from far behind costs what
+    /// it delivers. Everyone else reads Redis, else PostgreSQL.
+    async fn read_behind(&self, head: Seq, max: usize) -> Result<(Read, Source), EdgeError> {
+        if let Scope::Customer(session) = self.viewer.scope() {
+            let frames = match session {
+                Some(session) => self.read_session(&session, head, max).await?,
+                None => Vec::new(), // sees nothing
+            };
+            let through = match frames.len() < max {
+                true => head,
+                false => frames.last().map_or(head, |f| f.seq),
+            };
+            let read = Read {
+                frames,
+                through,
+                narrowed: true,
+            };
+            return Ok((read, Source::Postgres));
+        }
+        // Boxed: these futures are large and rarely alive, and every idle
+        // subscriber's future would otherwise be as big as them.
+        Ok(match Box::pin(self.read_redis(max)).await {
+            Some(frames) => (Read::all(frames, head), Source::Redis),
+            None => {
+                let frames = Box::pin(self.read_postgres(max)).await?;
+                (Read::all(frames, head), Source::Postgres)
+            }
+        })
+    }
+
+    async fn read_session(
+        &self,
+        session: &SessionId,
+        head: Seq,
+        max: usize,
+    ) -> Result<Vec<Arc<Frame>>, EdgeError> {
+        let events = self
+            .ctx
+            .store
+            .session_events_after(self.restaurant(), session, self.cursor, head, max as i64)
+            .await?;
+        Ok(events
+            .iter()
+            .map(|e| Arc::new(Frame::from_envelope(e)))
+            .collect())
     }
 
     /// `cursor+1 …` from the restaurant's stream, if the stream still holds

@@ -1,11 +1,12 @@
 //! WebSocket: `GET /v1/ws`, many restaurants per socket (docs/protocol.md).
 //!
-//! `protocol` holds the messages, `session` the socket task (reads client
+//! `protocol` holds the messages, `budget` what a socket's `sync`s may cost, `session` the socket task (reads client
 //! messages, writes, pings, ends the session), `subscription` one task per
 //! subscribed restaurant, each feeding the session's bounded queue from its
 //! cursor, so a full queue only pauses this socket's subscriptions and
 //! never the hub.
 
+mod budget;
 mod protocol;
 mod session;
 mod subscription;

@@ -487,6 +487,9 @@ pub struct EdgeArgs {
     /// Recent events each watched restaurant keeps in memory.
     #[arg(long, env = "ORDERCAST_RING_SIZE", default_value_t = EDGE.ring_size)]
     pub ring_size: usize,
+    /// Most bytes of recent events each watched restaurant keeps in memory.
+    #[arg(long, env = "ORDERCAST_RING_BYTES", default_value_t = EDGE.ring_bytes)]
+    pub ring_bytes: usize,
     /// SSE heartbeat comment interval.
     #[arg(long, env = "ORDERCAST_HEARTBEAT", default_value_t = EDGE.heartbeat.into())]
     pub heartbeat: HumanDuration,
@@ -513,6 +516,10 @@ pub struct EdgeArgs {
     /// that (close 1008 beyond).
     #[arg(long, env = "ORDERCAST_WS_RATE", default_value_t = EDGE.ws_rate)]
     pub ws_rate: u32,
+    /// Bytes of `sync` snapshots one WebSocket may receive, refilled at this
+    /// much a minute (a `sync` beyond it gets a `sync_limited` error).
+    #[arg(long, env = "ORDERCAST_WS_SYNC_BUDGET", default_value_t = EDGE.ws_sync_budget)]
+    pub ws_sync_budget: usize,
     /// Server ping interval; peers silent for two intervals are cut.
     #[arg(long, env = "ORDERCAST_WS_PING_INTERVAL", default_value_t = EDGE.ws_ping_interval.into())]
     pub ws_ping_interval: HumanDuration,
@@ -543,6 +550,14 @@ impl EdgeArgs {
             "ORDERCAST_WS_MAX_MESSAGE must be at least 256"
         );
         anyhow::ensure!(self.ws_rate >= 1, "ORDERCAST_WS_RATE must be at least 1");
+        anyhow::ensure!(
+            self.ring_bytes >= 64 * 1024,
+            "ORDERCAST_RING_BYTES must be at least 65536"
+        );
+        anyhow::ensure!(
+            self.ws_sync_budget >= 64 * 1024,
+            "ORDERCAST_WS_SYNC_BUDGET must be at least 65536 (one sync's minimum cost)"
+        );
         for (name, value) in [
             ("ORDERCAST_HEARTBEAT", *self.heartbeat),
             ("ORDERCAST_WS_PING_INTERVAL", *self.ws_ping_interval),
@@ -555,6 +570,7 @@ impl EdgeArgs {
         }
         Ok(EdgeSettings {
             ring_size: self.ring_size,
+            ring_bytes: self.ring_bytes,
             heartbeat: *self.heartbeat,
             sse_retry: *self.sse_retry,
             max_connections_per_principal: NonZeroUsize::new(self.max_connections_per_principal)
@@ -562,6 +578,7 @@ impl EdgeArgs {
             max_subscriptions: self.max_subscriptions,
             ws_max_message: self.ws_max_message,
             ws_rate: self.ws_rate,
+            ws_sync_budget: self.ws_sync_budget,
             ws_ping_interval: *self.ws_ping_interval,
             degraded_poll_interval: *self.degraded_poll_interval,
             drain_window: *self.drain_window,

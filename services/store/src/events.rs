@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use ordercast_core::event::EventDraft;
-use ordercast_core::{Envelope, RestaurantId, Seq};
+use ordercast_core::{Envelope, RestaurantId, Seq, SessionId};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
@@ -131,6 +131,35 @@ impl Store {
         )))
         .bind(restaurant.as_uuid())
         .bind(after.as_i64())
+        .bind(limit.clamp(0, MAX_EVENTS_PER_READ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(EventRow::into_envelope).collect()
+    }
+
+    /// The events of table session `session` (those a customer of it may
+    /// see) with seq in `after+1 ..= upto`, at most `limit` (capped at
+    /// [`MAX_EVENTS_PER_READ`]), in order. A guest resuming from far behind
+    /// reads its few events through the `events_by_session` index instead
+    /// of the restaurant's whole history.
+    pub async fn session_events_after(
+        &self,
+        restaurant: RestaurantId,
+        session: &SessionId,
+        after: Seq,
+        upto: Seq,
+        limit: i64,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE restaurant_id = $1 AND audience->>'session_id' = $2
+               AND seq > $3 AND seq <= $4 AND audience->'roles' ? 'customer'
+             ORDER BY seq LIMIT $5"
+        )))
+        .bind(restaurant.as_uuid())
+        .bind(session.as_str())
+        .bind(after.as_i64())
+        .bind(upto.as_i64())
         .bind(limit.clamp(0, MAX_EVENTS_PER_READ))
         .fetch_all(&self.pool)
         .await?;

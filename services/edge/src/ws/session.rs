@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, Interval, Sleep};
 
+use super::budget::SyncBudget;
 use super::protocol::{ClientMessage, ServerMessage, TOKEN_EXPIRED, close};
 use super::subscription::{self, Out, Request};
 use crate::metrics::{ConnectionGuard, Transport};
@@ -75,6 +76,8 @@ struct Session {
     ping: Interval,
     last_heard: Instant,
     inbound_rate: DefaultDirectRateLimiter,
+    /// What this socket's `sync`s may still cost.
+    sync_budget: SyncBudget,
     /// When the token expires.
     expiry: Pin<Box<Sleep>>,
 }
@@ -134,6 +137,7 @@ impl Session {
             ping: tokio::time::interval_at(Instant::now() + every, every),
             last_heard: Instant::now(),
             inbound_rate: inbound_limiter(settings.ws_rate),
+            sync_budget: SyncBudget::new(settings.ws_sync_budget),
             expiry: Box::pin(tokio::time::sleep(principal.valid_for(SystemTime::now()))),
             tx,
             rx,
@@ -202,6 +206,18 @@ impl Session {
                 true => Step::Write(Message::Text(signal.json().into())),
                 false => Step::Nothing, // unsubscribed meanwhile
             },
+            Out::Snapshot {
+                restaurant,
+                id,
+                message,
+            } => {
+                if self.subs.get(&restaurant).is_none_or(|s| s.id != id) {
+                    return Step::Nothing; // replaced or unsubscribed meanwhile
+                }
+                let json = serde_json::to_string(&message).expect("server messages serialize");
+                self.sync_budget.snapshot_sent(json.len());
+                Step::Write(Message::Text(json.into()))
+            }
             Out::Control(message) => Step::Write(message.frame()),
             Out::Ended { restaurant, id } => {
                 if self.subs.get(&restaurant).is_some_and(|s| s.id == id) {
@@ -259,7 +275,10 @@ impl Session {
                     Some(restaurant_id),
                 )),
             },
-            ClientMessage::Sync { restaurant_id } => self.start(restaurant_id, None, true),
+            ClientMessage::Sync { restaurant_id } => match self.sync_budget.start_sync() {
+                Ok(()) => self.start(restaurant_id, None, true),
+                Err(wait) => Some(sync_limited(restaurant_id, wait)),
+            },
             ClientMessage::Unsubscribe { restaurant_id } => {
                 match self.subs.remove(&restaurant_id) {
                     Some(sub) => {
@@ -355,6 +374,19 @@ impl Session {
         }
         None
     }
+}
+
+/// A `sync` refused because the socket's snapshots spent its budget; its
+/// subscriptions go on.
+fn sync_limited(restaurant: RestaurantId, wait: Duration) -> ServerMessage {
+    ServerMessage::error(
+        "sync_limited",
+        format!(
+            "this connection's snapshots used up its sync budget (ORDERCAST_WS_SYNC_BUDGET); retry in {} s",
+            wait.as_secs() + 1
+        ),
+        Some(restaurant),
+    )
 }
 
 fn not_subscribed(restaurant: RestaurantId) -> ServerMessage {

@@ -39,7 +39,14 @@ pub(crate) enum Out {
         id: u64,
         signal: Signal,
     },
-    /// Any other message (`subscribed`, `snapshot`, `error`, …).
+    /// The `snapshot` of subscription `id` (charged to the socket's sync
+    /// budget when sent).
+    Snapshot {
+        restaurant: RestaurantId,
+        id: u64,
+        message: ServerMessage,
+    },
+    /// Any other message (`subscribed`, `error`, …).
     Control(ServerMessage),
     /// Subscription `id` ended by itself (refused, or failed).
     Ended { restaurant: RestaurantId, id: u64 },
@@ -85,8 +92,13 @@ pub(crate) async fn run(
     }
     let since = match sync {
         true => match snapshot(&state, &principal, restaurant).await {
-            Ok((seq, snapshot)) => {
-                if tx.send(Out::Control(snapshot)).await.is_err() {
+            Ok((seq, message)) => {
+                let snapshot = Out::Snapshot {
+                    restaurant,
+                    id,
+                    message,
+                };
+                if tx.send(snapshot).await.is_err() {
                     return;
                 }
                 Some(seq)
