@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use ordercast::app::Role as ServerRole;
+use ordercast_api::MAX_CUSTOM_DATA_BYTES;
 use ordercast_core::Role;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -11,13 +12,17 @@ use crate::clients::{Resume, Sse, Ws, assert_exactly, poll};
 use crate::common::{Backends, TestApp};
 use ordercast_testkit::eventually;
 
-/// A custom event of about `kb` KiB, to fill socket buffers quickly.
-async fn big_event(app: &TestApp, rid: ordercast_core::RestaurantId, kb: usize) {
+/// Events published per round, about 800 KiB together.
+const ROUND: usize = 100;
+
+/// A custom event about as large as one may be, to fill socket buffers
+/// quickly.
+async fn big_event(app: &TestApp, rid: ordercast_core::RestaurantId) {
     let (status, body) = app
         .post(
             &format!("/v1/restaurants/{rid}/events"),
             &app.token(Role::Owner, rid),
-            json!({"type": "x.load", "audience": {"roles": ["kitchen"]}, "data": {"pad": "x".repeat(kb * 1024)}}),
+            json!({"type": "x.load", "audience": {"roles": ["kitchen"]}, "data": {"pad": "x".repeat(MAX_CUSTOM_DATA_BYTES - 64)}}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -30,6 +35,7 @@ async fn a_client_that_never_reads_delays_no_one_and_is_cut() {
         s.edge.ring_size = 100;
         // The 100 other screens share one kitchen token.
         s.edge.max_connections_per_principal = None;
+        s.api.write_budgets.restaurant = None;
     })
     .await;
     let rid = app.create_restaurant().await;
@@ -58,8 +64,8 @@ async fn a_client_that_never_reads_delays_no_one_and_is_cut() {
             tokio::time::Instant::now() < deadline,
             "the stuck client was never cut"
         );
-        for _ in 0..20 {
-            big_event(&app, rid, 48).await;
+        for _ in 0..ROUND {
+            big_event(&app, rid).await;
             sent += 1;
         }
         // Everyone else is served meanwhile, in full and in order.
@@ -99,8 +105,8 @@ async fn a_websocket_that_never_reads_is_cut_by_the_write_timeout() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while app.metric(cut).await < 1.0 {
         assert!(tokio::time::Instant::now() < deadline, "never cut");
-        for _ in 0..20 {
-            big_event(&app, rid, 48).await;
+        for _ in 0..ROUND {
+            big_event(&app, rid).await;
             sent += 1;
         }
         bystander
