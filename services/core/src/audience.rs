@@ -64,6 +64,7 @@ impl std::str::FromStr for Role {
 pub struct Audience {
     /// Roles the event is meant for. Owners, admins and services see every
     /// event regardless.
+    #[schema(min_items = 1, max_items = 6)]
     pub roles: Vec<Role>,
     /// The customer table session the event belongs to; customers see only
     /// events naming their own session.

@@ -51,6 +51,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateOrder {
     /// Table label, at most 32 characters.
+    #[schema(min_length = 1, max_length = 32)]
     table: Option<String>,
     /// The customer's table session (forced to the token's own for customers).
     session_id: Option<SessionId>,
@@ -58,8 +59,10 @@ pub(crate) struct CreateOrder {
     waiter_id: Option<WaiterId>,
     channel: Channel,
     /// 1 to 100 items.
+    #[schema(min_items = 1, max_items = 100)]
     items: Vec<CreateItem>,
     /// At most 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
     notes: Option<String>,
 }
 
@@ -68,16 +71,22 @@ pub(crate) struct CreateOrder {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateItem {
     /// At most 64 characters.
+    #[schema(min_length = 1, max_length = 64)]
     sku: String,
     /// At most 120 characters.
+    #[schema(min_length = 1, max_length = 120)]
     name: String,
     /// 1 to 999.
+    #[schema(minimum = 1, maximum = 999)]
     quantity: i64,
     /// 0 to 100 000 000.
+    #[schema(minimum = 0, maximum = 100_000_000)]
     unit_price_cents: i64,
     /// Kitchen station (grill, bar…), at most 32 characters.
+    #[schema(min_length = 1, max_length = 32)]
     station: Option<String>,
     /// At most 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     notes: Option<String>,
 }
 
@@ -425,6 +434,7 @@ async fn get_order(
 pub(crate) struct SetOrderStatus {
     status: OrderStatus,
     /// Why (for `cancelled` and `rejected`), at most 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     reason: Option<String>,
 }
 

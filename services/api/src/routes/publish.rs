@@ -55,10 +55,13 @@ pub(crate) struct Notify {
     audience: Audience,
     urgency: Urgency,
     /// 1–120 characters.
+    #[schema(min_length = 1, max_length = 120)]
     title: String,
     /// 1–1000 characters.
+    #[schema(min_length = 1, max_length = 1000)]
     message: String,
     /// Screens show one notification per group, the latest (≤ 64 characters).
+    #[schema(min_length = 1, max_length = 64)]
     group_key: Option<String>,
 }
 
@@ -111,6 +114,7 @@ async fn publish(
 #[serde(deny_unknown_fields)]
 pub(crate) struct Invalidate {
     /// 1–50 resource names (e.g. `menu`, `tables/12`), each ≤ 128 characters.
+    #[schema(min_items = 1, max_items = 50)]
     resources: Vec<String>,
     priority: Priority,
     /// Defaults to every staff role.

@@ -34,10 +34,12 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 pub(crate) struct CreateRequest {
     kind: RequestKind,
     /// Table label, 1–32 characters.
+    #[schema(min_length = 1, max_length = 32)]
     table: String,
     /// Forced to the token's own session for customers.
     session_id: Option<SessionId>,
     /// At most 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     message: Option<String>,
 }
 
@@ -144,6 +146,7 @@ pub(crate) struct TransferBody {
     from_waiter_id: WaiterId,
     to_waiter_id: WaiterId,
     /// Only these sessions (at most 100); all of the waiter's when absent.
+    #[schema(min_items = 1, max_items = 100)]
     session_ids: Option<Vec<SessionId>>,
 }
 

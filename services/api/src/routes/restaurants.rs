@@ -28,6 +28,7 @@ pub(crate) struct CreateRestaurant {
     /// Defaults to a fresh UUIDv7.
     id: Option<RestaurantId>,
     /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// Defaults to the admin token's chain.
     chain_id: Option<ChainId>,

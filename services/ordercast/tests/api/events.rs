@@ -223,3 +223,57 @@ fn collect_refs(value: &Value, refs: &mut Vec<String>) {
         _ => {}
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_declares_the_bounds_requests_are_checked_against() {
+    use ordercast_api::{
+        MAX_INVALIDATION_RESOURCES, MAX_ITEMS, MAX_QUANTITY, MAX_TRANSFER_SESSIONS,
+        MAX_UNIT_PRICE_CENTS,
+    };
+    let app = TestApp::spawn().await;
+    let (_, doc) = app.get("/openapi.json", "").await;
+    let bound = |schema: &str, field: &str, keyword: &str| {
+        let at = format!("/components/schemas/{schema}/properties/{field}/{keyword}");
+        doc.pointer(&at).and_then(Value::as_i64)
+    };
+    let max = |n: usize| Some(n as i64);
+    let cases = [
+        ("CreateOrder", "items", "minItems", Some(1)),
+        ("CreateOrder", "items", "maxItems", max(MAX_ITEMS)),
+        ("CreateOrder", "table", "minLength", Some(1)),
+        ("CreateItem", "name", "minLength", Some(1)),
+        ("CreateItem", "name", "maxLength", Some(120)),
+        ("CreateItem", "quantity", "minimum", Some(1)),
+        ("CreateItem", "quantity", "maximum", Some(MAX_QUANTITY)),
+        (
+            "CreateItem",
+            "unit_price_cents",
+            "maximum",
+            Some(MAX_UNIT_PRICE_CENTS),
+        ),
+        ("CreateRequest", "table", "minLength", Some(1)),
+        (
+            "TransferBody",
+            "session_ids",
+            "maxItems",
+            max(MAX_TRANSFER_SESSIONS),
+        ),
+        ("Invalidate", "resources", "minItems", Some(1)),
+        (
+            "Invalidate",
+            "resources",
+            "maxItems",
+            max(MAX_INVALIDATION_RESOURCES),
+        ),
+        ("Notify", "title", "minLength", Some(1)),
+        ("Audience", "roles", "minItems", Some(1)),
+        ("CreateRestaurant", "name", "minLength", Some(1)),
+    ];
+    for (schema, field, keyword, expected) in cases {
+        assert_eq!(
+            bound(schema, field, keyword),
+            expected,
+            "{schema}.{field} {keyword}"
+        );
+    }
+}
