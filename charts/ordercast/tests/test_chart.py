@@ -252,19 +252,62 @@ class Renders(unittest.TestCase):
         _, c = container(render(preStopSleepSeconds=0), "edge")
         self.assertNotIn("lifecycle", c)
 
-    def test_the_ingress_sends_streams_to_the_edges_hashed_on_the_path(self):
+    def test_websockets_are_spread_over_the_edges_and_streams_hashed_apart(self):
+        """Every WebSocket opens /v1/ws: a hash of the path would send them
+        all to one edge. ingress-nginx balances per Service and port (one
+        upstream each), so the Ingress of /v1/ws must neither hash nor share
+        its Service with an Ingress that does."""
         m = render(**{"ingress.enabled": True, "ingress.host": "oc.example.com"})
-        edge = m["Ingress/oc-ordercast-edge"]
-        self.assertEqual(
-            edge["metadata"]["annotations"]["nginx.ingress.kubernetes.io/upstream-hash-by"], "$uri"
-        )
-        paths = {p["path"]: p["backend"]["service"]["name"] for p in edge["spec"]["rules"][0]["http"]["paths"]}
-        self.assertEqual(paths["/v1/restaurants/[^/]+/(stream|events)$"], "oc-ordercast-edge")
-        self.assertEqual(paths["/v1/ws"], "oc-ordercast-edge")
-        api = m["Ingress/oc-ordercast-api"]
-        self.assertNotIn("annotations", api["metadata"])
-        self.assertEqual(api["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"], "oc-ordercast-api")
-        self.assertNotIn("Ingress/oc-ordercast-edge", render())
+        ingresses = [d for k, d in m.items() if k.startswith("Ingress/")]
+        routes = {}  # path -> (service, annotations of its Ingress)
+        for ing in ingresses:
+            self.assertEqual(ing["spec"]["rules"][0]["host"], "oc.example.com")
+            for p in ing["spec"]["rules"][0]["http"]["paths"]:
+                routes[p["path"]] = (p["backend"]["service"]["name"], ing["metadata"].get("annotations", {}))
+        hashing = lambda annotations: {k: v for k, v in annotations.items() if "hash" in k}
+        hashed_services = {svc for svc, annotations in routes.values() if hashing(annotations)}
+        ws, ws_annotations = routes["/v1/ws"]
+        self.assertEqual(hashing(ws_annotations), {}, "the WebSocket Ingress hashes")
+        self.assertNotIn(ws, hashed_services, "/v1/ws shares its Service (upstream) with a hashed Ingress")
+        stream, stream_annotations = routes["/v1/restaurants/[^/]+/(stream|events)$"]
+        self.assertEqual(hashing(stream_annotations), {"nginx.ingress.kubernetes.io/upstream-hash-by": "$uri"})
+        self.assertEqual(stream_annotations["nginx.ingress.kubernetes.io/proxy-buffering"], "off")
+        self.assertEqual(ws_annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"], "3600")
+        edge_pods = m["Deployment/oc-ordercast-edge"]["spec"]["template"]["metadata"]["labels"]
+        for path, service in (("/v1/ws", ws), ("stream", stream), ("/client/", routes["/client/"][0])):
+            selector = m[f"Service/{service}"]["spec"]["selector"]
+            self.assertLessEqual(selector.items(), edge_pods.items(), path)
+            self.assertEqual(selector["app.kubernetes.io/component"], "edge", path)
+        self.assertEqual(routes["/"][0], "oc-ordercast-api")
+        self.assertEqual(hashing(routes["/"][1]), {})
+        self.assertFalse([k for k in render() if k.startswith("Ingress/") or k.endswith("-edge-streams")])
+
+    def test_a_gateway_api_route_sends_the_streams_to_the_edges_without_hashing(self):
+        self.assertFalse([k for k in render() if k.startswith("HTTPRoute/")])
+        code, out = helm("template", "oc", values={**REQUIRED, "httpRoute.enabled": True})
+        self.assertNotEqual(code, 0)
+        self.assertIn("httpRoute.parentRefs is required", out)
+        gateway = values_file({"httpRoute": {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gw"}]}})
+        m = render(files=[gateway])
+        route = m["HTTPRoute/oc-ordercast"]
+        self.assertEqual(route["apiVersion"], "gateway.networking.k8s.io/v1")
+        self.assertEqual(route["spec"]["parentRefs"], [{"name": "public", "namespace": "gw"}])
+        self.assertEqual(route["spec"]["hostnames"], ["ordercast.example.com"])
+        by_path = {}
+        for rule in route["spec"]["rules"]:
+            self.assertNotIn("sessionPersistence", rule)
+            (backend,) = rule["backendRefs"]
+            service = m[f"Service/{backend['name']}"]
+            self.assertIn(backend["port"], [p["port"] for p in service["spec"]["ports"]])
+            for match in rule["matches"]:
+                by_path[match["path"]["value"]] = (backend["name"], rule)
+        self.assertEqual(by_path["/v1/ws"][0], "oc-ordercast-edge")
+        self.assertEqual(by_path["^/v1/restaurants/[^/]+/(stream|events)$"][0], "oc-ordercast-edge")
+        self.assertEqual(by_path["/v1/ws"][1]["timeouts"], {"request": "0s"})
+        self.assertEqual(by_path["/"][0], "oc-ordercast-api")
+        self.assertNotIn("timeouts", by_path["/"][1])
+        code, out = helm("lint", "--strict", values=REQUIRED, files=[gateway])
+        self.assertEqual(code, 0, out)
 
     def test_autoscaling_leaves_replicas_to_the_autoscaler(self):
         m = render(**{"edge.autoscaling.enabled": True})
