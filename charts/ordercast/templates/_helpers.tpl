@@ -189,10 +189,6 @@ without peers. */}}
 - name: ORDERCAST_REDIS_CA_FILE
   value: /etc/ordercast/ca/ca.crt
 {{- end }}
-{{- range $name, $value := .Values.env }}
-- name: {{ $name }}
-  value: {{ $value | quote }}
-{{- end }}
 {{- end -}}
 
 {{/* Files from Secrets: the JWT public key (jwt.kind publicKey) and the
@@ -233,13 +229,42 @@ volumes:
 {{- end -}}
 {{- end -}}
 
-{{/* A duration setting ("30s", "2m", "1h" or "500ms") in whole seconds, rounded up. */}}
+{{/* A duration setting in whole seconds, rounded up: one or more of a
+whole number and a unit ms, s, m or h, as the binary reads it (humantime):
+"30s", "1m30s", "2h", "1500ms". */}}
 {{- define "ordercast.seconds" -}}
 {{- $d := toString . -}}
-{{- if hasSuffix "ms" $d -}}{{ div (add (trimSuffix "ms" $d | int) 999) 1000 }}
-{{- else if hasSuffix "s" $d -}}{{ trimSuffix "s" $d | int }}
-{{- else if hasSuffix "m" $d -}}{{ mul (trimSuffix "m" $d | int) 60 }}
-{{- else if hasSuffix "h" $d -}}{{ mul (trimSuffix "h" $d | int) 3600 }}
-{{- else -}}{{ fail (printf "%q: a duration is a whole number of ms, s, m or h" $d) }}
+{{- if not (regexMatch "^([0-9]+(ms|s|m|h))+$" $d) -}}
+{{- fail (printf "%q: a duration is one or more of a whole number and a unit ms, s, m or h, e.g. 30s, 1m30s, 500ms" $d) -}}
 {{- end -}}
+{{- $ms := 0 -}}
+{{- range $part := regexFindAll "[0-9]+(ms|s|m|h)" $d -1 -}}
+{{- $unit := regexFind "(ms|s|m|h)$" $part -}}
+{{- $n := trimSuffix $unit $part | int64 -}}
+{{- $ms = add $ms (mul $n (get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit)) -}}
+{{- end -}}
+{{- div (add $ms 999) 1000 -}}
+{{- end -}}
+
+{{/* The ServiceAccount the pods run as. */}}
+{{- define "ordercast.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{ .Values.serviceAccount.name | default (include "ordercast.fullname" .) }}
+{{- else -}}
+{{ .Values.serviceAccount.name | default "default" }}
+{{- end -}}
+{{- end -}}
+
+{{/* The operators' `env` of a process: (dict "root" $ "role" "edge") is
+env with edge.env over it, name by name; role "" is env alone (migrate). */}}
+{{- define "ordercast.extraEnv" -}}
+{{- $values := .root.Values -}}
+{{- $env := merge (dict) ($values.env | default dict) -}}
+{{- if .role -}}
+{{- $env = merge (dict) ((index $values .role).env | default dict) $env -}}
+{{- end -}}
+{{- range $name := keys $env | sortAlpha }}
+- name: {{ $name }}
+  value: {{ index $env $name | quote }}
+{{- end }}
 {{- end -}}

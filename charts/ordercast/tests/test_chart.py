@@ -9,7 +9,9 @@ Run by scripts/chart.sh (`make chart`, and `make test`), which provides:
 
 import atexit
 import json
+import math
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -129,10 +131,13 @@ REGION_ALERTS = {
 
 
 def seconds(duration):
-    for suffix, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
-        if duration.endswith(suffix):
-            return float(duration[: -len(suffix)]) * factor
-    raise ValueError(duration)
+    """A duration as the binary reads it (humantime), for the units the
+    chart takes: "1m30s" is 90."""
+    parts = re.findall(r"([0-9]+)(ms|s|m|h)", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(duration)
+    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(int(n) * factor[u] for n, u in parts)
 
 
 class Renders(unittest.TestCase):
@@ -251,6 +256,79 @@ class Renders(unittest.TestCase):
             self.assertGreater(spec["terminationGracePeriodSeconds"], grace + 7)
         _, c = container(render(preStopSleepSeconds=0), "edge")
         self.assertNotIn("lifecycle", c)
+
+    def test_termination_grace_reads_durations_as_the_binary_does(self):
+        for duration in ("45s", "1m30s", "90s", "2m", "1h", "1h2m3s", "1500ms", "500ms", "1m0s"):
+            m = render(shutdownGrace=duration, preStopSleepSeconds=0, terminationGraceSlackSeconds=0)
+            for role in ("api", "edge"):
+                spec, c = container(m, role)
+                self.assertEqual(env_of(c)["ORDERCAST_SHUTDOWN_GRACE"]["value"], duration)
+                self.assertEqual(spec["terminationGracePeriodSeconds"], math.ceil(seconds(duration)), duration)
+        for duration in ("30", "1m30", "1.5m", "-1s", "1d", "s", "1 m"):
+            code, out = helm("template", "oc", values={**REQUIRED, "shutdownGrace": duration})
+            self.assertNotEqual(code, 0, duration)
+            self.assertIn("a duration is", out)
+
+    def test_the_admin_port_is_on_cluster_ip_services_only(self):
+        m = render(**{"service.type": "LoadBalancer", "serviceMonitor.enabled": True})
+        edge_pods = m["Deployment/oc-ordercast-edge"]["spec"]["template"]["metadata"]["labels"]
+        services = {k: d for k, d in m.items() if k.startswith("Service/")}
+        for name, svc in services.items():
+            ports = {p["name"]: p for p in svc["spec"]["ports"]}
+            if svc["spec"].get("type") == "LoadBalancer":
+                self.assertNotIn("admin", ports, name)
+                self.assertNotIn(9090, [p["port"] for p in ports.values()], name)
+        for role in ("api", "edge"):
+            self.assertEqual(services[f"Service/oc-ordercast-{role}"]["spec"]["type"], "LoadBalancer")
+            admin = services[f"Service/oc-ordercast-{role}-admin"]
+            self.assertEqual(admin["spec"]["type"], "ClusterIP")
+            self.assertEqual(admin["spec"]["ports"], [{"name": "admin", "port": 9090, "targetPort": "admin", "protocol": "TCP"}])
+            self.assertEqual(admin["spec"]["selector"]["app.kubernetes.io/component"], role)
+        self.assertLessEqual(services["Service/oc-ordercast-edge-admin"]["spec"]["selector"].items(), edge_pods.items())
+        # The ServiceMonitor selects the admin Services and nothing else.
+        wanted = m["ServiceMonitor/oc-ordercast"]["spec"]["selector"]["matchLabels"].items()
+        selected = {name for name, svc in services.items() if wanted <= svc["metadata"]["labels"].items()}
+        self.assertEqual(selected, {"Service/oc-ordercast-api-admin", "Service/oc-ordercast-edge-admin"})
+
+    def test_pods_run_as_an_account_of_their_own_without_a_token(self):
+        m = render(files=[regions()])
+        account = m["ServiceAccount/oc-ordercast"]
+        self.assertIs(account["automountServiceAccountToken"], False)
+        pods = [container(m, role)[0] for role in ("api", "edge")]
+        pods.append(m["Job/oc-ordercast-migrate"]["spec"]["template"]["spec"])
+        for pod in pods:
+            self.assertEqual(pod["serviceAccountName"], "oc-ordercast")
+            self.assertIs(pod["automountServiceAccountToken"], False)
+        m = render(**{"serviceAccount.create": False, "serviceAccount.name": "ops"})
+        self.assertNotIn("ServiceAccount", {k.split("/")[0] for k in m})
+        spec, _ = container(m, "edge")
+        self.assertEqual((spec["serviceAccountName"], spec["automountServiceAccountToken"]), ("ops", False))
+
+    def test_pods_spread_over_zones_and_nodes_by_default(self):
+        m = render()
+        for role in ("api", "edge"):
+            spec, _ = container(m, role)
+            pods = m[f"Deployment/oc-ordercast-{role}"]["spec"]["template"]["metadata"]["labels"]
+            spread = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
+            self.assertEqual(set(spread), {"topology.kubernetes.io/zone", "kubernetes.io/hostname"})
+            for c in spread.values():
+                self.assertEqual((c["maxSkew"], c["whenUnsatisfiable"]), (1, "ScheduleAnyway"))
+                self.assertEqual(c["labelSelector"]["matchLabels"]["app.kubernetes.io/component"], role)
+                self.assertLessEqual(c["labelSelector"]["matchLabels"].items(), pods.items())
+        mine = [{"maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule"}]
+        m = render(files=[values_file({"edge": {"topologySpreadConstraints": mine}, "api": {"topologySpreadConstraints": []}})])
+        self.assertEqual(container(m, "edge")[0]["topologySpreadConstraints"], mine)
+        self.assertNotIn("topologySpreadConstraints", container(m, "api")[0])
+
+    def test_a_roles_env_overrides_the_global_env_by_name(self):
+        m = render(**{"env.RUST_LOG": "info", "env.OTEL_SERVICE_NAME": "oc", "edge.env.RUST_LOG": "debug"})
+        for what, c in processes(m):
+            names = env_names(c)
+            self.assertEqual(len(names), len(set(names)), f"{what}: a variable set twice: {names}")
+        expected = {"api": "info", "edge": "debug", "api init migrate": "info", "edge init migrate": "info"}
+        for what, c in processes(m):
+            self.assertEqual(env_of(c)["RUST_LOG"]["value"], expected[what], what)
+            self.assertEqual(env_of(c)["OTEL_SERVICE_NAME"]["value"], "oc", what)
 
     def test_websockets_are_spread_over_the_edges_and_streams_hashed_apart(self):
         """Every WebSocket opens /v1/ws: a hash of the path would send them
@@ -587,7 +665,8 @@ class RunsWithWhatItRenders(unittest.TestCase):
     def test_both_roles_become_ready_with_the_rendered_settings(self):
         database = os.environ["ORDERCAST_TEST_DATABASE_URL"]
         redis = os.environ["ORDERCAST_TEST_REDIS_URL"]
-        m = render(**{"database.url": database, "redis.url": redis})
+        # A compound duration, which the binary must accept as rendered.
+        m = render(**{"database.url": database, "redis.url": redis, "shutdownGrace": "1m30s"})
         for role in ("api", "edge"):
             spec, c = container(m, role)
             env = self.env_of(m, c)
