@@ -257,6 +257,21 @@ class Renders(unittest.TestCase):
         _, c = container(render(preStopSleepSeconds=0), "edge")
         self.assertNotIn("lifecycle", c)
 
+    def test_misspelt_or_mistyped_values_are_refused_by_the_schema(self):
+        for key, value, reason in (
+            ("edge.autoscalling.enabled", True, "autoscalling"),
+            ("prometheusRules.enabled", True, "prometheusRules"),
+            ("api.pdb.enable", True, "enable"),
+            ("ingress.edgeAnotations.x", "y", "edgeAnotations"),
+            ("edge.maxConnections", "lots", "maxConnections"),
+            ("service.type", "Public", "service.type"),
+        ):
+            for command in (("template", "oc"), ("lint", "--strict")):
+                code, out = helm(*command, values={**REQUIRED, key: value})
+                self.assertNotEqual(code, 0, f"helm {command[0]} took {key}={value}")
+                self.assertIn("values don't meet the specifications of the schema", out, key)
+                self.assertIn(reason, out, key)
+
     def test_termination_grace_reads_durations_as_the_binary_does(self):
         for duration in ("45s", "1m30s", "90s", "2m", "1h", "1h2m3s", "1500ms", "500ms", "1m0s"):
             m = render(shutdownGrace=duration, preStopSleepSeconds=0, terminationGraceSlackSeconds=0)
