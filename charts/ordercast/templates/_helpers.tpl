@@ -268,3 +268,9 @@ env with edge.env over it, name by name; role "" is env alone (migrate). */}}
   value: {{ index $env $name | quote }}
 {{- end }}
 {{- end -}}
+
+{{/* An alert's runbook: its entry in docs/operations.md, "Alerts"
+((dict "root" $ "alert" "OrdercastRedisDegraded")). */}}
+{{- define "ordercast.runbook" -}}
+{{ .root.Values.prometheusRule.runbookBaseUrl | default "docs/operations.md" }}#{{ lower .alert }}
+{{- end -}}

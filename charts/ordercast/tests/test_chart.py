@@ -3,6 +3,7 @@ with the configuration it renders.
 
 Run by scripts/chart.sh (`make chart`, and `make test`), which provides:
   HELM           the helm binary
+  PROMTOOL       Prometheus's promtool (Debian's `prometheus` package)
   ORDERCAST_BIN  the ordercast binary
   ORDERCAST_TEST_DATABASE_URL, ORDERCAST_TEST_REDIS_URL  servers to run it on
 """
@@ -24,6 +25,8 @@ import yaml
 
 CHART = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELM = os.environ.get("HELM", "helm")
+PROMTOOL = os.environ.get("PROMTOOL", "promtool")
+DOCS = os.path.join(os.path.dirname(os.path.dirname(CHART)), "docs")
 BIN = os.environ.get("ORDERCAST_BIN", "target/debug/ordercast")
 SECRET = "chart-test-secret-0123456789-0123456789"
 REQUIRED = {
@@ -122,6 +125,16 @@ def alerts(m):
     return {r["alert"]: r for r in m["PrometheusRule/oc-ordercast"]["spec"]["groups"][0]["rules"]}
 
 
+ALERTS = {
+    "OrdercastUndeliveredOrders",
+    "OrdercastPostgresUnavailable",
+    "OrdercastRedisDegraded",
+    "OrdercastOutboxBacklogGrowing",
+    "OrdercastLiveDeliveryLatencyHigh",
+    "OrdercastConnectionsNearCap",
+    "OrdercastSlowConsumersDisconnected",
+    "OrdercastRedisPublishFailing",
+}
 REGION_ALERTS = {
     "OrdercastRegionStale",
     "OrdercastReplicationBacklog",
@@ -412,13 +425,11 @@ class Renders(unittest.TestCase):
         self.assertNotIn("PrometheusRule/oc-ordercast", render())
         m = render(**{"prometheusRule.enabled": True, "api.undeliveredAfter": "45s"})
         rules = {r["alert"]: r for r in m["PrometheusRule/oc-ordercast"]["spec"]["groups"][0]["rules"]}
-        self.assertEqual(
-            set(rules), {"OrdercastUndeliveredOrders", "OrdercastPostgresUnavailable", "OrdercastRedisDegraded"}
-        )
+        self.assertEqual(set(rules), ALERTS)
         self.assertIn('kind="unavailable"', rules["OrdercastPostgresUnavailable"]["expr"])
         self.assertIn("ordercast_degraded_shards", rules["OrdercastRedisDegraded"]["expr"])
         rule = rules["OrdercastUndeliveredOrders"]
-        self.assertIn("max(ordercast_undelivered_events", rule["expr"])
+        self.assertIn("max by (namespace, job) (ordercast_undelivered_events", rule["expr"])
         self.assertIn("{{ $value }}", rule["annotations"]["description"])
         _, c = container(m, "api")
         self.assertEqual({e["name"]: e.get("value") for e in c["env"]}["ORDERCAST_UNDELIVERED_AFTER"], "45s")
@@ -492,23 +503,20 @@ class Renders(unittest.TestCase):
         self.assertNotIn("Job/oc-ordercast-migrate", m)
 
     def test_the_region_alerts_appear_only_with_peers(self):
-        self.assertEqual(
-            set(alerts(render(**{"prometheusRule.enabled": True}))),
-            {"OrdercastUndeliveredOrders", "OrdercastPostgresUnavailable", "OrdercastRedisDegraded"},
-        )
+        self.assertEqual(set(alerts(render(**{"prometheusRule.enabled": True}))), ALERTS)
         rules = alerts(render(files=[regions()], **{"prometheusRule.enabled": True}))
         self.assertLessEqual(REGION_ALERTS, set(rules))
         ns = 'namespace="default"'
-        self.assertEqual(rules["OrdercastRegionStale"]["expr"], f"max by (region) (ordercast_region_stale{{{ns}}}) == 1")
+        self.assertEqual(rules["OrdercastRegionStale"]["expr"], f"max by (namespace, job, region) (ordercast_region_stale{{{ns}}}) == 1")
         self.assertEqual(rules["OrdercastRegionStale"]["for"], "2m")
         self.assertEqual(
             rules["OrdercastReplicationBacklog"]["expr"],
-            f"max by (region) (ordercast_replication_backlog_bytes{{{ns}}}) > 1073741824",
+            f"max by (namespace, job, region) (ordercast_replication_backlog_bytes{{{ns}}}) > 1073741824",
         )
         self.assertEqual(rules["OrdercastReplicationBacklog"]["for"], "10m")
         self.assertEqual(
             rules["OrdercastReplicationNotStreaming"]["expr"],
-            f"max by (region) (ordercast_replication_streaming{{{ns}}}) == 0",
+            f"max by (namespace, job, region) (ordercast_replication_streaming{{{ns}}}) == 0",
         )
         self.assertEqual(rules["OrdercastReplicationNotStreaming"]["for"], "5m")
         failing = rules["OrdercastForwardedWritesFailing"]
@@ -531,6 +539,47 @@ class Renders(unittest.TestCase):
         )
         self.assertLessEqual(REGION_ALERTS, set(rules))
         self.assertTrue(rules["OrdercastReplicationBacklog"]["expr"].endswith(" > 536870912"))
+
+    def test_every_alert_passes_promtool_and_its_unit_test(self):
+        """promtool check rules on the rendered groups (expressions and
+        annotation templates), then tests/alerts.test.yaml with promtool
+        test rules: each alert fires on its condition with namespace, job
+        and its own labels kept, and not without it."""
+        rules = alerts(render(files=[regions()], **{"prometheusRule.enabled": True}))
+        self.assertEqual(set(rules), ALERTS | REGION_ALERTS)
+        with open(os.path.join(CHART, "tests", "alerts.test.yaml")) as f:
+            tests = yaml.safe_load(f)
+        tested = {t["alertname"] for case in tests["tests"] for t in case["alert_rule_test"] if t["exp_alerts"]}
+        self.assertEqual(tested, set(rules), "every alert has a unit test in which it fires")
+        with tempfile.TemporaryDirectory() as tmp:
+            full = os.path.join(tmp, "full.yml")
+            with open(full, "w") as f:
+                yaml.safe_dump({"groups": [{"name": "ordercast", "rules": list(rules.values())}]}, f)
+            run = subprocess.run([PROMTOOL, "check", "rules", full], capture_output=True, text=True)
+            self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+            # The unit tests compare runbook_url only (alerts.test.yaml).
+            short = [{**r, "annotations": {"runbook_url": r["annotations"]["runbook_url"]}} for r in rules.values()]
+            with open(os.path.join(tmp, "rules.yml"), "w") as f:
+                yaml.safe_dump({"groups": [{"name": "ordercast", "rules": short}]}, f)
+            with open(os.path.join(tmp, "alerts.test.yaml"), "w") as f:
+                yaml.safe_dump(tests, f)
+            run = subprocess.run(
+                [PROMTOOL, "test", "rules", "alerts.test.yaml"], cwd=tmp, capture_output=True, text=True
+            )
+            self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+
+    def test_every_alert_has_a_runbook_in_the_operations_guide(self):
+        with open(os.path.join(DOCS, "operations.md")) as f:
+            headings = {line[4:].strip() for line in f if line.startswith("### ")}
+        rules = alerts(render(files=[regions()], **{"prometheusRule.enabled": True}))
+        for name, rule in rules.items():
+            self.assertEqual(rule["annotations"]["runbook_url"], f"docs/operations.md#{name.lower()}")
+            self.assertIn(name, headings, f"docs/operations.md has no ### {name}")
+            self.assertTrue(rule["annotations"]["summary"] and rule["annotations"]["description"], name)
+            self.assertIn("namespace, job", rule["expr"], f"{name} aggregates namespace or job away")
+        base = "https://git.example.com/oc/blob/main/docs/operations.md"
+        rules = alerts(render(**{"prometheusRule.enabled": True, "prometheusRule.runbookBaseUrl": base}))
+        self.assertEqual(rules["OrdercastRedisDegraded"]["annotations"]["runbook_url"], f"{base}#ordercastredisdegraded")
 
     def test_with_peers_a_job_migrates_after_every_install_and_upgrade(self):
         self.assertNotIn("Job/oc-ordercast-migrate", render())
