@@ -437,6 +437,30 @@ class Renders(unittest.TestCase):
         self.assertEqual(m["HorizontalPodAutoscaler/oc-ordercast-edge"]["spec"]["maxReplicas"], 10)
         self.assertNotIn("HorizontalPodAutoscaler/oc-ordercast-api", m)
 
+    def test_edges_scale_on_connections_per_pod_and_down_slowly(self):
+        m = render(**{"edge.autoscaling.enabled": True, "api.autoscaling.enabled": True})
+        edge = m["HorizontalPodAutoscaler/oc-ordercast-edge"]["spec"]
+        metrics = {x["type"]: x for x in edge["metrics"]}
+        self.assertEqual(metrics["Pods"]["pods"]["metric"], {"name": "ordercast_connections"})
+        self.assertEqual(metrics["Pods"]["pods"]["target"], {"type": "AverageValue", "averageValue": "10000"})
+        self.assertEqual(metrics["Resource"]["resource"]["name"], "cpu")
+        down = edge["behavior"]["scaleDown"]
+        self.assertGreaterEqual(down["stabilizationWindowSeconds"], 300)
+        self.assertEqual(down["policies"], [{"type": "Pods", "value": 1, "periodSeconds": 300}])
+        api = m["HorizontalPodAutoscaler/oc-ordercast-api"]["spec"]
+        self.assertEqual([x["type"] for x in api["metrics"]], ["Resource"])
+        self.assertEqual(api["metrics"][0]["resource"]["target"], {"type": "Utilization", "averageUtilization": 70})
+        self.assertNotIn("behavior", api)
+        # Connections alone.
+        m = render(files=[values_file({"edge": {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None,
+                                                                  "targetConnectionsPerPod": 5000}}})])
+        metrics = m["HorizontalPodAutoscaler/oc-ordercast-edge"]["spec"]["metrics"]
+        self.assertEqual([(x["type"], x["pods"]["target"]["averageValue"]) for x in metrics], [("Pods", "5000")])
+        code, out = helm("template", "oc", values={**REQUIRED, "api.autoscaling.enabled": True,
+                                                   "api.autoscaling.targetCPUUtilizationPercentage": 0})
+        self.assertNotEqual(code, 0)
+        self.assertIn("api.autoscaling is enabled without a target", out)
+
     def test_the_alerts_watch_undelivered_events_postgres_and_redis(self):
         self.assertNotIn("PrometheusRule/oc-ordercast", render())
         m = render(**{"prometheusRule.enabled": True, "api.undeliveredAfter": "45s"})
