@@ -45,7 +45,7 @@ loadtest-freeze: ## The default scenario with Redis frozen (SIGSTOP) for 15 s, t
 loadtest-regions: ## Regions load test with a partition, a Redis and the apis of one region killed; see docs/loadtest.md
 	bash scripts/loadtest-regions.sh $(ARGS)
 
-chart: ## Lint the Helm chart (charts/ordercast) and run its tests; helm comes from PyPI
+chart: ## Lint the Helm chart (charts/ordercast) and run its tests; helm comes from PyPI, promtool from Debian
 	bash scripts/chart.sh
 
 fmt: ## Format the code

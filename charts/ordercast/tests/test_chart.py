@@ -24,6 +24,7 @@ import unittest
 import urllib.error
 import urllib.request
 
+import kubernetes_validate
 import yaml
 
 CHART = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -177,6 +178,47 @@ class Renders(unittest.TestCase):
     def test_lint_is_clean(self):
         code, out = helm("lint", "--strict")
         self.assertEqual(code, 0, out)
+
+    def test_lint_is_clean_with_every_optional_object(self):
+        everything = values_file(
+            {
+                "ingress": {"enabled": True},
+                "httpRoute": {"enabled": True, "parentRefs": [{"name": "public"}]},
+                "serviceMonitor": {"enabled": True},
+                "prometheusRule": {"enabled": True},
+                "grafanaDashboard": {"enabled": True},
+                "api": {"autoscaling": {"enabled": True}},
+                "edge": {"autoscaling": {"enabled": True}},
+                "admin": {"token": "an-admin-token-of-the-operators"},
+                "tls": {"caSecret": "db-ca"},
+            }
+        )
+        code, out = helm("lint", "--strict", files=[everything, regions()])
+        self.assertEqual(code, 0, out)
+        m = render(files=[everything, regions()])
+        kinds = {name.split("/")[0] for name in m}
+        self.assertLessEqual(
+            {"Ingress", "HTTPRoute", "ServiceMonitor", "PrometheusRule", "ConfigMap", "HorizontalPodAutoscaler",
+             "ServiceAccount", "Pod", "Job"},
+            kinds,
+        )
+        # Every Kubernetes object against the API's schemas of the oldest
+        # Kubernetes the chart takes (Chart.yaml's kubeVersion) and a
+        # recent one, unknown fields refused; the CRDs' kinds have none there.
+        crds = {"HTTPRoute", "ServiceMonitor", "PrometheusRule"}
+        for version in ("1.30.0", "1.33.0"):
+            validated = set()
+            for name, manifest in m.items():
+                if manifest["kind"] in crds:
+                    continue
+                try:
+                    kubernetes_validate.validate(manifest, version, strict=True)
+                except kubernetes_validate.ValidationError as e:
+                    self.fail(f"{name} is not valid on Kubernetes {version}: {e}")
+                validated.add(manifest["kind"])
+            self.assertLessEqual(
+                {"Deployment", "Service", "Ingress", "HorizontalPodAutoscaler", "ServiceAccount", "Pod", "Job"}, validated
+            )
 
     def test_missing_or_weak_settings_are_refused_with_a_reason(self):
         for missing, reason in (
