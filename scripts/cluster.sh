@@ -54,23 +54,6 @@ stop_proc() { # kind n signal
   rm -f "$f"
 }
 
-# signal_tree SIGNAL PID — SIGNAL to PID, then to every process whose parent
-# it is (PostgreSQL's backends), again until a pass finds none it has not
-# signalled: the parent first, so a stopped postmaster forks no more.
-signal_tree() {
-  local signal=$1 parent=$2 child done=" $2 " more=1
-  kill -"$signal" "$parent"
-  while [ $more = 1 ]; do
-    more=0
-    for child in $(ps -o pid= --ppid "$parent"); do
-      case $done in *" $child "*) continue ;; esac
-      kill -"$signal" "$child" 2>/dev/null || true
-      done="$done$child "
-      more=1
-    done
-  done
-}
-
 redis_pid() { cat "$dir/redis/redis.pid"; }
 postmaster_pid() { head -n 1 "$dir/pg/postmaster.pid"; }
 

