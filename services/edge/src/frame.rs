@@ -21,6 +21,9 @@ pub struct Frame {
     pub sse: Bytes,
     /// `{"type":"event","event":<json>}`, checked as UTF-8 once.
     pub ws: Utf8Bytes,
+    /// Read from PostgreSQL to fill a jump in the stream: delivered as
+    /// catch-up even to live subscribers (see [`crate::metrics::Kind`]).
+    pub filled: bool,
 }
 
 /// The envelope fields the edge needs; `data` stays unparsed.
@@ -100,6 +103,15 @@ impl Frame {
             json,
             sse: sse.freeze(),
             ws: Utf8Bytes::try_from(ws.freeze()).expect("JSON is UTF-8"),
+            filled: false,
+        }
+    }
+
+    /// A frame from an envelope read from PostgreSQL to fill a gap.
+    pub fn filled(envelope: &Envelope) -> Frame {
+        Frame {
+            filled: true,
+            ..Frame::from_envelope(envelope)
         }
     }
 

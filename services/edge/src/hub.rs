@@ -299,12 +299,7 @@ impl Hub {
                 }
                 Ok(events) => {
                     ctx.metrics.gap_filled_events.inc_by(events.len() as u64);
-                    self.push(
-                        events
-                            .iter()
-                            .map(|e| Arc::new(Frame::from_envelope(e)))
-                            .collect(),
-                    );
+                    self.push(events.iter().map(|e| Arc::new(Frame::filled(e))).collect());
                 }
                 Err(e) => {
                     tracing::warn!(restaurant = %self.restaurant, error = %Chain(&e), "gap fill failed; retrying");

@@ -26,6 +26,37 @@ impl Transport {
     }
 }
 
+/// How an event reached its subscriber, as the `kind` label of the
+/// delivery latency: `live` as it arrived at the hub, `catchup` from a
+/// resume, a replay or a gap fill (its latency is how far behind the
+/// subscriber was, not how fast the edge is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    // Explicit: the index into the latencies of `EdgeMetrics::delivered_by`.
+    Live = 0,
+    Catchup = 1,
+}
+
+impl Kind {
+    const ALL: [Kind; 2] = [Kind::Live, Kind::Catchup];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Live => "live",
+            Kind::Catchup => "catchup",
+        }
+    }
+
+    /// The kind of `frame` within a batch of this kind: a gap-filled frame
+    /// is catch-up whoever reads it.
+    fn of(self, frame: &crate::frame::Frame) -> Kind {
+        match frame.filled {
+            true => Kind::Catchup,
+            false => self,
+        }
+    }
+}
+
 /// Where a catching-up subscriber's events came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -70,9 +101,9 @@ pub struct EdgeMetrics {
     /// `ordercast_region_stale{region}`: 1 while a peer region is stale
     /// (its heartbeat is late), 0 when fresh; every peer from the start.
     pub region_stale: IntGaugeVec,
-    /// `delivery_latency` and `deliveries` of each transport, resolved once
-    /// (they are touched for every frame written).
-    delivered_by: [(Histogram, IntCounter); 3],
+    /// `delivery_latency` of each kind and `deliveries` of each transport,
+    /// resolved once (they are touched for every frame written).
+    delivered_by: [([Histogram; 2], IntCounter); 3],
 }
 
 impl EdgeMetrics {
@@ -80,13 +111,13 @@ impl EdgeMetrics {
         let delivery_latency = HistogramVec::new(
             HistogramOpts::new(
                 "ordercast_delivery_latency_seconds",
-                "From the event's commit to the write on the client's socket, by transport.",
+                "From the event's commit to the write on the client's socket, by transport and kind (live, catchup).",
             )
             .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0, 30.0, 60.0,
             ]),
-            &["transport"],
+            &["transport", "kind"],
         )?;
         let deliveries = IntCounterVec::new(
             Opts::new("ordercast_deliveries_total", "Events written to clients."),
@@ -94,7 +125,7 @@ impl EdgeMetrics {
         )?;
         let delivered_by = Transport::ALL.map(|t| {
             (
-                delivery_latency.with_label_values(&[t.as_str()]),
+                Kind::ALL.map(|k| delivery_latency.with_label_values(&[t.as_str(), k.as_str()])),
                 deliveries.with_label_values(&[t.as_str()]),
             )
         });
@@ -198,16 +229,17 @@ impl EdgeMetrics {
         Ok(m)
     }
 
-    /// Records frames written to a client.
+    /// Records frames written to a client, each with the kind of the batch
+    /// it was read in.
     pub fn delivered<'a>(
         &self,
         transport: Transport,
-        frames: impl IntoIterator<Item = &'a crate::frame::Frame>,
+        frames: impl IntoIterator<Item = (Kind, &'a crate::frame::Frame)>,
     ) {
         let (latency, count) = &self.delivered_by[transport as usize];
         let mut n = 0;
-        for frame in frames {
-            latency.observe(frame.age_secs());
+        for (kind, frame) in frames {
+            latency[kind.of(frame) as usize].observe(frame.age_secs());
             n += 1;
         }
         count.inc_by(n);

@@ -95,34 +95,35 @@ pub(crate) async fn events(
             next = sub.next() => next.map_err(HttpError::from)?,
         };
         match next {
-            Next::Batch(batch) => frames.extend(batch.frames),
+            Next::Batch(batch) => frames.extend(batch.frames.into_iter().map(|f| (batch.kind, f))),
             Next::Region(_) => break,
         }
     }
     // Whatever else is already there, up to the limit.
     while frames.len() < limit {
         match sub.ready().await.map_err(HttpError::from)? {
-            Some(batch) => frames.extend(batch.frames),
+            Some(batch) => frames.extend(batch.frames.into_iter().map(|f| (batch.kind, f))),
             None => break,
         }
     }
     let next = if frames.len() > limit {
         frames.truncate(limit);
-        frames[limit - 1].seq
+        frames[limit - 1].1.seq
     } else {
         sub.cursor()
     };
     state
         .metrics
-        .delivered(Transport::LongPoll, frames.iter().map(|f| &**f));
-    if let Some(last) = frames.last() {
+        .delivered(Transport::LongPoll, frames.iter().map(|(k, f)| (*k, &**f)));
+    if let Some((_, last)) = frames.last() {
         state
             .receipts
             .delivered(sub.restaurant(), sub.role(), last.seq);
     }
-    let mut body = Vec::with_capacity(frames.iter().map(|f| f.json.len() + 1).sum::<usize>() + 32);
+    let mut body =
+        Vec::with_capacity(frames.iter().map(|(_, f)| f.json.len() + 1).sum::<usize>() + 32);
     body.extend_from_slice(b"{\"events\":[");
-    for (i, frame) in frames.iter().enumerate() {
+    for (i, (_, frame)) in frames.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }

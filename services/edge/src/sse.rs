@@ -173,7 +173,7 @@ impl<E: Events> SseStream<E> {
                         for frame in &batch.frames {
                             chunk.extend_from_slice(&frame.sse);
                         }
-                        self.state.metrics.delivered(Transport::Sse, batch.frames.iter().map(|f| &**f));
+                        self.state.metrics.delivered(Transport::Sse, batch.frames.iter().map(|f| (batch.kind, &**f)));
                         if let Some(last) = batch.frames.last() {
                             self.state.receipts.delivered(self.sub.restaurant(), self.sub.role(), last.seq);
                         }
@@ -218,6 +218,7 @@ mod tests {
 
     use super::*;
     use crate::frame::Frame;
+    use crate::metrics::Kind;
     use crate::regions::Stale;
     use crate::settings::EdgeSettings;
     use crate::subscription::Batch;
@@ -258,7 +259,10 @@ mod tests {
         );
         let envelope = Envelope::seal(RestaurantId::new(), Seq(seq), Envelope::now(), None, draft);
         let frames = vec![Arc::new(Frame::from_envelope(&envelope))];
-        Next::Batch(Batch { frames })
+        Next::Batch(Batch {
+            frames,
+            kind: Kind::Live,
+        })
     }
 
     /// A stream for a token valid `valid_for`, and where to hand it events.

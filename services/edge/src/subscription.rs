@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::error::EdgeError;
 use crate::frame::Frame;
 use crate::hub::HubGuard;
-use crate::metrics::Source;
+use crate::metrics::{Kind, Source};
 use crate::regions::{PeerHome, Signal, Stale};
 use crate::state::Shared;
 
@@ -22,6 +22,9 @@ use crate::state::Shared;
 /// none); the subscription's cursor has moved past all of the step.
 pub(crate) struct Batch {
     pub frames: Vec<Arc<Frame>>,
+    /// `Catchup` while the subscription sends its backlog (from a resume
+    /// or after falling out of the ring), else `Live`.
+    pub kind: Kind,
 }
 
 /// What a subscription has next for its client.
@@ -215,7 +218,11 @@ impl Subscription {
             tracing::warn!(restaurant = %self.restaurant(), cursor = %self.cursor, %head,
                 "events missing everywhere (expired?); skipping to the head");
         }
-        if self.catching_up {
+        let kind = match self.catching_up {
+            true => Kind::Catchup,
+            false => Kind::Live,
+        };
+        if kind == Kind::Catchup {
             self.ctx
                 .metrics
                 .catchup_events
@@ -231,7 +238,7 @@ impl Subscription {
             .into_iter()
             .filter(|f| self.viewer.may_see(&f.audience))
             .collect();
-        Ok(Some(Batch { frames }))
+        Ok(Some(Batch { frames, kind }))
     }
 
     /// The events after the cursor that the ring no longer holds. A guest

@@ -184,6 +184,7 @@ impl Session {
                 restaurant,
                 id,
                 frame,
+                kind,
             } => {
                 let Some(sub) = self.subs.get_mut(&restaurant).filter(|s| s.id == id) else {
                     return Step::Nothing; // unsubscribed meanwhile
@@ -191,7 +192,7 @@ impl Session {
                 sub.written = frame.seq;
                 self.state
                     .metrics
-                    .delivered(Transport::WebSocket, [&*frame]);
+                    .delivered(Transport::WebSocket, [(kind, &*frame)]);
                 if !sub.acks {
                     let role = self.principal.role;
                     self.state.receipts.delivered(restaurant, role, frame.seq);

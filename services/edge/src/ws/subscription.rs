@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::protocol::ServerMessage;
 use crate::auth::may_watch;
 use crate::frame::Frame;
+use crate::metrics::Kind;
 use crate::regions::Signal;
 use crate::state::EdgeState;
 use crate::subscription::{Next, Subscription};
@@ -32,6 +33,8 @@ pub(crate) enum Out {
         restaurant: RestaurantId,
         id: u64,
         frame: Arc<Frame>,
+        /// The kind of the batch it was read in.
+        kind: Kind,
     },
     /// `stale` or `live` of subscription `id`.
     Signal {
@@ -156,6 +159,7 @@ async fn deliver(mut sub: Subscription, sync: bool, id: u64, tx: &mpsc::Sender<O
                         restaurant,
                         id,
                         frame,
+                        kind: batch.kind,
                     };
                     if tx.send(event).await.is_err() {
                         return;

@@ -50,6 +50,16 @@ pub struct Resume {
     pub token_in_query: bool,
 }
 
+impl Resume {
+    /// `?since=<since>`.
+    pub fn since(since: &str) -> Resume {
+        Resume {
+            since: Some(since.into()),
+            ..Resume::default()
+        }
+    }
+}
+
 impl Sse {
     pub async fn open(
         base: &str,

@@ -6,7 +6,7 @@ use ordercast_core::Role;
 use ordercast_testkit::{RedisServer, eventually};
 use reqwest::StatusCode;
 
-use crate::clients::{Resume, Sse, assert_exactly, poll};
+use crate::clients::{Resume, Sse, Ws, assert_exactly, poll};
 use crate::common::{Backends, TestApp, simple_order};
 
 #[tokio::test]
@@ -15,16 +15,7 @@ async fn cold_start_a_client_with_since_zero_gets_every_earlier_order_in_order()
     let rid = app.create_restaurant().await;
     app.orders(rid, 30).await;
     let token = app.token(Role::Kitchen, rid);
-    let mut sse = Sse::connect(
-        &app.base,
-        rid,
-        &token,
-        Resume {
-            since: Some("0".into()),
-            ..Resume::default()
-        },
-    )
-    .await;
+    let mut sse = Sse::connect(&app.base, rid, &token, Resume::since("0")).await;
     sse.until_count(30).await;
     assert_exactly(&sse.seqs(), 1..=30, "SSE");
     assert!(sse.events.iter().all(|e| e.kind == "order.created"));
@@ -49,6 +40,58 @@ async fn cold_start_a_client_with_since_zero_gets_every_earlier_order_in_order()
     app.order(rid).await;
     sse.until_count(31).await;
     assert_exactly(&sse.seqs(), 1..=31, "SSE live");
+}
+
+/// `ordercast_delivery_latency_seconds_count` of a transport and kind.
+fn latency_count(transport: &str, kind: &str) -> String {
+    format!(r#"ordercast_delivery_latency_seconds_count{{kind="{kind}",transport="{transport}"}}"#)
+}
+
+/// A resume replays what the client missed, as late as the client was
+/// away: those deliveries are `catchup`, so the `live` latency that alerts
+/// read is not inflated by a reconnect storm.
+#[tokio::test]
+async fn a_resume_from_zero_counts_as_catchup_and_what_follows_as_live_on_every_transport() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    app.orders(rid, 5).await;
+    let token = app.token(Role::Kitchen, rid);
+
+    let mut sse = Sse::connect(&app.base, rid, &token, Resume::since("0")).await;
+    sse.until_count(5).await;
+    let mut ws = Ws::connect(&app.base, &token).await;
+    ws.subscribe(rid, Some(0)).await;
+    ws.until("the backlog", |w| w.seqs(rid).len() == 5).await;
+    let (status, body) = poll(&app.base, rid, &token, "since=0&wait=0").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"].as_array().unwrap().len(), 5);
+    for transport in ["sse", "websocket", "long_poll"] {
+        let catchup = app.metric(&latency_count(transport, "catchup")).await;
+        let live = app.metric(&latency_count(transport, "live")).await;
+        assert_eq!((catchup, live), (5.0, 0.0), "{transport}: (catchup, live)");
+    }
+
+    // A long-poll waiting at the head, then one new event for everyone.
+    let waiting = tokio::spawn({
+        let (base, token) = (app.base.clone(), token.clone());
+        async move { poll(&base, rid, &token, "since=5&wait=25").await }
+    });
+    eventually("the long-poll to wait", Duration::from_secs(20), || async {
+        let open = app.metric(r#"ordercast_connections{transport="long_poll"}"#);
+        (open.await == 1.0).then_some(())
+    })
+    .await;
+    app.order(rid).await;
+    sse.until_count(6).await;
+    ws.until("the live event", |w| w.seqs(rid).len() == 6).await;
+    let (status, body) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"][0]["seq"], 6);
+    for transport in ["sse", "websocket", "long_poll"] {
+        let catchup = app.metric(&latency_count(transport, "catchup")).await;
+        let live = app.metric(&latency_count(transport, "live")).await;
+        assert_eq!((catchup, live), (5.0, 1.0), "{transport}: (catchup, live)");
+    }
 }
 
 async fn watched(app: &TestApp) -> u64 {

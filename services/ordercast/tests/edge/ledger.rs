@@ -48,11 +48,7 @@ async fn undelivered(app: &TestApp) -> Vec<(String, u64)> {
 }
 
 async fn sse_from_start(app: &TestApp, rid: RestaurantId, role: Role) -> Sse {
-    let resume = Resume {
-        since: Some("0".into()),
-        ..Resume::default()
-    };
-    Sse::connect(&app.base, rid, &app.token(role, rid), resume).await
+    Sse::connect(&app.base, rid, &app.token(role, rid), Resume::since("0")).await
 }
 
 #[tokio::test]

@@ -127,7 +127,7 @@ async fn sse_sends_heartbeats_and_takes_the_token_from_the_query() {
         1.0
     );
     assert!(
-        app.metric(r#"ordercast_delivery_latency_seconds_count{transport="sse"}"#)
+        app.metric(r#"ordercast_delivery_latency_seconds_count{kind="live",transport="sse"}"#)
             .await
             >= 1.0
     );
