@@ -59,6 +59,9 @@ impl EdgeService {
         settings: EdgeSettings,
     ) -> anyhow::Result<EdgeService> {
         let metrics = EdgeMetrics::new(registry)?;
+        metrics
+            .max_connections
+            .set(i64::try_from(settings.max_connections).unwrap_or(i64::MAX));
         let readers = ShardReaders::new(
             redis,
             streams.keys().clone(),

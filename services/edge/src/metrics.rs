@@ -90,6 +90,9 @@ pub struct EdgeMetrics {
     pub degraded_shards: IntGauge,
     pub shard_readers: IntGauge,
     pub watched_restaurants: IntGauge,
+    /// `ordercast_max_connections`: the process's streaming-connection cap
+    /// (`ORDERCAST_MAX_CONNECTIONS`), set at start.
+    pub max_connections: IntGauge,
     pub redis_errors: IntCounter,
     /// `ordercast_streams_refused_total{reason}`: streaming connections
     /// refused because the `process` or the `principal` held as many as it
@@ -183,6 +186,10 @@ impl EdgeMetrics {
                 "ordercast_watched_restaurants",
                 "Restaurants with at least one local subscriber.",
             )?,
+            max_connections: IntGauge::new(
+                "ordercast_max_connections",
+                "Streaming connections this process accepts at most (ORDERCAST_MAX_CONNECTIONS).",
+            )?,
             receipts: IntCounterVec::new(
                 Opts::new(
                     "ordercast_delivery_receipts_total",
@@ -222,6 +229,7 @@ impl EdgeMetrics {
         registry.register(Box::new(m.degraded_shards.clone()))?;
         registry.register(Box::new(m.shard_readers.clone()))?;
         registry.register(Box::new(m.watched_restaurants.clone()))?;
+        registry.register(Box::new(m.max_connections.clone()))?;
         registry.register(Box::new(m.redis_errors.clone()))?;
         registry.register(Box::new(m.receipts.clone()))?;
         registry.register(Box::new(m.region_stale.clone()))?;

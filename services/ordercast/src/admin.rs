@@ -24,12 +24,16 @@ use ordercast_store::Store;
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::json;
 
+use crate::metrics::ProcessMetrics;
+
 /// What the probes look at.
 #[derive(Clone)]
 pub struct Health {
     pub store: Store,
     pub streams: Streams,
     pub registry: Registry,
+    /// Refreshed at each scrape.
+    pub process: ProcessMetrics,
     pub draining: Arc<AtomicBool>,
     pub started: Instant,
     pub role: &'static str,
@@ -159,7 +163,13 @@ async fn require_token(
     }
 }
 
+/// The registry's metrics, with `ordercast_dependency_up` from the same
+/// probes as `/readyz` (so a scrape waits at most
+/// [`Health::PROBE_DEADLINE`] for them) and the pool's connections as they
+/// are now.
 async fn metrics(State(health): State<Health>) -> impl IntoResponse {
+    let (postgres, redis) = health.dependencies().await;
+    health.process.refresh(&health.store, postgres, redis);
     let encoder = TextEncoder::new();
     let mut body = Vec::new();
     if let Err(e) = encoder.encode(&health.registry.gather(), &mut body) {

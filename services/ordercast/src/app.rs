@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminToken, Health};
+use crate::metrics::ProcessMetrics;
 use ordercast_http::layers::{HttpMetrics, instrument};
 use ordercast_http::server::{self, OnStall, Port, ServerSettings};
 use ordercast_http::{Admission, AdmissionLimits, RefusedConnections};
@@ -158,6 +159,8 @@ impl App {
         let refused = RefusedConnections::new(&registry)?;
         let connections = settings.connections;
         let role = settings.role;
+        let process =
+            ProcessMetrics::new(&registry, role.as_str(), &settings.api.regions.me, &store)?;
         check_region(&store, &settings.api.regions.me).await?;
         let ledger = settings.api.ledger.clone();
         let regions = admin::Regions {
@@ -203,6 +206,7 @@ impl App {
             store,
             streams,
             registry,
+            process,
             draining: Arc::new(AtomicBool::new(false)),
             started: Instant::now(),
             role: role.as_str(),

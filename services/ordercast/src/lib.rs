@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod files;
+pub mod metrics;
 pub mod migrate;
 pub mod telemetry;
 pub mod token;

@@ -11,6 +11,7 @@ mod events;
 mod group_commit;
 mod idempotency;
 mod limits;
+mod metrics;
 mod outages;
 mod retention;
 mod transitions;

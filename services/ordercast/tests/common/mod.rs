@@ -187,6 +187,12 @@ impl TestApp {
 
     /// The metric's value (first series whose line starts with `name`).
     pub async fn metric(&self, name: &str) -> f64 {
+        self.series(name).await.unwrap_or(0.0)
+    }
+
+    /// The value of series `name` (with its labels, in name order), or
+    /// `None` when the process does not export it.
+    pub async fn series(&self, name: &str) -> Option<f64> {
         let text = self
             .client
             .get(format!("{}/metrics", self.admin))
@@ -198,7 +204,6 @@ impl TestApp {
             .unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(0.0)
     }
 
     /// Graceful stop; returns once background tasks have flushed.
