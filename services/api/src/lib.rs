@@ -102,6 +102,13 @@ impl ApiService {
         settings: ApiSettings,
     ) -> anyhow::Result<ApiService> {
         let metrics = ApiMetrics::new(registry)?;
+        for (peer, _) in &settings.regions.peers {
+            for outcome in ["answered", "unavailable"] {
+                metrics
+                    .forwarded
+                    .with_label_values(&[peer.as_str(), outcome]);
+            }
+        }
         store.register_metrics(registry)?;
         let shutdown = CancellationToken::new();
         let (receipts_tx, receipts_rx) = mpsc::channel(1_024);

@@ -113,6 +113,17 @@ impl ApiMetrics {
                 &["region"],
             )?,
         };
+        // Every series at 0 from the start (a peer's when the api starts):
+        // a panel shows 0, not "no data".
+        for kind in ["unavailable", "other"] {
+            m.postgres_errors.with_label_values(&[kind]);
+        }
+        for expiring in ordercast_store::Expiring::ALL {
+            m.retention_deleted.with_label_values(&[expiring.table()]);
+        }
+        for stage in ["accepted", "published"] {
+            m.invalidations.with_label_values(&[stage]);
+        }
         registry.register(Box::new(m.outbox_backlog.clone()))?;
         registry.register(Box::new(m.forwarded.clone()))?;
         registry.register(Box::new(m.region_silence.clone()))?;

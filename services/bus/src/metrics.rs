@@ -49,6 +49,12 @@ impl BusMetrics {
                 "Events not published on the fast path (left to the outbox sweeper).",
             )?,
         };
+        // Every series at 0 from the start: a panel shows 0, not "no data".
+        let types = ordercast_core::EventType::built_in_names().chain(["x.*"]);
+        for kind in types {
+            m.published.with_label_values(&[kind]);
+        }
+        m.redis_errors.with_label_values(&["xadd"]);
         registry.register(Box::new(m.published.clone()))?;
         registry.register(Box::new(m.publish_latency.clone()))?;
         registry.register(Box::new(m.redis_errors.clone()))?;

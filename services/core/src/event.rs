@@ -62,6 +62,11 @@ impl EventType {
         }
     }
 
+    /// The wire names of the built-in types.
+    pub fn built_in_names() -> impl Iterator<Item = &'static str> {
+        BUILT_IN.iter().map(|(_, name)| *name)
+    }
+
     /// Parses a custom integration type; only `x.<name>` is accepted.
     pub fn custom(name: &str) -> Result<EventType, InvalidEventType> {
         let rest = name.strip_prefix("x.").ok_or(InvalidEventType)?;

@@ -24,6 +24,25 @@ impl Transport {
             Transport::LongPoll => "long_poll",
         }
     }
+
+    /// Every `reason` of `ordercast_disconnects_total` this transport ends
+    /// with (docs/operations.md).
+    fn end_reasons(self) -> &'static [&'static str] {
+        match self {
+            Transport::Sse => &["client_closed", "draining", "error", "token_expired"],
+            Transport::WebSocket => &[
+                "client_closed",
+                "protocol_error",
+                "rate_limited",
+                "message_too_large",
+                "ping_timeout",
+                "slow_consumer",
+                "draining",
+                "token_expired",
+            ],
+            Transport::LongPoll => &["answered"],
+        }
+    }
 }
 
 /// How an event reached its subscriber, as the `kind` label of the
@@ -216,6 +235,7 @@ impl EdgeMetrics {
                 &["region"],
             )?,
         };
+        m.zero_every_series();
         registry.register(Box::new(m.delivery_latency.clone()))?;
         registry.register(Box::new(m.deliveries.clone()))?;
         registry.register(Box::new(m.connections.clone()))?;
@@ -235,6 +255,32 @@ impl EdgeMetrics {
         registry.register(Box::new(m.region_stale.clone()))?;
         registry.register(Box::new(m.streams_refused.clone()))?;
         Ok(m)
+    }
+
+    /// Creates every series of a known label value at 0, so a panel shows
+    /// 0 rather than "no data" before the first event (`region_stale` has
+    /// its peers from the start).
+    fn zero_every_series(&self) {
+        for transport in Transport::ALL {
+            let t = transport.as_str();
+            self.connections.with_label_values(&[t]);
+            self.connects.with_label_values(&[t]);
+            for reason in transport.end_reasons() {
+                self.disconnects.with_label_values(&[t, reason]);
+            }
+        }
+        for source in [Source::Ring, Source::Redis, Source::Postgres] {
+            self.catchup_events.with_label_values(&[source.as_str()]);
+        }
+        for action in ["caught_up", "disconnected"] {
+            self.slow_consumer_actions.with_label_values(&[action]);
+        }
+        for outcome in ["appended", "failed"] {
+            self.receipts.with_label_values(&[outcome]);
+        }
+        for reason in ["process", "principal"] {
+            self.streams_refused.with_label_values(&[reason]);
+        }
     }
 
     /// Records frames written to a client, each with the kind of the batch

@@ -41,6 +41,12 @@ impl RefusedConnections {
             ),
             &["port", "reason"],
         )?;
+        // Every series at 0 from the start: a panel shows 0, not "no data".
+        for port in ["public", "admin"] {
+            for refusal in [Refusal::Pending, Refusal::Address] {
+                counter.with_label_values(&[port, refusal.as_str()]);
+            }
+        }
         registry.register(Box::new(counter.clone()))?;
         Ok(RefusedConnections(counter))
     }

@@ -68,3 +68,48 @@ async fn dependency_up_follows_redis_going_down_and_coming_back() {
     })
     .await;
 }
+
+/// Before any traffic, every labelled series a dashboard or alert reads is
+/// there at 0: a panel shows 0, not "no data", and `rate()` of a counter's
+/// first event is not lost.
+#[tokio::test]
+async fn a_fresh_process_exports_every_labelled_series_at_zero() {
+    let app = TestApp::spawn().await;
+    let series = [
+        r#"ordercast_slow_consumer_actions_total{action="caught_up"}"#,
+        r#"ordercast_slow_consumer_actions_total{action="disconnected"}"#,
+        r#"ordercast_streams_refused_total{reason="process"}"#,
+        r#"ordercast_streams_refused_total{reason="principal"}"#,
+        r#"ordercast_connections_refused_total{port="public",reason="pending"}"#,
+        r#"ordercast_connections_refused_total{port="public",reason="address"}"#,
+        r#"ordercast_connections_refused_total{port="admin",reason="pending"}"#,
+        "ordercast_rate_limited_total",
+        r#"ordercast_connections{transport="sse"}"#,
+        r#"ordercast_connections{transport="websocket"}"#,
+        r#"ordercast_connections{transport="long_poll"}"#,
+        r#"ordercast_connects_total{transport="websocket"}"#,
+        r#"ordercast_deliveries_total{transport="long_poll"}"#,
+        r#"ordercast_delivery_latency_seconds_count{kind="live",transport="websocket"}"#,
+        r#"ordercast_delivery_latency_seconds_count{kind="catchup",transport="sse"}"#,
+        r#"ordercast_disconnects_total{reason="draining",transport="sse"}"#,
+        r#"ordercast_disconnects_total{reason="slow_consumer",transport="websocket"}"#,
+        r#"ordercast_disconnects_total{reason="answered",transport="long_poll"}"#,
+        r#"ordercast_catchup_events_total{source="postgres"}"#,
+        r#"ordercast_delivery_receipts_total{outcome="failed"}"#,
+        r#"ordercast_postgres_errors_total{kind="unavailable"}"#,
+        r#"ordercast_postgres_errors_total{kind="other"}"#,
+        r#"ordercast_redis_errors_total{op="xadd"}"#,
+        r#"ordercast_events_published_total{type="order.created"}"#,
+        r#"ordercast_events_published_total{type="x.*"}"#,
+        r#"ordercast_invalidations_total{stage="accepted"}"#,
+        r#"ordercast_retention_deleted_total{table="events"}"#,
+    ];
+    let mut wrong = Vec::new();
+    for name in series {
+        let value = app.series(name).await;
+        if value != Some(0.0) {
+            wrong.push(format!("{name} = {value:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "not at 0 from the start: {wrong:#?}");
+}
