@@ -81,6 +81,86 @@ pub fn instrument(router: Router, metrics: HttpMetrics) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(crate::trace::http_span)
+                .on_response(crate::trace::record_response)
                 .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    use super::*;
+
+    /// Every field recorded on the `http` spans, as text.
+    #[derive(Clone, Default)]
+    struct Fields(Arc<Mutex<BTreeMap<String, String>>>);
+
+    impl Visit for Fields {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            let mut fields = self.0.lock().unwrap();
+            fields.insert(field.name().to_owned(), value.to_owned());
+        }
+
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let mut fields = self.0.lock().unwrap();
+            fields.insert(field.name().to_owned(), format!("{value:?}"));
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Fields {
+        fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+            if attrs.metadata().name() == "http" {
+                attrs.record(&mut self.clone());
+            }
+        }
+
+        fn on_record(&self, _: &Id, values: &Record<'_>, _: Context<'_, S>) {
+            values.record(&mut self.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_span_carries_opentelemetry_http_attributes_and_no_query() {
+        let fields = Fields::default();
+        let _default =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(fields.clone()));
+        let failing = || async { StatusCode::INTERNAL_SERVER_ERROR };
+        let routes = Router::new().route("/v1/restaurants/{rid}/orders", get(failing));
+        let app = instrument(routes, HttpMetrics::new(&Registry::new()).unwrap());
+        let request = Request::get("/v1/restaurants/r1/orders?access_token=secret")
+            .body(Body::empty())
+            .unwrap();
+
+        let response = app.oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let fields = fields.0.lock().unwrap().clone();
+        let expected = [
+            ("http.request.method", "GET"),
+            ("url.path", "/v1/restaurants/r1/orders"),
+            ("http.route", "/v1/restaurants/{rid}/orders"),
+            ("http.response.status_code", "500"),
+            ("otel.name", "GET /v1/restaurants/{rid}/orders"),
+            ("otel.kind", "server"),
+            ("otel.status_code", "error"),
+        ];
+        for (name, value) in expected {
+            assert_eq!(
+                fields.get(name).map(String::as_str),
+                Some(value),
+                "{name}: {fields:?}"
+            );
+        }
+        assert!(!format!("{fields:?}").contains("secret"), "{fields:?}");
+    }
 }

@@ -32,7 +32,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let _telemetry = telemetry::init(cli.log_format)?;
+    let role = match cli.command {
+        Command::Api(_) => Some(Role::Api),
+        Command::Edge(_) => Some(Role::Edge),
+        Command::All(_) => Some(Role::All),
+        Command::Migrate(_) | Command::Token(_) => None,
+    };
+    let _telemetry = telemetry::init(cli.log_format, telemetry::service_name(role))?;
     match cli.command {
         Command::Migrate(args) => migrate(&args).await?,
         Command::Api(args) => serve(&args, Role::Api).await?,

@@ -9,6 +9,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::app::Role;
 use crate::config::LogFormat;
 
 /// Flushes exported spans when dropped.
@@ -33,8 +34,20 @@ fn never_secrets() -> Targets {
         .with_target("tokio_tungstenite", LevelFilter::DEBUG)
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default filter.
-pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
+/// The OpenTelemetry `service.name` of a process serving `role` (or
+/// running `migrate`, `None`), unless `OTEL_SERVICE_NAME` names one: the
+/// api and edge roles are told apart in a trace.
+pub fn service_name(role: Option<Role>) -> &'static str {
+    match role {
+        Some(Role::Api) => "ordercast-api",
+        Some(Role::Edge) => "ordercast-edge",
+        Some(Role::All) | None => "ordercast",
+    }
+}
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default filter;
+/// spans are exported as `service` (see [`service_name`]).
+pub fn init(format: LogFormat, service: &'static str) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let fmt = match format {
@@ -49,9 +62,14 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()?;
-        let resource = opentelemetry_sdk::Resource::builder()
-            .with_service_name("ordercast")
-            .build();
+        // The builder reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES;
+        // ours is only the default.
+        let resource = match std::env::var_os("OTEL_SERVICE_NAME") {
+            Some(_) => opentelemetry_sdk::Resource::builder().build(),
+            None => opentelemetry_sdk::Resource::builder()
+                .with_service_name(service)
+                .build(),
+        };
         Ok(SdkTracerProvider::builder()
             .with_resource(resource)
             .with_batch_exporter(exporter)
