@@ -271,6 +271,11 @@ async fn a_missing_stream_entry_is_filled_from_postgres_and_a_republished_one_de
     live.until_count(3).await;
     assert_exactly(&live.seqs(), 1..=3, "live with entry 2 missing");
     assert!(edge.metric("ordercast_gap_fills_total").await >= 1.0);
+    // The filled event is late by however long the hole lasted: catch-up,
+    // even for a live subscriber.
+    let late = edge.metric(&latency_count("sse", "catchup")).await;
+    let on_time = edge.metric(&latency_count("sse", "live")).await;
+    assert_eq!((late, on_time), (1.0, 2.0), "(catchup, live)");
 
     // Published twice: Redis refuses the second copy, nobody sees it twice.
     let again: redis::RedisResult<String> = copy(3).query_async(&mut conn).await;
