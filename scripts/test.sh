@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: throw-away PostgreSQL + Redis on free loopback ports, then
-# fmt check, clippy and every test (Rust, the Helm chart's, the browser
-# client's). Stops what it started, whatever happens.
+# fmt check, clippy and every test (Rust, the Helm chart's, the dashboard's
+# against a real Prometheus, the browser client's). Stops what it started,
+# whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -20,5 +21,6 @@ else
   cargo test --workspace --locked --no-fail-fast "$@"
 fi
 bash scripts/chart.sh
+bash scripts/dashboard-test.sh
 echo "==> browser client and screens"
 bash scripts/browser-test.sh

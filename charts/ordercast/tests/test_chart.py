@@ -33,19 +33,13 @@ PROMTOOL = os.environ.get("PROMTOOL", "promtool")
 BUSYBOX = os.environ.get("BUSYBOX", "busybox")
 SERVICES = os.path.join(os.path.dirname(os.path.dirname(CHART)), "services")
 DASHBOARD = os.path.join(CHART, "dashboards", "ordercast.json")
-# Metrics of issue #19 that the binary exports without naming them in
-# services/ (the process collector) or that its metrics half adds; the
-# dashboard may use these besides the names in the Rust sources.
+# Metrics the binary exports without naming them in services/: the
+# prometheus crate's process collector.
 AGREED_METRICS = {
     "process_resident_memory_bytes",
     "process_open_fds",
     "process_max_fds",
     "process_cpu_seconds_total",
-    "ordercast_build_info",
-    "ordercast_db_pool_connections",
-    "ordercast_db_pool_max_connections",
-    "ordercast_dependency_up",
-    "ordercast_max_connections",
 }
 DOCS = os.path.join(os.path.dirname(os.path.dirname(CHART)), "docs")
 BIN = os.environ.get("ORDERCAST_BIN", "target/debug/ordercast")
