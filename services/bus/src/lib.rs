@@ -15,6 +15,7 @@ mod readers;
 mod receipts;
 mod sequencer;
 mod streams;
+pub mod trace;
 
 pub use entries::{Entry, entry_id, parse_entry_id};
 pub use error::BusError;

@@ -4,12 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ordercast_core::{Envelope, RestaurantId, Seq};
+use ordercast_core::{Envelope, RestaurantId, Seq, TraceParent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Span;
 
 use crate::sequencer::Ticket;
-use crate::{BusMetrics, HeldConn, PublishOutcome, Sequencer, Streams};
+use crate::{BusMetrics, HeldConn, PublishOutcome, Sequencer, Streams, trace};
 
 /// Events waiting for XADD; beyond this they are left to the outbox sweeper.
 const QUEUE_CAPACITY: usize = 65_536;
@@ -169,13 +170,25 @@ async fn run(
     let mut conn = HeldConn::default();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut settled = Vec::with_capacity(batch.len());
+        let spans: Vec<Span> = match trace::exporting() {
+            true => batch
+                .iter()
+                .map(|q| xadd_span(&q.envelope, batch.len()))
+                .collect(),
+            false => Vec::new(),
+        };
+        let failed = |i: usize| {
+            if let Some(span) = spans.get(i) {
+                span.record("otel.status_code", "error");
+            }
+        };
         match streams
             .publish(&mut conn, batch.iter().map(|q| &q.envelope))
             .await
         {
             Ok(outcomes) => {
                 let (mut refused, mut last_refusal) = (0usize, None);
-                for (queued, outcome) in batch.iter().zip(outcomes) {
+                for (i, (queued, outcome)) in batch.iter().zip(outcomes).enumerate() {
                     let e = &queued.envelope;
                     match outcome {
                         PublishOutcome::Added => {
@@ -189,6 +202,7 @@ async fn run(
                         }
                         PublishOutcome::AlreadyThere => {}
                         PublishOutcome::Failed(err) => {
+                            failed(i);
                             metrics.redis_errors.with_label_values(&["xadd"]).inc();
                             metrics.dropped.inc();
                             refused += 1;
@@ -207,6 +221,7 @@ async fn run(
                 }
             }
             Err(err) => {
+                (0..batch.len()).for_each(failed);
                 metrics.redis_errors.with_label_values(&["xadd"]).inc();
                 metrics.dropped.inc_by(batch.len() as u64);
                 if healthy {
@@ -215,10 +230,37 @@ async fn run(
                 }
             }
         }
+        drop(spans);
         batch.clear();
         if !settled.is_empty() {
             // Full means the marker is behind; the sweeper will mark these.
             let _ = receipts.try_send(settled);
         }
     }
+}
+
+/// The span of one event's XADD (its batch's pipeline, from send to reply),
+/// a child of the request that produced the event; none for an event
+/// without a trace.
+fn xadd_span(event: &Envelope, batch: usize) -> Span {
+    let Some(trace) = event
+        .trace
+        .as_deref()
+        .and_then(|t| t.parse::<TraceParent>().ok())
+    else {
+        return Span::none();
+    };
+    let span = tracing::info_span!(
+        parent: None,
+        "XADD",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        "db.system.name" = "redis",
+        "db.operation.name" = "XADD",
+        "db.operation.batch.size" = batch,
+        "ordercast.restaurant_id" = %event.restaurant_id,
+        "ordercast.seq" = event.seq.0,
+    );
+    trace::continue_trace(&span, &trace);
+    span
 }

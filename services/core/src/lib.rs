@@ -15,6 +15,7 @@ pub mod policy;
 pub mod receipt;
 pub mod region;
 pub mod request;
+pub mod trace;
 
 pub use audience::{Audience, Role, Viewer};
 pub use chain::Chain;
@@ -22,3 +23,4 @@ pub use event::{Envelope, EventType};
 pub use ids::{ChainId, ItemId, OrderId, RequestId, RestaurantId, Seq, SessionId, WaiterId};
 pub use receipt::{Highest, Receipt};
 pub use region::{Reach, Region};
+pub use trace::TraceParent;

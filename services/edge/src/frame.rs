@@ -5,7 +5,7 @@ use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use ordercast_bus::Entry;
-use ordercast_core::{Audience, Envelope, EventType, RestaurantId, Seq};
+use ordercast_core::{Audience, Envelope, EventType, RestaurantId, Seq, TraceParent};
 use serde::Deserialize;
 
 /// One event, ready to write on any transport.
@@ -24,6 +24,8 @@ pub struct Frame {
     /// Read from PostgreSQL to fill a jump in the stream: delivered as
     /// catch-up even to live subscribers (see [`crate::metrics::Kind`]).
     pub filled: bool,
+    /// The request that produced the event, for the delivery's span.
+    pub trace: Option<TraceParent>,
 }
 
 /// The envelope fields the edge needs; `data` stays unparsed.
@@ -35,6 +37,14 @@ struct Head {
     kind: EventType,
     ts: DateTime<Utc>,
     audience: Audience,
+    /// Never refuses the event: a trace that does not parse is left out.
+    #[serde(default, deserialize_with = "lenient_trace")]
+    trace: Option<TraceParent>,
+}
+
+fn lenient_trace<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TraceParent>, D::Error> {
+    let text = Option::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+    Ok(text.and_then(|t| t.parse().ok()))
 }
 
 /// Why a stream entry could not be turned into a frame.
@@ -81,6 +91,7 @@ impl Frame {
             kind: envelope.kind.clone(),
             ts: envelope.ts,
             audience: envelope.audience.clone(),
+            trace: envelope.trace.as_deref().and_then(|t| t.parse().ok()),
         };
         Frame::build(head, json)
     }
@@ -104,6 +115,7 @@ impl Frame {
             sse: sse.freeze(),
             ws: Utf8Bytes::try_from(ws.freeze()).expect("JSON is UTF-8"),
             filled: false,
+            trace: head.trace,
         }
     }
 

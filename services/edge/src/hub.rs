@@ -22,13 +22,13 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ordercast_bus::{Degraded, Entry, Follower, Following, ShardReaders};
+use ordercast_bus::{Degraded, Entry, Follower, Following, ShardReaders, trace};
 use ordercast_core::backoff::Backoff;
 use ordercast_core::{Chain, Region, RestaurantId, Seq};
 use ordercast_store::Store;
 use tokio::sync::{OnceCell, mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::error::EdgeError;
 use crate::frame::Frame;
@@ -244,6 +244,7 @@ impl Hub {
         let Some(last) = frames.last().map(|f| f.seq) else {
             return;
         };
+        let _delivery = self.delivery_span(&frames).entered();
         {
             let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
             for frame in frames {
@@ -251,6 +252,27 @@ impl Hub {
             }
         }
         self.head.send_replace(last);
+    }
+
+    /// The span of handing a batch to this restaurant's subscribers, linked
+    /// to the request of each event that carries a trace; none when spans
+    /// are not exported or no event has a trace.
+    fn delivery_span(&self, frames: &[Arc<Frame>]) -> Span {
+        let traces = || frames.iter().filter_map(|f| f.trace.as_ref());
+        if !trace::exporting() || traces().next().is_none() {
+            return Span::none();
+        }
+        let span = tracing::info_span!(
+            parent: None,
+            "deliver",
+            otel.kind = "consumer",
+            "messaging.operation.type" = "process",
+            "messaging.batch.message_count" = frames.len(),
+            "ordercast.restaurant_id" = %self.restaurant,
+            "ordercast.subscribers" = self.head.receiver_count(),
+        );
+        traces().for_each(|t| trace::link(&span, t));
+        span
     }
 
     /// Takes a batch in stream order: duplicates dropped, jumps filled.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, Request};
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TraceContextExt;
+use ordercast_core::TraceParent;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -91,23 +92,5 @@ pub fn traceparent(headers: &HeaderMap) -> Option<String> {
 }
 
 fn is_traceparent(v: &str) -> bool {
-    let parts: Vec<&str> = v.split('-').collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    parts.len() == 4
-        && hex(parts[0], 2)
-        && hex(parts[1], 32)
-        && hex(parts[2], 16)
-        && hex(parts[3], 2)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn only_well_formed_traceparents_pass_through() {
-        assert!(super::is_traceparent(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        ));
-        assert!(!super::is_traceparent("00-short-00f067aa0ba902b7-01"));
-        assert!(!super::is_traceparent("garbage"));
-    }
+    v.parse::<TraceParent>().is_ok()
 }

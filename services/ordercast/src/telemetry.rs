@@ -78,6 +78,7 @@ pub fn init(format: LogFormat, service: &'static str) -> anyhow::Result<Telemetr
     let provider = provider.transpose()?;
     let otel = provider.as_ref().map(|p| {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        ordercast_bus::trace::start_exporting();
         tracing_opentelemetry::layer().with_tracer(p.tracer("ordercast"))
     });
     tracing_subscriber::registry()

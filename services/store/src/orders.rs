@@ -48,6 +48,7 @@ impl Store {
     /// statement, shared with the orders created at the same moment (see
     /// the `group` module): when this returns, the write is committed. Take
     /// the publisher's ticket before calling it.
+    #[tracing::instrument(name = "INSERT orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn create_order(
         &self,
         restaurant: RestaurantId,
@@ -61,6 +62,7 @@ impl Store {
     /// [`Store::create_order`] under an idempotency key: claims the key and
     /// writes in one transaction; a retry of a committed command gets the
     /// first answer.
+    #[tracing::instrument(name = "INSERT orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn create_order_once(
         &self,
         restaurant: RestaurantId,
@@ -86,6 +88,7 @@ impl Store {
     }
 
     /// Moves an order to `to`. `if_match` is the version the caller last saw.
+    #[tracing::instrument(name = "UPDATE orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn set_order_status(
         &self,
         restaurant: RestaurantId,
@@ -124,6 +127,7 @@ impl Store {
 
     /// Moves one item to `to`. When every live item is then ready, the order
     /// becomes `ready` in the same transaction: two events, in that order.
+    #[tracing::instrument(name = "UPDATE orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn set_item_status(
         &self,
         restaurant: RestaurantId,

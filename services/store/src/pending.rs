@@ -89,6 +89,7 @@ impl<T> Pending<T> {
     }
 
     /// Commits; only now may the client be answered and the events published.
+    #[tracing::instrument(name = "COMMIT", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn commit(self) -> Result<Created<T>, StoreError> {
         self.tx.commit().await?;
         Ok(Created {

@@ -29,6 +29,7 @@ fn request_event(request: &WaiterRequest, kind: EventType) -> EventDraft {
 impl Store {
     /// Creates a request. It is addressed to the waiter of the session's
     /// latest order, when there is one.
+    #[tracing::instrument(name = "INSERT waiter_requests", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn create_request(
         &self,
         restaurant: RestaurantId,
@@ -103,6 +104,7 @@ impl Store {
     }
 
     /// Moves a request to `to`.
+    #[tracing::instrument(name = "UPDATE waiter_requests", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn set_request_status(
         &self,
         restaurant: RestaurantId,
@@ -147,6 +149,7 @@ impl Store {
     /// integration `x.*` event) that changes no domain row, in one
     /// autocommit statement: when this returns, it is committed. Take the
     /// publisher's ticket before calling it.
+    #[tracing::instrument(name = "INSERT events", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn publish_event(
         &self,
         restaurant: RestaurantId,

@@ -20,6 +20,7 @@ pub struct Transfer {
 impl Store {
     /// Gives `from`'s open orders and open requests (of `sessions` only,
     /// when given) to `to`.
+    #[tracing::instrument(name = "UPDATE orders waiter_requests", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn transfer_sessions(
         &self,
         restaurant: RestaurantId,

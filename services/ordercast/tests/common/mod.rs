@@ -2,6 +2,8 @@
 //! prefix, and a client with one method per thing a test needs.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ordercast::admin::AdminToken;

@@ -1,91 +1,19 @@
 //! What a process writes to its log, read as someone who got hold of it.
 
-use std::process::{Child, Command};
-use std::time::Duration;
-
-use ordercast_core::{RestaurantId, Role};
-use ordercast_testkit::{eventually, free_port};
+use ordercast_core::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::clients::Ws;
-use crate::common::{Backends, SECRET, mint, simple_order};
-
-/// `ordercast all` in a process of its own, its log in a file; killed on
-/// drop.
-struct Logged {
-    child: Child,
-    log: std::path::PathBuf,
-    base: String,
-}
-
-impl Logged {
-    async fn start(backends: &Backends, rust_log: &str) -> Logged {
-        let (port, admin) = (free_port(), free_port());
-        let log = std::env::temp_dir().join(format!("ordercast-{}.log", backends.prefix));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ordercast"))
-            .arg("all")
-            .env_clear()
-            .env("RUST_LOG", rust_log)
-            .env("ORDERCAST_LISTEN", format!("127.0.0.1:{port}"))
-            .env("ORDERCAST_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-            .env("ORDERCAST_DATABASE_URL", &backends.database_url)
-            .env("ORDERCAST_REDIS_URL", &backends.redis_url)
-            .env("ORDERCAST_REDIS_PREFIX", &backends.prefix)
-            .env("ORDERCAST_JWT_SECRET", SECRET)
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let ready = format!("http://127.0.0.1:{admin}/readyz");
-        eventually(
-            "the process to be ready",
-            Duration::from_secs(30),
-            || async {
-                let response = reqwest::get(&ready).await.ok()?;
-                (response.status() == StatusCode::OK).then_some(())
-            },
-        )
-        .await;
-        Logged {
-            child,
-            log,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// Everything logged so far.
-    fn log(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap()).into_owned()
-    }
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
+use crate::common::process::Process;
+use crate::common::{Backends, mint, simple_order};
 
 #[tokio::test]
 async fn no_token_reaches_the_log_even_at_trace_level() {
     let backends = Backends::fresh().await;
-    let process = Logged::start(&backends, "trace").await;
+    let process = Process::start("all", &backends, &[("RUST_LOG", "trace")]).await;
     let http = reqwest::Client::new();
-    let admin = mint(Role::Admin, vec!["*".into()], |_| {});
-    let created: serde_json::Value = http
-        .post(format!("{}/v1/restaurants", process.base))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Logged"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rid: RestaurantId = created["id"].as_str().unwrap().parse().unwrap();
+    let rid = process.create_restaurant("Logged").await;
     let kitchen = mint(Role::Kitchen, vec![rid.to_string()], |_| {});
     let refreshed = mint(Role::Kitchen, vec![rid.to_string()], |c| {
         c.exp += 60;

@@ -17,3 +17,4 @@ mod outages;
 mod pressure;
 mod protocols;
 mod tls;
+mod traces;
