@@ -580,11 +580,44 @@ impl Ctx {
                 body: &body,
                 due: None,
                 order: false,
-                probe: Probe::Notification { tag, audience },
+                probe: Probe::Tagged {
+                    kind: Kind::Notification,
+                    tag,
+                    audience,
+                },
                 key: &key,
             })
             .await?;
         self.record(r, &resp["seq"], Kind::Notification, audience, sent);
+        Ok(())
+    }
+
+    /// `--lifecycle publish`: one `x.bench` event for the kitchen, its data
+    /// padded to `--payload-bytes`, through the generic publish endpoint.
+    async fn bench_event(self: Arc<Self>, r: usize, due: Instant) -> Result<(), WriteFailed> {
+        let key = self.next_key();
+        let audience = Audience::of(&[Role::Kitchen], None, None);
+        let overhead = r#"{"message":"","pad":""}"#.len() + key.len();
+        let pad = "x".repeat(self.scenario.payload_bytes.saturating_sub(overhead));
+        let body = json!({"type": "x.bench", "audience": {"roles": ["kitchen"]},
+            "data": {"message": key, "pad": pad}});
+        let (resp, sent) = self
+            .write(Write {
+                restaurant: r,
+                via: self.route(r),
+                path: "/events",
+                body: &body,
+                due: Some(due),
+                order: false,
+                probe: Probe::Tagged {
+                    kind: Kind::Bench,
+                    tag: key.clone(),
+                    audience,
+                },
+                key: &key,
+            })
+            .await?;
+        self.record(r, &resp["seq"], Kind::Bench, audience, sent);
         Ok(())
     }
 }
@@ -637,7 +670,11 @@ pub async fn drive(ctx: Arc<Ctx>, length: Duration) {
         tokio::time::sleep_until(next.into()).await;
         while tasks.try_join_next().is_some() {}
         if next_order == Some(next) {
-            tasks.spawn(ctx.clone().order(orders as usize % restaurants, next));
+            let r = orders as usize % restaurants;
+            match ctx.scenario.lifecycle {
+                Lifecycle::Publish => tasks.spawn(ctx.clone().bench_event(r, next)),
+                _ => tasks.spawn(ctx.clone().order(r, next)),
+            };
             orders += 1;
         } else {
             tasks.spawn(

@@ -17,6 +17,8 @@ pub enum Kind {
     RequestCreated,
     RequestStatusChanged,
     Notification,
+    /// `x.bench`, published by `--lifecycle publish`.
+    Bench,
 }
 
 impl Kind {
@@ -28,6 +30,7 @@ impl Kind {
             Kind::RequestCreated => "request.created",
             Kind::RequestStatusChanged => "request.status_changed",
             Kind::Notification => "notification",
+            Kind::Bench => "x.bench",
         }
     }
 
@@ -40,6 +43,7 @@ impl Kind {
             Kind::RequestCreated,
             Kind::RequestStatusChanged,
             Kind::Notification,
+            Kind::Bench,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

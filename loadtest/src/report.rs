@@ -644,6 +644,12 @@ pub fn summary(r: &Report) -> String {
             kib(p.rss_connected_kib),
             p.restarts
         );
+        if let (Some(cpu), Some(per)) = (p.cpu_measured_s, p.cpu_us_per_delivery) {
+            let _ = writeln!(
+                o,
+                "    while measuring: {cpu:.2} CPU s, {per:.2} CPU µs per event read"
+            );
+        }
     }
     for x in &r.chaos {
         let (at, exit) = (x.at_s, exit_text(x.exit));

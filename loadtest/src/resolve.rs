@@ -46,7 +46,10 @@ pub enum Probe {
         request: String,
         status: String,
     },
-    Notification {
+    /// A notification or an `x.bench` event, told from any other by the
+    /// `message` in its data.
+    Tagged {
+        kind: Kind,
         tag: String,
         audience: Audience,
     },
@@ -70,10 +73,7 @@ fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
 impl Probe {
     /// A creation the server does not deduplicate.
     pub fn may_commit_twice(&self) -> bool {
-        matches!(
-            self,
-            Probe::RequestCreated { .. } | Probe::Notification { .. }
-        )
+        matches!(self, Probe::RequestCreated { .. } | Probe::Tagged { .. })
     }
 
     /// Whether `event` (an envelope) is one of this write's.
@@ -117,9 +117,9 @@ impl Probe {
                     && str_at(data, "id") == request
                     && str_at(data, "status") == status
             }
-            Probe::Notification { tag, .. } => {
-                kind == "notification" && str_at(data, "message") == tag
-            }
+            Probe::Tagged {
+                kind: tagged, tag, ..
+            } => kind == tagged.as_str() && str_at(data, "message") == tag,
         }
     }
 
@@ -212,7 +212,7 @@ impl Ctx {
                     continue;
                 };
                 let audience = match (&u.probe, kind) {
-                    (Probe::Notification { audience, .. }, _) => *audience,
+                    (Probe::Tagged { audience, .. }, _) => *audience,
                     (_, Kind::RequestCreated | Kind::RequestStatusChanged) => {
                         crate::driver::request_audience(&event["data"])
                     }
@@ -283,12 +283,14 @@ mod tests {
         let alone = ready.keep(vec![order_event(9, "order.status_changed", "ready", None)]);
         assert!(alone.is_empty());
 
-        let note = Probe::Notification {
+        let note = Probe::Tagged {
+            kind: Kind::Notification,
             tag: "lt-1".into(),
             audience: Audience::of(&[], None, None),
         };
         assert!(note.matches(&json!({"type": "notification", "data": {"message": "lt-1"}})));
         assert!(!note.matches(&json!({"type": "notification", "data": {"message": "lt-2"}})));
+        assert!(!note.matches(&json!({"type": "x.bench", "data": {"message": "lt-1"}})));
         assert!(note.may_commit_twice() && !status.may_commit_twice());
     }
 }

@@ -17,7 +17,7 @@ use crate::chain::{self, ChainScreen};
 use crate::ctx::{Ctx, Phase, Region, Restaurant};
 use crate::driver;
 use crate::ledger::{self, Viewer};
-use crate::procstat::{self, Target, Usage};
+use crate::procstat::{self, Sample, Target, Usage};
 use crate::report::{self, ExecResult, Report};
 use crate::scenario::Scenario;
 use crate::screens::{self, Screen};
@@ -339,16 +339,13 @@ fn watch_processes(targets: Vec<Target>, stop: watch::Receiver<Phase>) -> Arc<Mu
     usage
 }
 
-fn snapshot_rss(targets: &[Target], usage: &Mutex<Vec<Usage>>, before: bool) {
+/// Samples every process now, then marks the sample with `mark`.
+fn snapshot(targets: &[Target], usage: &Mutex<Vec<Usage>>, mark: impl Fn(&mut Usage, Sample)) {
     let mut u = usage.lock().expect("usage lock");
     for (t, u) in targets.iter().zip(u.iter_mut()) {
         if let Some(s) = procstat::sample(t) {
             u.observe(s);
-            if before {
-                u.rss_before_kib = Some(s.rss_kib);
-            } else {
-                u.rss_connected_kib = Some(s.rss_kib);
-            }
+            mark(u, s);
         }
     }
 }
@@ -524,9 +521,10 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         .iter()
         .map(|p| Target::Pid(*p))
         .chain(scenario.pid_files.iter().cloned().map(Target::File))
+        .chain(scenario.pid_trees.iter().map(|p| Target::Tree(*p)))
         .collect();
     let usage = watch_processes(targets.clone(), phase.clone());
-    snapshot_rss(&targets, &usage, true);
+    snapshot(&targets, &usage, |u, s| u.rss_before_kib = Some(s.rss_kib));
     let ctx = Arc::new(Ctx::new(
         scenario,
         regions,
@@ -576,7 +574,9 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
             humantime::format_duration(deadline - opened)
         ));
     }
-    snapshot_rss(&targets, &usage, false);
+    snapshot(&targets, &usage, |u, s| {
+        u.rss_connected_kib = Some(s.rss_kib)
+    });
 
     // Traffic, with chaos. A write is retried until the settle phase
     // would end on schedule.
@@ -590,17 +590,20 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
     let mut execs = chaos_commands(s, traffic_start);
     chaos_drops(ctx.clone(), cuts);
     let measure = {
-        let ctx = ctx.clone();
+        let (ctx, targets, usage) = (ctx.clone(), targets.clone(), usage.clone());
         let warmup = s.warmup;
         tokio::spawn(async move {
             tokio::time::sleep(warmup).await;
             ctx.stats.measuring.store(true, Relaxed);
-            ctx.stats.now_us()
+            snapshot(&targets, &usage, |u, _| u.start_measuring());
+            (ctx.stats.now_us(), ctx.stats.delivered_total())
         })
     };
     driver::drive(ctx.clone(), s.warmup + s.duration).await;
     let traffic_end_us = ctx.stats.now_us();
-    let measure_from_us = measure.await.unwrap_or(traffic_start_us);
+    let (measure_from_us, delivered_before) = measure.await.unwrap_or((traffic_start_us, 0));
+    let delivered = ctx.stats.delivered_total() - delivered_before;
+    snapshot(&targets, &usage, |u, _| u.stop_measuring(delivered));
 
     // Settle: screens read what is left, up to the deadline.
     let _ = phase_tx.send(Phase::Settle);

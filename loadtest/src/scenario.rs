@@ -78,9 +78,14 @@ pub struct Scenario {
     pub rate: f64,
     /// `full`: every order walks new → accepted → in progress → items
     /// cooking → items ready (→ order ready) → served → paid, some are
-    /// cancelled; `create`: one `order.created` event per order.
+    /// cancelled; `create`: one `order.created` event per order;
+    /// `publish`: no orders, `--rate` custom `x.bench` events per second
+    /// for the kitchen through `POST …/events` (the fan-out benchmark).
     #[arg(long, value_enum, default_value_t = Lifecycle::Full)]
     pub lifecycle: Lifecycle,
+    /// `--lifecycle publish`: bytes of each event's `data`.
+    #[arg(long, default_value_t = 256)]
+    pub payload_bytes: usize,
     /// Pause between two steps of one order, uniformly within this range.
     #[arg(long, default_value = "300ms..1500ms")]
     pub step_delay: DelayRange,
@@ -138,6 +143,10 @@ pub struct Scenario {
     /// processes restarted during the run).
     #[arg(long = "pid-file")]
     pub pid_files: Vec<PathBuf>,
+    /// Like `--pid`, counting the CPU time of every process it started
+    /// too (PostgreSQL's postmaster: the whole server).
+    #[arg(long = "pid-tree")]
+    pub pid_trees: Vec<u32>,
 
     /// Write every figure as JSON to this file.
     #[arg(long)]
@@ -290,6 +299,7 @@ impl FromStr for RegionSpec {
 pub enum Lifecycle {
     Full,
     Create,
+    Publish,
 }
 
 /// Which transport a screen uses.

@@ -122,6 +122,48 @@ async fn a_small_scenario_with_cut_connections_passes_with_zero_violations() {
     }
 }
 
+/// The fan-out benchmark's traffic: custom events through the publish
+/// endpoint, every one read once by every kitchen screen, with the CPU of
+/// the server (this process) per event read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publish_lifecycle_delivers_every_custom_event_once_to_every_kitchen() {
+    let stack = stack().await;
+    let pid = std::process::id().to_string();
+    let s = scenario(
+        &stack.base,
+        &stack.base,
+        &[
+            "--restaurants=2",
+            "--kitchens=3",
+            "--owners=0",
+            "--waiters=0",
+            "--customers=0",
+            "--transports=sse=1",
+            "--lifecycle=publish",
+            "--payload-bytes=256",
+            "--rate=40",
+            "--notification-rate=0",
+            "--warmup=1s",
+            "--duration=3s",
+            &format!("--pid-tree={pid}"),
+        ],
+    );
+    let report = run(s).await.expect("the run happens");
+    let v = &report.verification;
+    assert!(
+        report.passed,
+        "{}",
+        ordercast_loadtest::report::summary(&report)
+    );
+    assert_eq!(v.violations.total(), 0);
+    // 40 events/s for 4 s, each read by 3 kitchens.
+    assert!(v.expected >= 400, "too little was checked: {}", v.expected);
+    assert_eq!(report.writes_lost + report.writes_refused, 0);
+    let process = &report.processes[0];
+    assert!(process.cpu_measured_s.is_some_and(|cpu| cpu > 0.0));
+    assert!(process.cpu_us_per_delivery.is_some_and(|us| us > 0.0));
+}
+
 /// Owner token for `rid`: what a leaking edge would serve anyone.
 fn owner_token(rid: &str) -> String {
     let now = SystemTime::now()
