@@ -1,5 +1,5 @@
 # Ordercast — the two commands are `make run` and `make test`.
-.PHONY: run test bench bench-edge bench-regions cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-freeze loadtest-regions chart dashboard-test fmt lint check
+.PHONY: run test bench bench-edge bench-fanout bench-regions cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-freeze loadtest-regions chart dashboard-test fmt lint check
 
 run: ## Build, start local PostgreSQL + Redis, migrate, run with a demo restaurant
 	bash scripts/dev.sh
@@ -12,6 +12,9 @@ bench: ## Order-creation benchmark (release build, durable PostgreSQL); see docs
 
 bench-edge: ## Edge benchmarks (idle connections, latency, mass reconnect) against one edge; see docs/performance.md
 	bash scripts/bench-edge.sh
+
+bench-fanout: ## Fan-out cost: 2,000 and 5,000 SSE screens, 200 events/s published through the api, `all` and split layouts; see docs/performance.md
+	bash scripts/bench-fanout.sh
 
 bench-regions: ## Regions targets on the two-region rig: remote latency, in-region p99 during a partition, catch-up after heal
 	bash scripts/bench-regions.sh
