@@ -125,6 +125,8 @@ pub struct Usage {
     pub rss_peak_kib: u64,
     /// RSS when every screen was connected, before traffic.
     pub rss_connected_kib: Option<u64>,
+    /// RSS `--linger` after every screen closed.
+    pub rss_after_kib: Option<u64>,
     /// CPU seconds used during the run (summed over restarts).
     pub cpu_s: f64,
     /// CPU seconds used while measuring (after the warm-up, until traffic

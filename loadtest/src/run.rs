@@ -625,6 +625,10 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
     let settled_in = Duration::from_micros(ctx.stats.now_us() - traffic_end_us);
     let _ = phase_tx.send(Phase::Done);
     let _ = progress.await;
+    if !s.linger.is_zero() {
+        tokio::time::sleep(s.linger).await;
+        snapshot(&targets, &usage, |u, s| u.rss_after_kib = Some(s.rss_kib));
+    }
     let mut chaos = Vec::new();
     while let Some(r) = execs.join_next().await {
         chaos.push(r?);

@@ -147,6 +147,11 @@ pub struct Scenario {
     /// too (PostgreSQL's postmaster: the whole server).
     #[arg(long = "pid-tree")]
     pub pid_trees: Vec<u32>,
+    /// After every screen has closed, wait this long and read the
+    /// processes' RSS again: whether their memory comes back after load.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "as_secs")]
+    pub linger: Duration,
 
     /// Write every figure as JSON to this file.
     #[arg(long)]
