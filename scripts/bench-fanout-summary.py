@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Medians of `make bench-fanout`'s runs.
 
-Arguments: triples LAYOUT SUBSCRIBERS REPORT.json (one per run). Prints the
+Arguments: "LAYOUT SUBSCRIBERS REPORT.json", one per run. Prints the
 medians per layout and subscriber count as JSON, or with --table as the
 Markdown rows of docs/performance.md. The server processes are the
 `--pid` ones (api and edge, or all); PostgreSQL is the `--pid-tree` one.
@@ -37,10 +37,9 @@ def figures(path):
 
 def main(argv):
     table = argv[:1] == ["--table"]
-    argv = argv[1:] if table else argv
     runs = {}
-    for i in range(0, len(argv), 3):
-        layout, n, path = argv[i : i + 3]
+    for run in argv[1:] if table else argv:
+        layout, n, path = run.split()
         runs.setdefault((layout, int(n)), []).append(figures(path))
     summary = []
     for (layout, n), rs in runs.items():
