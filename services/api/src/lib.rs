@@ -9,6 +9,7 @@ pub mod headers;
 pub mod ledger;
 mod limits;
 pub mod metrics;
+mod once;
 pub mod outbox;
 pub mod regions;
 pub mod retention;

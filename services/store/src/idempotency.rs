@@ -49,6 +49,16 @@ pub(crate) async fn claim(
 impl Store {
     /// The stored answer for a key that [`claim`] found taken.
     pub(crate) async fn replay(&self, key: &IdempotencyKey) -> Result<Replay, StoreError> {
+        // Claimed and committed without a response, or expired between the
+        // two statements: neither happens in practice; refuse rather than guess.
+        self.replay_known(key)
+            .await?
+            .ok_or(StoreError::IdempotencyMismatch)
+    }
+
+    /// The stored answer for `key`, if a command with it has committed;
+    /// `IdempotencyMismatch` when the key was used for another request.
+    pub async fn replay_known(&self, key: &IdempotencyKey) -> Result<Option<Replay>, StoreError> {
         type Row = (Vec<u8>, Option<i16>, Option<Json<serde_json::Value>>);
         let row: Option<Row> = sqlx::query_as(
             "SELECT request_hash, response_status, response_body FROM idempotency_keys
@@ -59,14 +69,13 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         match row {
+            None => Ok(None),
             Some((hash, _, _)) if hash != key.request_hash => Err(StoreError::IdempotencyMismatch),
-            Some((_, Some(status), Some(Json(body)))) => Ok(Replay {
+            Some((_, Some(status), Some(Json(body)))) => Ok(Some(Replay {
                 status: status as u16,
                 body,
-            }),
-            // Claimed and committed without a response, or expired between the
-            // two statements: neither happens in practice; refuse rather than guess.
-            _ => Err(StoreError::IdempotencyMismatch),
+            })),
+            Some(_) => Err(StoreError::IdempotencyMismatch),
         }
     }
 }

@@ -65,6 +65,17 @@ impl<T> Pending<T> {
         self.events.last().map(|e| e.seq).unwrap_or_default()
     }
 
+    /// Claims `key` for this write, in its transaction; `false` when a
+    /// command with the same key committed first (drop this one and answer
+    /// [`crate::Store::replay_known`]'s).
+    pub async fn claim(&mut self, key: IdempotencyKey) -> Result<bool, StoreError> {
+        let claimed = crate::idempotency::claim(&mut self.tx, &key).await?;
+        if claimed {
+            self.idempotency = Some(key);
+        }
+        Ok(claimed)
+    }
+
     /// Stores the response for the command's idempotency key (if it has
     /// one), in the same transaction, so a retry gets exactly this answer.
     pub async fn remember_response(

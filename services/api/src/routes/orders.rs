@@ -10,14 +10,13 @@ use ordercast_core::order_scope::OrderScope;
 use ordercast_core::policy::Action;
 use ordercast_core::{ItemId, OrderId, RestaurantId, Role, Seq, SessionId, WaiterId};
 use ordercast_store::{
-    IdempotencyKey, NewItem, NewOrder, OrderCursor, Outcome, Page, Replay, SNAPSHOT_LIMIT,
-    SNAPSHOT_MAX_BYTES,
+    NewItem, NewOrder, OrderCursor, Outcome, Page, Replay, SNAPSHOT_LIMIT, SNAPSHOT_MAX_BYTES,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::headers::{idempotency_key, if_match};
+use crate::headers::if_match;
+use crate::once::{Once, commit_once, key_of};
 use crate::state::AppState;
 use crate::validate::Checks;
 use ordercast_http::Caller;
@@ -208,16 +207,12 @@ async fn create_order(
     state.authorize(&caller, rid, Action::CreateOrder).await?;
     body.validate()?;
     body.bind_to(&caller.0)?;
-    let key = idempotency_key(&headers)?.map(|key| {
-        let mut hash = Sha256::new();
-        hash.update(format!("POST /v1/restaurants/{rid}/orders\n"));
-        hash.update(serde_json::to_vec(&body).expect("bodies serialize"));
-        IdempotencyKey {
-            restaurant: rid,
-            key,
-            request_hash: hash.finalize().to_vec(),
-        }
-    });
+    let key = key_of(
+        &headers,
+        rid,
+        &format!("POST /v1/restaurants/{rid}/orders"),
+        &body,
+    )?;
     let trace = traceparent(&headers);
     let new = body.into_new();
     let Some(key) = key else {
@@ -429,7 +424,7 @@ async fn get_order(
 }
 
 /// A status change.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetOrderStatus {
     status: OrderStatus,
@@ -439,10 +434,12 @@ pub(crate) struct SetOrderStatus {
 }
 
 /// Move an order along its life cycle. Illegal transitions and stale
-/// `If-Match` versions are 409 with the order as it is.
+/// `If-Match` versions are 409 with the order as it is. A retry with the
+/// same `Idempotency-Key` gets the first answer (`Idempotent-Replayed`).
 #[utoipa::path(post, path = "/v1/restaurants/{rid}/orders/{oid}/status", tag = "orders",
     params(("rid" = String, Path, format = Uuid), ("oid" = String, Path, format = Uuid),
-           ("If-Match" = Option<String>, Header, description = "the version last seen, e.g. \"3\"")),
+           ("If-Match" = Option<String>, Header, description = "the version last seen, e.g. \"3\""),
+           ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
     request_body = SetOrderStatus,
     responses((status = 200, body = OrderWritten), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -468,32 +465,55 @@ async fn set_order_status(
         ));
     }
     let trace = traceparent(&headers);
-    let pending = state
-        .store
-        .set_order_status(
-            rid,
-            oid,
-            body.status,
-            body.reason,
-            expected,
-            trace.as_deref(),
-        )
-        .await?;
-    let (order, seq) = state.writer.commit(pending).await?;
-    Ok((etag(&order), Json(OrderWritten { order, seq })).into_response())
+    let path = format!("POST /v1/restaurants/{rid}/orders/{oid}/status");
+    let key = key_of(&headers, rid, &path, &body)?;
+    let write = state.store.set_order_status(
+        rid,
+        oid,
+        body.status,
+        body.reason,
+        expected,
+        trace.as_deref(),
+    );
+    let once = commit_once(&state, key, write, written).await?;
+    Ok(order_answer(once))
+}
+
+/// An [`OrderWritten`] as JSON.
+fn written(order: &Order, seq: Seq) -> serde_json::Value {
+    let order = order.clone();
+    serde_json::to_value(OrderWritten { order, seq }).expect("orders serialize")
+}
+
+/// A status change's answer with the order's ETag; a replayed one marked.
+fn order_answer(once: Once) -> Response {
+    let (status, body, replayed) = match once {
+        Once::Fresh(body) => (StatusCode::OK, body, None),
+        Once::Replayed(replay) => (
+            StatusCode::from_u16(replay.status).unwrap_or(StatusCode::OK),
+            replay.body,
+            Some([("idempotent-replayed", "true")]),
+        ),
+    };
+    let tag = StoredOrder::deserialize(&body["order"])
+        .ok()
+        .map(|order| [(header::ETAG, version_tag(order.version))]);
+    (status, replayed, tag, Json(body)).into_response()
 }
 
 /// An item status change.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetItemStatus {
     status: ItemStatus,
 }
 
 /// Move one item along its life cycle; when every live item is ready the
-/// order becomes `ready` too (two events; `seq` is the last).
+/// order becomes `ready` too (two events; `seq` is the last). A retry with
+/// the same `Idempotency-Key` gets the first answer.
 #[utoipa::path(post, path = "/v1/restaurants/{rid}/orders/{oid}/items/{iid}/status", tag = "orders",
-    params(("rid" = String, Path, format = Uuid), ("oid" = String, Path, format = Uuid), ("iid" = String, Path, format = Uuid)),
+    params(("rid" = String, Path, format = Uuid), ("oid" = String, Path, format = Uuid), ("iid" = String, Path, format = Uuid),
+           ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
     request_body = SetItemStatus,
     responses((status = 200, body = OrderWritten), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -509,10 +529,11 @@ async fn set_item_status(
         .await?;
     check_visible(&state, &caller, rid, oid).await?;
     let trace = traceparent(&headers);
-    let pending = state
+    let path = format!("POST /v1/restaurants/{rid}/orders/{oid}/items/{iid}/status");
+    let key = key_of(&headers, rid, &path, &body)?;
+    let write = state
         .store
-        .set_item_status(rid, oid, iid, body.status, trace.as_deref())
-        .await?;
-    let (order, seq) = state.writer.commit(pending).await?;
-    Ok((etag(&order), Json(OrderWritten { order, seq })).into_response())
+        .set_item_status(rid, oid, iid, body.status, trace.as_deref());
+    let once = commit_once(&state, key, write, written).await?;
+    Ok(order_answer(once))
 }

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use ordercast_core::audience::Scope;
 use ordercast_core::policy::Action;
 use ordercast_core::request::{RequestKind, RequestStatus, WaiterRequest};
@@ -11,6 +12,7 @@ use ordercast_store::{NewRequest, Transfer};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::once::{Once, commit_once, key_of};
 use crate::state::AppState;
 use crate::validate::Checks;
 use ordercast_http::Caller;
@@ -93,15 +95,17 @@ async fn create_request(
 }
 
 /// A request status change.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetRequestStatus {
     status: RequestStatus,
 }
 
 /// Acknowledge, resolve or cancel a request (customers: cancel their own).
+/// A retry with the same `Idempotency-Key` gets the first answer.
 #[utoipa::path(post, path = "/v1/restaurants/{rid}/requests/{id}/status", tag = "requests",
-    params(("rid" = String, Path, format = Uuid), ("id" = String, Path, format = Uuid)),
+    params(("rid" = String, Path, format = Uuid), ("id" = String, Path, format = Uuid),
+           ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
     request_body = SetRequestStatus,
     responses((status = 200, body = RequestWritten), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -111,7 +115,7 @@ async fn set_request_status(
     Path((rid, id)): Path<(RestaurantId, RequestId)>,
     headers: HeaderMap,
     Body(body): Body<SetRequestStatus>,
-) -> Result<Json<RequestWritten>, HttpError> {
+) -> Result<Response, HttpError> {
     state
         .authorize(&caller, rid, Action::ChangeRequestStatus)
         .await?;
@@ -130,12 +134,23 @@ async fn set_request_status(
         ));
     }
     let trace = traceparent(&headers);
-    let pending = state
+    let path = format!("POST /v1/restaurants/{rid}/requests/{id}/status");
+    let key = key_of(&headers, rid, &path, &body)?;
+    let write = state
         .store
-        .set_request_status(rid, id, body.status, trace.as_deref())
-        .await?;
-    let (request, seq) = state.writer.commit(pending).await?;
-    Ok(Json(RequestWritten { request, seq }))
+        .set_request_status(rid, id, body.status, trace.as_deref());
+    let written = |request: &WaiterRequest, seq| {
+        let request = request.clone();
+        serde_json::to_value(RequestWritten { request, seq }).expect("requests serialize")
+    };
+    Ok(match commit_once(&state, key, write, written).await? {
+        Once::Fresh(body) => Json(body).into_response(),
+        Once::Replayed(replay) => {
+            let status = StatusCode::from_u16(replay.status).unwrap_or(StatusCode::OK);
+            let marker = [("idempotent-replayed", "true")];
+            (status, marker, Json(replay.body)).into_response()
+        }
+    })
 }
 
 /// A shift change.
