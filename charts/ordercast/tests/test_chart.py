@@ -437,6 +437,15 @@ class Renders(unittest.TestCase):
         self.assertEqual(container(m, "edge")[0]["topologySpreadConstraints"], mine)
         self.assertNotIn("topologySpreadConstraints", container(m, "api")[0])
 
+    def test_the_edge_runs_websocket_commands_on_the_api_service(self):
+        m = render()
+        _, edge = container(m, "edge")
+        url = env_of(edge)["ORDERCAST_API_URL"]["value"]
+        port = m["Service/oc-ordercast-api"]["spec"]["ports"][0]["port"]
+        self.assertEqual(url, f"http://oc-ordercast-api:{port}")
+        _, api = container(m, "api")
+        self.assertNotIn("ORDERCAST_API_URL", env_of(api))
+
     def test_a_roles_env_overrides_the_global_env_by_name(self):
         m = render(**{"env.RUST_LOG": "info", "env.OTEL_SERVICE_NAME": "oc", "edge.env.RUST_LOG": "debug"})
         for what, c in processes(m):

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderMap, HeaderName, Method, header};
+use axum::http::{HeaderMap, HeaderName, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ordercast_core::{Region, RestaurantId};
 use ordercast_http::extract::BODY_LIMIT_BYTES;
+use ordercast_http::forwarding::{REQUEST_HEADERS, RESPONSE_HEADERS};
 use ordercast_http::{Caller, HttpError};
 use ordercast_store::{Store, StoreError};
 
@@ -25,28 +26,6 @@ use crate::state::AppState;
 /// forwarded request is never forwarded again: if the two regions disagree
 /// about a restaurant's home, the write is refused, not bounced.
 pub const FORWARDED_FROM: HeaderName = HeaderName::from_static("ordercast-forwarded-from");
-
-/// The request headers that travel with a forwarded write.
-const REQUEST_HEADERS: [HeaderName; 7] = [
-    header::AUTHORIZATION,
-    header::CONTENT_TYPE,
-    header::IF_MATCH,
-    header::ACCEPT,
-    HeaderName::from_static("idempotency-key"),
-    HeaderName::from_static("traceparent"),
-    HeaderName::from_static("tracestate"),
-];
-
-/// The response headers that come back (hop-by-hop ones and the length,
-/// which axum sets, stay behind).
-const RESPONSE_HEADERS: [HeaderName; 6] = [
-    header::CONTENT_TYPE,
-    header::LOCATION,
-    header::ETAG,
-    header::RETRY_AFTER,
-    header::WWW_AUTHENTICATE,
-    HeaderName::from_static("idempotent-replayed"),
-];
 
 /// Restaurants' homes remembered at most (a home never changes; the map is
 /// cleared when full).

@@ -3,6 +3,7 @@
 //! and buffer their events, and SSE, WebSocket and long-poll deliver them
 //! with gap-free resume.
 
+mod api;
 mod assets;
 mod auth;
 mod error;
@@ -31,6 +32,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use api::{ApiLink, COMMAND_TIMEOUT};
 pub use error::EdgeError;
 pub use frame::Frame;
 pub use metrics::{EdgeMetrics, Transport};
@@ -47,7 +49,8 @@ pub struct EdgeService {
 }
 
 impl EdgeService {
-    /// Builds the edge; shard readers start with the first subscriber. With
+    /// Builds the edge; shard readers start with the first subscriber.
+    /// WebSocket commands run on `api`. With
     /// peer regions (`settings.peers`) it also starts the region monitor,
     /// which lives as long as the edge.
     pub fn start(
@@ -57,6 +60,7 @@ impl EdgeService {
         verifier: TokenVerifier,
         registry: &prometheus::Registry,
         settings: EdgeSettings,
+        api: ApiLink,
     ) -> anyhow::Result<EdgeService> {
         let metrics = EdgeMetrics::new(registry)?;
         metrics
@@ -107,6 +111,7 @@ impl EdgeService {
             drain: CancellationToken::new(),
             sessions: TaskTracker::new(),
             receipts,
+            api,
         });
         Ok(EdgeService { shared })
     }
@@ -133,6 +138,12 @@ impl EdgeService {
     pub async fn sessions_closed(&self) {
         self.shared.sessions.close();
         self.shared.sessions.wait().await;
+    }
+
+    /// Lets go of the in-process api WebSocket commands run on, so the api
+    /// can stop; later commands are answered `unavailable`.
+    pub fn release_api(&self) {
+        self.shared.api.release();
     }
 
     /// Counts a client cut because its socket stopped taking writes.

@@ -56,6 +56,10 @@ pub struct EdgeSettings {
     /// A peer whose heartbeat has not arrived for this long is stale.
     /// Default 3 s (peers beat every second).
     pub region_stale_after: Duration,
+    /// The api a split edge runs WebSocket commands on (its base URL);
+    /// `None`: commands answer `unavailable` unless the api runs in the
+    /// same process. Default none.
+    pub api_url: Option<String>,
 }
 
 impl EdgeSettings {
@@ -80,6 +84,7 @@ impl EdgeSettings {
         max_poll_wait: Duration::from_secs(30),
         peers: Vec::new(),
         region_stale_after: Duration::from_secs(3),
+        api_url: None,
     };
 }
 

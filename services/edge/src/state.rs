@@ -10,6 +10,7 @@ use ordercast_store::{ChainDirectory, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::ApiLink;
 use crate::hub::Hubs;
 use crate::metrics::EdgeMetrics;
 use crate::receipts::Receipts;
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     /// What screens were sent, for the delivery ledger.
     pub receipts: Arc<Receipts>,
     pub connections: streams::Streams,
+    /// Where WebSocket commands run.
+    pub api: ApiLink,
 }
 
 impl Shared {

@@ -17,7 +17,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 
 use crate::state::Shared;
-use crate::{EdgeService, EdgeSettings};
+use crate::{ApiLink, EdgeService, EdgeSettings};
 
 const SECRET: &[u8] = b"unit-test-secret-of-at-least-32-bytes";
 
@@ -39,9 +39,17 @@ pub(crate) fn shared(settings: EdgeSettings) -> Arc<Shared> {
     let streams = Streams::new(&redis).unwrap();
     let verifier = TokenVerifier::hs256(SECRET, None, "ordercast").unwrap();
     let registry = prometheus::Registry::new();
-    EdgeService::start(store, streams, &redis, verifier, &registry, settings)
-        .unwrap()
-        .shared
+    EdgeService::start(
+        store,
+        streams,
+        &redis,
+        verifier,
+        &registry,
+        settings,
+        ApiLink::Unset,
+    )
+    .unwrap()
+    .shared
 }
 
 /// An edge over the test PostgreSQL (a fresh database) and Redis (a fresh
@@ -75,6 +83,7 @@ pub(crate) async fn on_servers(settings: EdgeSettings) -> OnServers {
         verifier,
         &registry,
         settings,
+        ApiLink::Unset,
     )
     .unwrap();
     OnServers {
@@ -143,6 +152,8 @@ pub(crate) fn kitchen_restaurant() -> RestaurantId {
 
 /// The far end of a WebSocket session: what it wrote, and its inbound half.
 pub(crate) struct WsPeer {
+    /// The session's `hello` was read.
+    greeted: bool,
     written: UnboundedReceiver<Message>,
     inbound: UnboundedSender<Result<Message, axum::Error>>,
     _session: JoinHandle<()>,
@@ -163,8 +174,14 @@ pub(crate) fn ws_session(state: &Arc<Shared>, principal: Principal) -> WsPeer {
         stream,
         |mut stream| async move { stream.recv().await.map(|message| (message, stream)) },
     ));
-    let session = crate::ws::run_session(sink, stream, state.clone(), Arc::new(principal));
+    let opened = crate::ws::Opened {
+        principal: Arc::new(principal),
+        token: ordercast_http::StreamToken("unit".into()),
+        protocol: None,
+    };
+    let session = crate::ws::run_session(sink, stream, state.clone(), opened);
     WsPeer {
+        greeted: false,
         written,
         inbound,
         _session: tokio::spawn(session),
@@ -172,8 +189,21 @@ pub(crate) fn ws_session(state: &Arc<Shared>, principal: Principal) -> WsPeer {
 }
 
 impl WsPeer {
+    /// The next frame after the session's `hello`.
     pub(crate) async fn next(&mut self) -> Message {
-        self.written.recv().await.expect("the session wrote more")
+        loop {
+            let message = self.written.recv().await.expect("the session wrote more");
+            if !self.greeted {
+                self.greeted = true;
+                if let Message::Text(text) = &message
+                    && text.starts_with(r#"{"type":"hello""#)
+                {
+                    continue;
+                }
+                panic!("the first frame is not a hello: {message:?}");
+            }
+            return message;
+        }
     }
 
     pub(crate) async fn next_json(&mut self) -> Value {

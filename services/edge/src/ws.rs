@@ -7,6 +7,7 @@
 //! never the hub.
 
 mod budget;
+mod command;
 mod protocol;
 mod session;
 mod subscription;
@@ -17,22 +18,29 @@ use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use ordercast_http::{HttpError, Subscriber};
+use ordercast_http::{HttpError, StreamToken, Subscriber};
 
 use crate::state::EdgeState;
 
 #[cfg(test)]
-pub(crate) use session::run as run_session;
+pub(crate) use session::{Opened, run as run_session};
 
 pub(crate) async fn upgrade(
     State(state): State<EdgeState>,
     subscriber: Subscriber,
+    token: StreamToken,
     ws: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
     let permit = state.admit(&subscriber.0)?;
     let max = state.settings.ws_max_message;
+    let ws = ws.protocols([protocol::PROTOCOL]);
+    let protocol = ws.selected_protocol().map(|_| protocol::PROTOCOL);
+    let opened = session::Opened {
+        principal: Arc::new(subscriber.0),
+        token,
+        protocol,
+    };
     Ok(ws
-        .protocols([protocol::PROTOCOL])
         .max_message_size(max)
         .max_frame_size(max)
         // Small buffers: thousands of mostly idle sockets per process.
@@ -43,7 +51,7 @@ pub(crate) async fn upgrade(
             sessions.track_future(async move {
                 let _permit = permit;
                 let (sink, inbound) = socket.split();
-                session::run(sink, inbound, state, Arc::new(subscriber.0)).await;
+                session::run(sink, inbound, state, opened).await;
             })
         })
         .into_response())

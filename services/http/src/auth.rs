@@ -55,13 +55,38 @@ impl<S: HasVerifier + Send + Sync> FromRequestParts<S> for Subscriber {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
-        let token = match bearer(parts) {
-            Some(token) => token.to_owned(),
-            None => query_token(parts)
-                .or_else(|| protocol_token(parts))
-                .ok_or(AuthError::Missing)?,
-        };
+        let token = stream_token(parts).ok_or(AuthError::Missing)?;
         Ok(Subscriber(state.verifier().verify(&token)?))
+    }
+}
+
+/// The token a stream was opened with, as sent (from the same places as
+/// [`Subscriber`]'s), for a WebSocket to run commands as its client. Its
+/// `Debug` never shows it.
+#[derive(Clone)]
+pub struct StreamToken(pub String);
+
+impl std::fmt::Debug for StreamToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamToken(<redacted>)")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StreamToken {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, HttpError> {
+        let token = stream_token(parts).ok_or(AuthError::Missing)?;
+        Ok(StreamToken(token))
+    }
+}
+
+/// A stream's token: the header, else the query parameter, else the
+/// subprotocol.
+fn stream_token(parts: &Parts) -> Option<String> {
+    match bearer(parts) {
+        Some(token) => Some(token.to_owned()),
+        None => query_token(parts).or_else(|| protocol_token(parts)),
     }
 }
 

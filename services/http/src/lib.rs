@@ -9,13 +9,14 @@ pub mod auth;
 pub mod deadline;
 pub mod direct;
 pub mod extract;
+pub mod forwarding;
 pub mod layers;
 pub mod problem;
 pub mod server;
 pub mod trace;
 
 pub use admission::{Admission, AdmissionLimits, RefusedConnections, Slot};
-pub use auth::{Caller, HasVerifier, Subscriber, authorize};
+pub use auth::{Caller, HasVerifier, StreamToken, Subscriber, authorize};
 pub use direct::{EVENT_STREAM_ROUTE, is_event_stream};
 pub use problem::{FieldError, HttpError, PROBLEM_BASE, PostgresFailure, Problem, no_route};
 pub use server::{OnStall, Port, ServerSettings, serve};

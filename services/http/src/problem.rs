@@ -90,6 +90,15 @@ pub enum HttpError {
     TooManyStreams(std::time::Duration),
     #[error("this restaurant has sent more commands than its rate allows; retry after {} s", retry_after_secs(*.0))]
     RateLimited(std::time::Duration),
+    /// A WebSocket command that cannot reach the api (not configured, or
+    /// not answering): the detail says which.
+    #[error("{0}")]
+    CommandsUnavailable(String),
+    /// A WebSocket command beyond the socket's commands in flight.
+    #[error(
+        "this connection already has {0} commands in flight; wait for a reply before sending more"
+    )]
+    TooManyCommands(usize),
 }
 
 /// Whole seconds to wait, rounded up and at least 1 (`Retry-After` takes
@@ -166,7 +175,14 @@ impl HttpError {
                 "too-many-streams",
                 "Too many streams for this token",
             ),
-            HttpError::Store(StoreError::Unavailable(_)) | HttpError::Unavailable => {
+            HttpError::TooManyCommands(_) => (
+                S::TOO_MANY_REQUESTS,
+                "too-many-commands",
+                "Too many commands in flight",
+            ),
+            HttpError::Store(StoreError::Unavailable(_))
+            | HttpError::Unavailable
+            | HttpError::CommandsUnavailable(_) => {
                 (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             }
             HttpError::RegionUnavailable(_) => (

@@ -11,7 +11,7 @@ use axum::Router;
 use ordercast_api::{ApiService, ApiSettings};
 use ordercast_bus::{BusMetrics, RedisSettings, Streams};
 use ordercast_core::auth::TokenVerifier;
-use ordercast_edge::{EdgeService, EdgeSettings};
+use ordercast_edge::{ApiLink, EdgeService, EdgeSettings};
 use ordercast_store::{DbSettings, Store};
 use prometheus::Registry;
 use tokio::net::{TcpListener, TcpSocket};
@@ -133,6 +133,16 @@ async fn check_region(store: &Store, region: &ordercast_core::Region) -> anyhow:
     }
 }
 
+/// Where the edge's WebSocket commands run: the api in this process, else
+/// the one at `ORDERCAST_API_URL`, else nowhere.
+fn api_link(api: Option<&ApiService>, url: Option<&str>) -> anyhow::Result<ApiLink> {
+    Ok(match (api, url) {
+        (Some(api), _) => ApiLink::in_process(api.router()),
+        (None, Some(url)) => ApiLink::http(url).context("cannot build the api client")?,
+        (None, None) => ApiLink::Unset,
+    })
+}
+
 /// A built service, listening but not yet serving.
 pub struct App {
     public: TcpListener,
@@ -179,6 +189,7 @@ impl App {
             )?),
             false => None,
         };
+        let commands = api_link(api.as_ref(), settings.edge.api_url.as_deref())?;
         let edge = match role.serves_edge() {
             true => Some(EdgeService::start(
                 store.clone(),
@@ -187,6 +198,7 @@ impl App {
                 settings.verifier,
                 &registry,
                 settings.edge,
+                commands,
             )?),
             false => None,
         };
@@ -311,6 +323,9 @@ impl App {
                 .is_err()
         {
             tracing::warn!("grace period over with WebSocket sessions still open");
+        }
+        if let Some(edge) = &self.edge {
+            edge.release_api();
         }
         if let Some(api) = self.api {
             api.stop().await;

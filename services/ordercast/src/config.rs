@@ -529,6 +529,11 @@ pub struct EdgeArgs {
     /// Reconnect hints on shutdown are spread over this window.
     #[arg(long, env = "ORDERCAST_DRAIN_WINDOW", default_value_t = EDGE.drain_window.into())]
     pub drain_window: HumanDuration,
+    /// The api's base URL (http://) a split `ordercast edge` runs WebSocket
+    /// commands on, e.g. the api Service; unset, commands answer
+    /// `unavailable`. `ordercast all` runs them in process.
+    #[arg(long, env = "ORDERCAST_API_URL")]
+    pub api_url: Option<String>,
 }
 
 impl EdgeArgs {
@@ -558,6 +563,12 @@ impl EdgeArgs {
             self.ws_sync_budget >= 64 * 1024,
             "ORDERCAST_WS_SYNC_BUDGET must be at least 65536 (one sync's minimum cost)"
         );
+        if let Some(url) = &self.api_url {
+            anyhow::ensure!(
+                url.starts_with("http://") && url.len() > "http://".len(),
+                "ORDERCAST_API_URL must be an http:// base URL, e.g. http://ordercast-api:8080"
+            );
+        }
         for (name, value) in [
             ("ORDERCAST_HEARTBEAT", *self.heartbeat),
             ("ORDERCAST_WS_PING_INTERVAL", *self.ws_ping_interval),
@@ -582,6 +593,7 @@ impl EdgeArgs {
             ws_ping_interval: *self.ws_ping_interval,
             degraded_poll_interval: *self.degraded_poll_interval,
             drain_window: *self.drain_window,
+            api_url: self.api_url.clone(),
             ..EdgeSettings::DEFAULT
         })
     }

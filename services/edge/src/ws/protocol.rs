@@ -33,9 +33,19 @@ pub(crate) enum ClientMessage {
         restaurant_id: RestaurantId,
     },
     /// The screen has processed every event of the restaurant up to `seq`.
+    /// With an `id`, the ack gets a `reply`.
     Ack {
         restaurant_id: RestaurantId,
         seq: Seq,
+        #[serde(default)]
+        id: Option<String>,
+    },
+    /// A command (`command.rs`): `id` is the client's request id, the rest
+    /// names the command and carries its body.
+    Command {
+        id: String,
+        #[serde(flatten)]
+        fields: serde_json::Map<String, Value>,
     },
     /// A fresh token for the same identity, sent before the current one
     /// expires: the connection and its subscriptions carry on.
@@ -49,6 +59,31 @@ pub(crate) enum ClientMessage {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum ServerMessage {
+    /// The first frame of every session.
+    Hello(Hello),
+    /// The one answer to a command (or an ack with an `id`).
+    Reply {
+        id: String,
+        /// `status` is 2xx: `result` holds the answer.
+        ok: bool,
+        /// The HTTP status the api call answered.
+        status: u16,
+        /// The api call's JSON answer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+        /// The resource's version after the command (its ETag).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<i64>,
+        /// The answer is the one given to an earlier command with this id.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        replayed: bool,
+        /// The api call's problem+json, when not `ok`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        problem: Option<Value>,
+        /// Seconds to wait before retrying (rate limits).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
+    },
     Subscribed {
         restaurant_id: RestaurantId,
         /// The cursor the subscription starts from.
@@ -80,6 +115,34 @@ pub(crate) enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none")]
         restaurant_id: Option<RestaurantId>,
     },
+}
+
+/// What a client learns when its socket opens.
+#[derive(Debug, Serialize)]
+pub(crate) struct Hello {
+    pub server: &'static str,
+    pub version: &'static str,
+    /// The subprotocol selected (`ordercast.v1`), if the client offered it.
+    pub protocol: Option<&'static str>,
+    /// The server pings this often; a peer silent for two intervals is cut.
+    pub ping_interval_ms: u64,
+    /// When the connection's token expires (Unix seconds): `refresh` before.
+    pub expires_at: u64,
+    pub limits: Limits,
+}
+
+/// The limits a client must keep to.
+#[derive(Debug, Serialize)]
+pub(crate) struct Limits {
+    /// Largest message, bytes (close 1009 beyond).
+    pub max_message_bytes: usize,
+    /// Restaurants one socket may subscribe to.
+    pub max_subscriptions: usize,
+    /// Sustained messages a second, in bursts of twice as many (close 1008
+    /// beyond).
+    pub messages_per_second: u32,
+    /// Commands awaiting their reply at once.
+    pub commands_in_flight: usize,
 }
 
 impl ServerMessage {

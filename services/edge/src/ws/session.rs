@@ -15,12 +15,15 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use ordercast_core::auth::Principal;
 use ordercast_core::{RestaurantId, Seq};
-use tokio::sync::mpsc;
+use ordercast_http::{HttpError, StreamToken};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, Interval, Sleep};
+use tracing::Instrument;
 
 use super::budget::SyncBudget;
-use super::protocol::{ClientMessage, ServerMessage, TOKEN_EXPIRED, close};
+use super::command::{self, Command};
+use super::protocol::{ClientMessage, Hello, Limits, ServerMessage, TOKEN_EXPIRED, close};
 use super::subscription::{self, Out, Request};
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::state::EdgeState;
@@ -29,6 +32,8 @@ use crate::state::EdgeState;
 struct Ending {
     reason: &'static str,
     close: Option<Message>,
+    /// The client closed: its close is answered with the same code.
+    echo: bool,
 }
 
 impl Ending {
@@ -36,6 +41,7 @@ impl Ending {
         Ending {
             reason,
             close: None,
+            echo: false,
         }
     }
 
@@ -43,6 +49,7 @@ impl Ending {
         Ending {
             reason,
             close: Some(close(code, text.into())),
+            echo: false,
         }
     }
 }
@@ -80,22 +87,36 @@ struct Session {
     sync_budget: SyncBudget,
     /// When the token expires.
     expiry: Pin<Box<Sleep>>,
+    /// The token commands run with: the one the socket opened with, or the
+    /// last accepted `refresh`.
+    token: StreamToken,
+    /// Commands awaiting their reply (at most [`command::MAX_IN_FLIGHT`]).
+    commands: Arc<Semaphore>,
+}
+
+/// Who opened the socket, and how.
+pub(crate) struct Opened {
+    pub principal: Arc<Principal>,
+    pub token: StreamToken,
+    /// The subprotocol the handshake selected.
+    pub protocol: Option<&'static str>,
 }
 
 /// Runs the session over the socket's halves until it ends.
-#[tracing::instrument(name = "ws_session", skip_all, fields(role = principal.role.as_str()))]
-pub(crate) async fn run<S, I>(
-    mut sink: S,
-    mut inbound: I,
-    state: EdgeState,
-    principal: Arc<Principal>,
-) where
+#[tracing::instrument(name = "ws_session", skip_all, fields(role = opened.principal.role.as_str()))]
+pub(crate) async fn run<S, I>(mut sink: S, mut inbound: I, state: EdgeState, opened: Opened)
+where
     S: Sink<Message, Error = axum::Error> + Unpin,
     I: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let mut guard = ConnectionGuard::new(&state.metrics, Transport::WebSocket);
-    let mut session = Session::new(state, principal);
+    let hello = hello(&state, &opened);
+    let mut session = Session::new(state, opened);
+    let greeted = sink.send(hello.frame()).await;
     let ending = loop {
+        if greeted.is_err() {
+            break Ending::quiet("client_closed");
+        }
         let message = match session.step(&mut inbound).await {
             Step::Write(message) => message,
             Step::Nothing => continue,
@@ -116,9 +137,34 @@ pub(crate) async fn run<S, I>(
         sub.task.abort();
     }
     guard.set_reason(ending.reason);
-    if let Some(close) = ending.close {
-        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
-    }
+    let bye = async {
+        match ending.close {
+            Some(close) => sink.send(close).await,
+            // The socket queued the echo when it read the client's close;
+            // closing the sink writes it (RFC 6455 §5.5.1).
+            None if ending.echo => sink.close().await,
+            None => Ok(()),
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+}
+
+/// The first frame: what the client needs to know to keep to the limits.
+fn hello(state: &EdgeState, opened: &Opened) -> ServerMessage {
+    let settings = &state.settings;
+    ServerMessage::Hello(Hello {
+        server: "ordercast",
+        version: env!("CARGO_PKG_VERSION"),
+        protocol: opened.protocol,
+        ping_interval_ms: settings.ws_ping_interval.as_millis() as u64,
+        expires_at: opened.principal.expires_at,
+        limits: Limits {
+            max_message_bytes: settings.ws_max_message,
+            max_subscriptions: settings.max_subscriptions,
+            messages_per_second: settings.ws_rate,
+            commands_in_flight: command::MAX_IN_FLIGHT,
+        },
+    })
 }
 
 /// Inbound message rate: `rate` per second sustained, bursts of `2 × rate`.
@@ -129,7 +175,10 @@ fn inbound_limiter(rate: u32) -> DefaultDirectRateLimiter {
 }
 
 impl Session {
-    fn new(state: EdgeState, principal: Arc<Principal>) -> Session {
+    fn new(state: EdgeState, opened: Opened) -> Session {
+        let Opened {
+            principal, token, ..
+        } = opened;
         let settings = &state.settings;
         let (tx, rx) = mpsc::channel(settings.ws_queue.max(1));
         let every = settings.ws_ping_interval;
@@ -144,6 +193,8 @@ impl Session {
             subs: HashMap::new(),
             next_id: 0,
             principal,
+            token,
+            commands: Arc::new(Semaphore::new(command::MAX_IN_FLIGHT)),
             state,
         }
     }
@@ -232,7 +283,15 @@ impl Session {
     /// What the client sent.
     fn received(&mut self, message: Option<Result<Message, axum::Error>>) -> Step {
         let text = match message {
-            None | Some(Ok(Message::Close(_))) => return Step::End(Ending::quiet("client_closed")),
+            None => return Step::End(Ending::quiet("client_closed")),
+            // Echo the client's close (RFC 6455 §5.5.1), so it sees a clean
+            // close with its own code.
+            Some(Ok(Message::Close(_))) => {
+                return Step::End(Ending {
+                    echo: true,
+                    ..Ending::quiet("client_closed")
+                });
+            }
             Some(Err(e)) => return Step::End(read_error(e)),
             Some(Ok(Message::Text(text))) => Some(text),
             Some(Ok(Message::Binary(_))) => None,
@@ -289,16 +348,31 @@ impl Session {
                     None => Some(not_subscribed(restaurant_id)),
                 }
             }
-            ClientMessage::Ack { restaurant_id, seq } => self.ack(restaurant_id, seq),
-            ClientMessage::Refresh { token } => Some(self.refresh(&token)),
+            ClientMessage::Ack {
+                restaurant_id,
+                seq,
+                id,
+            } => self.ack(restaurant_id, seq, id),
+            ClientMessage::Refresh { token } => Some(self.refresh(token)),
+            ClientMessage::Command { id, fields } => self.command(id, fields),
         }
     }
 
     /// From the first ack, the client's acks are its delivery receipts for
     /// the restaurant (an ack beyond what was written counts as what was).
-    fn ack(&mut self, restaurant: RestaurantId, seq: Seq) -> Option<ServerMessage> {
+    /// With an `id`, the ack is answered by a `reply` (instead of an
+    /// `error` when not subscribed).
+    fn ack(
+        &mut self,
+        restaurant: RestaurantId,
+        seq: Seq,
+        id: Option<String>,
+    ) -> Option<ServerMessage> {
         let Some(sub) = self.subs.get_mut(&restaurant) else {
-            return Some(not_subscribed(restaurant));
+            return Some(match id {
+                Some(id) => command::failed(id, HttpError::NotFound("subscription")),
+                None => not_subscribed(restaurant),
+            });
         };
         sub.acks = true;
         let upto = seq.min(sub.written);
@@ -306,14 +380,53 @@ impl Session {
             let role = self.principal.role;
             self.state.receipts.delivered(restaurant, role, upto);
         }
+        id.map(|id| ServerMessage::Reply {
+            id,
+            ok: true,
+            status: 200,
+            result: Some(serde_json::json!({"restaurant_id": restaurant, "seq": upto})),
+            version: None,
+            replayed: false,
+            problem: None,
+            retry_after: None,
+        })
+    }
+
+    /// Starts a command; its reply is queued when the api answers. Beyond
+    /// the commands in flight, it is refused at once.
+    fn command(
+        &mut self,
+        id: String,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Option<ServerMessage> {
+        let command = match Command::parse(id, fields) {
+            Ok(command) => command,
+            Err(reply) => return Some(*reply),
+        };
+        let Ok(permit) = self.commands.clone().try_acquire_owned() else {
+            let busy = HttpError::TooManyCommands(command::MAX_IN_FLIGHT);
+            return Some(command::failed(command.id().to_owned(), busy));
+        };
+        let (api, token, tx) = (self.state.api.clone(), self.token.clone(), self.tx.clone());
+        let span = tracing::info_span!("ws_command");
+        tokio::spawn(
+            async move {
+                let reply = command.run(&api, &token.0).await;
+                drop(permit);
+                // The session may have ended meanwhile: the command is done
+                // anyway, and a resend with its id is answered the same.
+                let _ = tx.send(Out::Control(reply)).await;
+            }
+            .instrument(span),
+        );
         None
     }
 
     /// Takes `token` in place of the connection's, if it is valid and names
     /// the same identity; otherwise the current token stays, until it
     /// expires. The new token's expiry ends the session.
-    fn refresh(&mut self, token: &str) -> ServerMessage {
-        let fresh = match self.state.verifier.verify(token) {
+    fn refresh(&mut self, token: String) -> ServerMessage {
+        let fresh = match self.state.verifier.verify(&token) {
             Ok(principal) => principal,
             Err(e) => return ServerMessage::error("invalid_token", e, None),
         };
@@ -327,6 +440,7 @@ impl Session {
         let expires_at = fresh.expires_at;
         let left = fresh.valid_for(SystemTime::now());
         self.principal = Arc::new(fresh);
+        self.token = StreamToken(token);
         self.expiry.as_mut().reset(Instant::now() + left);
         ServerMessage::Refreshed { expires_at }
     }

@@ -199,7 +199,10 @@ pub struct Ws {
     socket: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    /// Every frame after the `hello`.
     pub frames: Vec<Value>,
+    /// The session's first frame, once read.
+    pub hello: Option<Value>,
     pub closed: Option<(u16, String)>,
 }
 
@@ -229,6 +232,7 @@ impl Ws {
         Ws {
             socket,
             frames: Vec::new(),
+            hello: None,
             closed: None,
         }
     }
@@ -252,6 +256,7 @@ impl Ws {
         Ws {
             socket,
             frames: Vec::new(),
+            hello: None,
             closed: None,
         }
     }
@@ -314,7 +319,15 @@ impl Ws {
 
     fn record(&mut self, message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
         match message {
-            Some(Ok(Message::Text(t))) => self.frames.push(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Text(t))) => {
+                let frame: Value = serde_json::from_str(&t).unwrap();
+                if self.hello.is_none() && self.frames.is_empty() {
+                    assert_eq!(frame["type"], "hello", "the first frame");
+                    self.hello = Some(frame);
+                } else {
+                    self.frames.push(frame);
+                }
+            }
             Some(Ok(Message::Close(frame))) => {
                 self.closed = Some(
                     frame
@@ -327,6 +340,37 @@ impl Ws {
                 self.closed.get_or_insert((1006, String::new()));
             }
         }
+    }
+
+    /// Sends a command frame (with `id`) and waits for its reply.
+    pub async fn command(&mut self, id: &str, command: Value) -> Value {
+        let mut frame = command;
+        frame["type"] = "command".into();
+        frame["id"] = id.into();
+        let before = self.replies(id).len();
+        self.send(frame).await;
+        self.reply_after(id, before).await
+    }
+
+    /// Waits for a reply to command `id`.
+    pub async fn reply(&mut self, id: &str) -> Value {
+        self.reply_after(id, 0).await
+    }
+
+    /// Waits for the reply to `id` that follows the `before` already read.
+    async fn reply_after(&mut self, id: &str, before: usize) -> Value {
+        let replied = |w: &Ws| w.replies(id).len();
+        self.until(&format!("the reply to {id}"), |w| replied(w) > before)
+            .await;
+        self.replies(id)[before].clone()
+    }
+
+    /// The replies to command `id` so far.
+    pub fn replies(&self, id: &str) -> Vec<&Value> {
+        self.of_type("reply")
+            .into_iter()
+            .filter(|f| f["id"] == id)
+            .collect()
     }
 
     /// Frames of a type.

@@ -8,6 +8,7 @@ mod amplification;
 mod assets;
 mod clients;
 mod cluster;
+mod commands;
 mod delivery;
 mod floods;
 mod isolation;
