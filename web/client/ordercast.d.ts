@@ -147,6 +147,37 @@ export declare class OrdercastError extends Error {
   code: string;
   status: number | null;
   restaurantId: string | null;
+  /** A refused command's problem+json, as the HTTP call answers it. */
+  problem: Problem | null;
+  /** The problem's `type` URI, e.g. `https://ordercast.dev/problems/illegal-transition`. */
+  type: string | null;
+  /** For a `409` (`illegal_transition`, `version_mismatch`): the resource as it is now. */
+  current: Record<string, unknown> | null;
+  /** For a `429`: seconds to wait before trying again. */
+  retryAfter: number | null;
+}
+
+/** An application/problem+json body. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  current?: Record<string, unknown>;
+  errors?: { field: string; message: string }[];
+}
+
+/** The commands `OrdercastClient.command` runs. */
+export type CommandName = 'order.status' | 'order.item_status' | 'request.status';
+
+/** What a status change resolves with: the resource and the seq of its event. */
+export interface OrderWritten {
+  order: Record<string, unknown> & { id: string; status: string; version: number };
+  seq: number;
+}
+export interface RequestWritten {
+  request: Record<string, unknown> & { id: string; status: string };
+  seq: number;
 }
 
 export declare class OrdercastClient {
@@ -156,6 +187,26 @@ export declare class OrdercastClient {
   subscribe(restaurantId: string, options?: SubscribeOptions): () => void;
   /** Loads open orders and continues the stream from exactly their seq. Subscribe first. */
   sync(restaurantId: string): Promise<Snapshot>;
+  /**
+   * Commands: on a live WebSocket they go on the socket, otherwise as the
+   * HTTP call on `apiUrl`; the generated id is the Idempotency-Key, reused
+   * when a command whose socket closed is sent again over HTTP. Rejects
+   * with an OrdercastError carrying the problem.
+   */
+  updateOrderStatus(
+    restaurantId: string,
+    orderId: string,
+    status: string,
+    options?: { version?: number; reason?: string },
+  ): Promise<OrderWritten>;
+  updateItemStatus(restaurantId: string, orderId: string, itemId: string, status: string): Promise<OrderWritten>;
+  updateRequestStatus(
+    restaurantId: string,
+    requestId: string,
+    status: string,
+    body?: { message?: string; [field: string]: unknown },
+  ): Promise<RequestWritten>;
+  command(name: CommandName, fields: Record<string, unknown>): Promise<unknown>;
   on(name: 'state', listener: (state: ConnectionState) => void): () => void;
   /** A restaurant's home region went stale or came back. */
   on(name: 'restaurant', listener: (state: RestaurantState) => void): () => void;

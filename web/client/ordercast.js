@@ -256,13 +256,35 @@ export class ConnectionMachine {
 
 /** An error reported by the server or the client, with a stable `code`. */
 export class OrdercastError extends Error {
-  constructor(code, message, { status = null, restaurantId = null } = {}) {
+  constructor(code, message, { status = null, restaurantId = null, problem = null, retryAfter = null } = {}) {
     super(message);
     this.name = 'OrdercastError';
     this.code = code;
     this.status = status;
     this.restaurantId = restaurantId;
+    /** A refused command's problem+json (`type`, `title`, `status`, `detail`, `current`…). */
+    this.problem = problem;
+    /** The problem's `type` URI. */
+    this.type = problem?.type ?? null;
+    /** For `409`s: the resource as it is now. */
+    this.current = problem?.current ?? null;
+    /** For `429`s: seconds to wait. */
+    this.retryAfter = retryAfter;
   }
+}
+
+/** A refused command's error: the code is the problem's slug with underscores. */
+function commandError(status, problem, retryAfter = null) {
+  const slug = String(problem?.type ?? '').split('/').pop() || `http_${status}`;
+  const detail = problem?.detail ?? problem?.title ?? `HTTP ${status}`;
+  return new OrdercastError(slug.replace(/-/g, '_'), detail, { status, problem, retryAfter });
+}
+
+/** A command id: unique, and the same on every resend of one command. */
+function commandId(random) {
+  const uuid = globalThis.crypto?.randomUUID?.();
+  if (uuid) return `oc-${uuid}`;
+  return `oc-${Date.now().toString(36)}-${Math.floor(random() * 2 ** 48).toString(36)}`;
 }
 
 const FATAL_HTTP = new Map([
@@ -333,6 +355,20 @@ class WsStream {
     this.pinger = null;
     this.refresher = null;
     this.token = null;
+    this.hello = null;
+    this.pending = new Map(); // command id -> {command, resolve, reject}
+  }
+
+  /** Whether a command can go on this socket now. */
+  canCommand() {
+    const limit = this.hello?.limits?.commands_in_flight ?? 8;
+    return !this.done && this.ws?.readyState === 1 && this.pending.size < limit;
+  }
+
+  /** Sends a command; its reply settles it (see `frame`). */
+  command(command) {
+    this.pending.set(command.id, command);
+    this.send({ type: 'command', id: command.id, command: command.name, ...command.fields });
   }
 
   start() {
@@ -437,6 +473,17 @@ class WsStream {
       case 'refreshed':
         this.planRefresh(f.expires_at * 1000);
         break;
+      case 'hello':
+        this.hello = f;
+        break;
+      case 'reply': {
+        const command = this.pending.get(f.id);
+        if (!command) return;
+        this.pending.delete(f.id);
+        if (f.ok) command.resolve(f.result);
+        else command.reject(commandError(f.status, f.problem, f.retry_after ?? null));
+        break;
+      }
       case 'error': {
         if (!sub) {
           c._emit('error', new OrdercastError(f.code ?? 'error', f.message ?? 'WebSocket error'));
@@ -485,6 +532,11 @@ class WsStream {
     clearTimeout(this.timer);
     clearTimeout(this.refresher);
     clearInterval(this.pinger);
+    // Commands without a reply go again over HTTP with the same id: the api
+    // answers the first result if the socket's command was carried out.
+    const orphans = [...this.pending.values()];
+    this.pending.clear();
+    for (const command of orphans) this.client._commandOverHttp(command);
     if (this.ws) {
       this.ws.onopen = this.ws.onmessage = this.ws.onclose = null;
       if (this.ws.readyState <= 1) {
@@ -902,6 +954,49 @@ export class OrdercastClient {
   }
 
   /**
+   * Moves an order to `status` (`{version}`: the version last seen, refused
+   * with a `version_mismatch` error when stale; `{reason}` for cancelled or
+   * rejected). Resolves with `{order, seq}`; rejects with an OrdercastError
+   * carrying the problem (`type`, `status`, `current`). See `command`.
+   */
+  updateOrderStatus(restaurantId, orderId, status, { version, reason } = {}) {
+    const fields = { restaurant_id: String(restaurantId), order_id: String(orderId), status };
+    if (version != null) fields.version = version;
+    if (reason != null) fields.reason = reason;
+    return this.command('order.status', fields);
+  }
+
+  /** Moves one item of an order to `status`; resolves with `{order, seq}`. */
+  updateItemStatus(restaurantId, orderId, itemId, status) {
+    const fields = { restaurant_id: String(restaurantId), order_id: String(orderId), item_id: String(itemId), status };
+    return this.command('order.item_status', fields);
+  }
+
+  /** Moves a waiter request to `status` (`{message}` and other body fields pass through); resolves with `{request, seq}`. */
+  updateRequestStatus(restaurantId, requestId, status, body = {}) {
+    const fields = { ...body, restaurant_id: String(restaurantId), request_id: String(requestId), status };
+    return this.command('request.status', fields);
+  }
+
+  /**
+   * Runs a command (`order.status`, `order.item_status`, `request.status`)
+   * with a generated id. Over a live WebSocket it goes on the socket;
+   * otherwise (SSE, long-poll, a socket not open or with its commands in
+   * flight at the limit) it is the HTTP call on the api (`apiUrl`), with
+   * the id as `Idempotency-Key`. A command whose socket closes before its
+   * reply is sent again over HTTP with the same id, so it is never applied
+   * twice; the promise settles with that answer.
+   */
+  command(name, fields) {
+    if (this._closed) return Promise.reject(new OrdercastError('closed', 'client is closed'));
+    return new Promise((resolve, reject) => {
+      const command = { id: commandId(this._random), name, fields, resolve, reject };
+      if (this._stream?.kind === 'ws' && this._stream.canCommand()) this._stream.command(command);
+      else this._commandOverHttp(command);
+    });
+  }
+
+  /**
    * Listens to `state` (connection state name), `restaurant` (a restaurant's
    * home region went stale or came back; see `restaurantState`) or `error`
    * (OrdercastError). Returns an off function.
@@ -1136,6 +1231,53 @@ export class OrdercastClient {
   _httpError(sub, status, { slug, detail }) {
     const code = FATAL_HTTP.get(status) ?? (slug ? slug.replace(/-/g, '_') : `http_${status}`);
     return this._subError(sub, code, detail, status);
+  }
+
+  /** A command as its HTTP call; settles the command. */
+  async _commandOverHttp(command) {
+    if (this._closed) {
+      command.reject(new OrdercastError('closed', 'client is closed'));
+      return;
+    }
+    const { restaurant_id: rid, order_id: oid, item_id: iid, request_id: reqId, version, ...body } = command.fields;
+    const at = `/v1/restaurants/${encodeURIComponent(rid)}`;
+    const path = {
+      'order.status': () => `${at}/orders/${encodeURIComponent(oid)}/status`,
+      'order.item_status': () => `${at}/orders/${encodeURIComponent(oid)}/items/${encodeURIComponent(iid)}/status`,
+      'request.status': () => `${at}/requests/${encodeURIComponent(reqId)}/status`,
+    }[command.name];
+    if (!path) {
+      command.reject(new OrdercastError('invalid_body', `unknown command ${command.name}`, { status: 422 }));
+      return;
+    }
+    const headers = {
+      Authorization: `Bearer ${this._token()}`,
+      Accept: 'application/json',
+      'Content-Type': 'application/json',
+      'Idempotency-Key': command.id,
+    };
+    if (version != null) headers['If-Match'] = `"${version}"`;
+    try {
+      const res = await this._fetch(joinUrl(this._apiBase, path()), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(body),
+      });
+      if (res.ok) {
+        command.resolve(await res.json());
+        return;
+      }
+      let problem = null;
+      try {
+        problem = await res.json();
+      } catch {
+        // not problem+json
+      }
+      const wait = retryAfterMs(res);
+      command.reject(commandError(res.status, problem, wait === null ? null : wait / 1000));
+    } catch (e) {
+      command.reject(new OrdercastError('unavailable', `the api could not be reached: ${e?.message ?? e}`));
+    }
   }
 
   async _getJson(path) {

@@ -318,3 +318,90 @@ test('long-poll: an answer with `stale` is stale, the next one without it live',
   await until('live', () => changes.length === 2);
   assert.deepEqual(changes[1], { ...LIVE, region: 'eu' });
 });
+
+const ORDER = 'o-1';
+const ORDER_PATH = `/v1/restaurants/${RID}/orders/${ORDER}/status`;
+
+test('on a live WebSocket a status change goes on the socket and resolves with the written order', async (t) => {
+  const server = new FakeServer();
+  const { rt } = client(server, { transport: 'ws' });
+  t.after(() => rt.close());
+  rt.subscribe(RID, { onEvent() {} });
+  await until('live', () => rt.state === 'live');
+
+  const written = await rt.updateOrderStatus(RID, ORDER, 'accepted', { version: 1 });
+
+  assert.equal(written.order.status, 'accepted');
+  assert.equal(written.order.version, 2);
+  const sent = server.sockets[0].sent.find((f) => f.type === 'command');
+  assert.equal(sent.command, 'order.status');
+  assert.equal(sent.version, 1);
+  assert.match(sent.id, /^oc-/);
+  assert.deepEqual(
+    server.commands.map((c) => c.via),
+    ['ws'],
+    'no HTTP call',
+  );
+});
+
+test('a refused command rejects with the problem: its type, status and the current state', async (t) => {
+  const server = new FakeServer();
+  const { rt } = client(server, { transport: 'ws' });
+  t.after(() => rt.close());
+  rt.subscribe(RID, { onEvent() {} });
+  await until('live', () => rt.state === 'live');
+  await rt.updateOrderStatus(RID, ORDER, 'accepted');
+
+  const refused = await rt.updateOrderStatus(RID, ORDER, 'accepted').catch((e) => e);
+  const stale = await rt.updateOrderStatus(RID, ORDER, 'ready', { version: 1 }).catch((e) => e);
+
+  assert.equal(refused.name, 'OrdercastError');
+  assert.equal(refused.code, 'illegal_transition');
+  assert.equal(refused.status, 409);
+  assert.equal(refused.type, 'https://ordercast.dev/problems/illegal-transition');
+  assert.equal(refused.current.status, 'accepted');
+  assert.equal(stale.code, 'version_mismatch');
+  assert.equal(stale.current.version, 2);
+});
+
+test('over SSE or long-poll a command is the HTTP call with its id as Idempotency-Key and version as If-Match', async (t) => {
+  const server = new FakeServer();
+  server.sse = 'ok';
+  const { rt } = client(server, { transport: 'sse' });
+  t.after(() => rt.close());
+  rt.subscribe(RID, { onEvent() {} });
+  await until('live', () => rt.state === 'live');
+
+  const written = await rt.updateOrderStatus(RID, ORDER, 'accepted', { version: 1 });
+
+  assert.equal(written.order.status, 'accepted');
+  assert.equal(server.commands.length, 1);
+  const [call] = server.commands;
+  assert.equal(call.via, 'http');
+  assert.equal(call.path, ORDER_PATH);
+  assert.equal(call.ifMatch, 1);
+  assert.match(call.id, /^oc-/);
+  assert.deepEqual(call.body, { status: 'accepted' });
+});
+
+test('a command whose socket drops before its reply is sent again over HTTP with the same id, and applied once', async (t) => {
+  const server = new FakeServer();
+  const { rt } = client(server, { transport: 'ws' });
+  t.after(() => rt.close());
+  rt.subscribe(RID, { onEvent() {} });
+  await until('live', () => rt.state === 'live');
+  server.holdReplies = true;
+
+  const pending = rt.updateOrderStatus(RID, ORDER, 'accepted');
+  await until('the command on the socket', () => server.commands.length === 1);
+  server.sockets[0].drop(1006);
+  const written = await pending;
+
+  assert.equal(written.order.status, 'accepted');
+  assert.equal(written.order.version, 2, 'applied once');
+  assert.deepEqual(
+    server.commands.map((c) => c.via),
+    ['ws', 'http'],
+  );
+  assert.equal(server.commands[1].id, server.commands[0].id, 'the same id');
+});

@@ -16,6 +16,33 @@ export class FakeServer {
     this.snapshotSeq = null; // the seq a snapshot reflects (default: the head when asked)
     this.orders = new Map(); // rid -> [order], oldest first
     this.pageLimit = 100; // orders per page of `GET …/orders` without `limit`
+    this.statuses = new Map(); // command path -> {status, version}
+    this.answers = new Map(); // idempotency key -> the first answer
+    this.commands = []; // {via: 'ws' | 'http', id, path, body, ifMatch}
+    this.holdReplies = false; // WebSocket commands are carried out but not answered
+  }
+
+  /**
+   * A status change as the api does it: `path` is its HTTP path. A key seen
+   * before replays its first answer; the same status again is an illegal
+   * transition; a stale version a mismatch; both with `current`.
+   */
+  execute(via, { id, path, body, ifMatch = null }) {
+    this.commands.push({ via, id, path, body, ifMatch });
+    const first = this.answers.get(id);
+    if (first) return { ...first, replayed: true };
+    const now = this.statuses.get(path) ?? { id: path, status: 'new', version: 1 };
+    const refuse = (slug) => ({
+      status: 409,
+      body: { type: `https://ordercast.dev/problems/${slug}`, title: slug, status: 409, detail: slug, current: now },
+    });
+    if (ifMatch !== null && ifMatch !== now.version) return refuse('version-mismatch');
+    if (now.status === body.status) return refuse('illegal-transition');
+    const next = { ...now, status: body.status, version: now.version + 1 };
+    this.statuses.set(path, next);
+    const answer = { status: 200, body: { order: next, seq: next.version } };
+    this.answers.set(id, answer);
+    return answer;
   }
 
   head(rid) {
@@ -67,9 +94,15 @@ export class FakeServer {
   }
 
   get fetch() {
-    return async (url, { signal } = {}) => {
+    return async (url, { signal, method = 'GET', headers = {}, body } = {}) => {
       const u = new URL(url, 'http://edge.test');
       this.requests.push(u.pathname + u.search);
+      if (method === 'POST' && u.pathname.endsWith('/status')) {
+        const ifMatch = headers['If-Match'] ? Number(headers['If-Match'].replace(/"/g, '')) : null;
+        const command = { id: headers['Idempotency-Key'], path: u.pathname, body: JSON.parse(body), ifMatch };
+        const answer = this.execute('http', command);
+        return json(answer.body, answer.status);
+      }
       const [, , , rid, what] = u.pathname.split('/');
       if (what === 'stream') {
         if (this.sse !== 'ok') throw new TypeError('fetch failed');
@@ -146,6 +179,7 @@ export class FakeServer {
           server.sockets.push(this);
           this.readyState = 1;
           this.onopen?.();
+          this.reply({ type: 'hello', server: 'fake', limits: { commands_in_flight: 8 } });
         }, 0);
       }
 
@@ -164,6 +198,18 @@ export class FakeServer {
           for (const e of server.after(rid, since)) this.reply({ type: 'event', event: e }, live);
           if (server.homes.has(rid)) this.reply(server.homes.get(rid), live);
           server.onSubscribe?.(f);
+        }
+        if (f.type === 'command') {
+          const { type, id, command, restaurant_id: rid, order_id: oid, version, ...body } = f;
+          const path = `/v1/restaurants/${rid}/orders/${oid}/status`;
+          const answer = server.execute('ws', { id, path, body, ifMatch: version ?? null });
+          if (server.holdReplies) return;
+          const ok = answer.status < 400;
+          const reply = { type: 'reply', id, ok, status: answer.status };
+          if (ok) Object.assign(reply, { result: answer.body, version: answer.body.order.version });
+          else reply.problem = answer.body;
+          if (answer.replayed) reply.replayed = true;
+          this.reply(reply);
         }
       }
 
