@@ -7,6 +7,9 @@ import {
 const cfg = settings();
 const LANE = { new: 'new', accepted: 'new', in_progress: 'cooking', ready: 'ready' };
 const book = new OrderBook();
+// The client: tickets move with its commands, so on a WebSocket they go on
+// the socket, otherwise over HTTP.
+let client = null;
 let sound = localStorage.getItem('ordercast.kds.sound') === 'on';
 let audio = null;
 
@@ -18,6 +21,7 @@ if (!cfg.token || !cfg.restaurant) {
 
 function start() {
   const screen = follow(cfg, book, { onEvent, render });
+  client = screen.client;
   const rid = cfg.restaurant;
   screen.client.sync(rid).catch((e) => toast('Could not load open orders', e.message, { urgent: true }));
   api(cfg, 'GET', `/v1/restaurants/${rid}`)
@@ -135,10 +139,8 @@ function button(text, action, fn, size = '') {
   }, text);
 }
 
-const path = (order) => `/v1/restaurants/${cfg.restaurant}/orders/${order.id}`;
-
 async function setStatus(order, status) {
-  return api(cfg, 'POST', `${path(order)}/status`, { status });
+  return client.updateOrderStatus(cfg.restaurant, order.id, status);
 }
 
 async function startOrder(order) {
@@ -147,8 +149,8 @@ async function startOrder(order) {
 }
 
 async function itemReady(order, item) {
-  if (item.status === 'queued') await api(cfg, 'POST', `${path(order)}/items/${item.id}/status`, { status: 'cooking' });
-  await api(cfg, 'POST', `${path(order)}/items/${item.id}/status`, { status: 'ready' });
+  if (item.status === 'queued') await client.updateItemStatus(cfg.restaurant, order.id, item.id, 'cooking');
+  await client.updateItemStatus(cfg.restaurant, order.id, item.id, 'ready');
 }
 
 async function finishItems(order) {

@@ -246,7 +246,13 @@ export class Stack {
     this.env = { ...base, ...env };
     for (const statement of sql) this.sql(statement);
     this.api = new Server('api', { ...this.env, ORDERCAST_LISTEN: `127.0.0.1:${apiPort}`, ORDERCAST_ADMIN_LISTEN: `127.0.0.1:${apiAdmin}` }, 'api');
-    this.edge = new Server('edge', { ...this.env, ORDERCAST_LISTEN: `127.0.0.1:${edgePort}`, ORDERCAST_ADMIN_LISTEN: `127.0.0.1:${edgeAdmin}` }, 'edge');
+    // The edge runs WebSocket commands on the api, as the chart sets it up.
+    this.edge = new Server('edge', {
+      ...this.env,
+      ORDERCAST_LISTEN: `127.0.0.1:${edgePort}`,
+      ORDERCAST_ADMIN_LISTEN: `127.0.0.1:${edgeAdmin}`,
+      ORDERCAST_API_URL: `http://127.0.0.1:${apiPort}`,
+    }, 'edge');
     await Promise.all([this.api.start(), this.edge.start()]);
     this.apiBase = `http://127.0.0.1:${apiPort}`;
     this.ingress = new Ingress(apiPort, edgePort);
