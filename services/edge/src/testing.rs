@@ -26,6 +26,11 @@ pub(crate) const KITCHEN_RESTAURANT: &str = "6f1c0d2e-0000-4000-8000-00000000000
 
 /// The edge's shared state with `settings`.
 pub(crate) fn shared(settings: EdgeSettings) -> Arc<Shared> {
+    shared_with_api(settings, ApiLink::Unset)
+}
+
+/// The edge's shared state with `settings`, running commands on `api`.
+pub(crate) fn shared_with_api(settings: EdgeSettings, api: ApiLink) -> Arc<Shared> {
     let store = Store::connect_lazy(&DbSettings::from_url("postgres://127.0.0.1:1/none").unwrap());
     let redis = RedisSettings {
         url: "redis://127.0.0.1:1".into(),
@@ -39,17 +44,9 @@ pub(crate) fn shared(settings: EdgeSettings) -> Arc<Shared> {
     let streams = Streams::new(&redis).unwrap();
     let verifier = TokenVerifier::hs256(SECRET, None, "ordercast").unwrap();
     let registry = prometheus::Registry::new();
-    EdgeService::start(
-        store,
-        streams,
-        &redis,
-        verifier,
-        &registry,
-        settings,
-        ApiLink::Unset,
-    )
-    .unwrap()
-    .shared
+    EdgeService::start(store, streams, &redis, verifier, &registry, settings, api)
+        .unwrap()
+        .shared
 }
 
 /// An edge over the test PostgreSQL (a fresh database) and Redis (a fresh

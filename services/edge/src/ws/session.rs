@@ -654,6 +654,59 @@ mod tests {
         assert_eq!(code, close_code::POLICY);
     }
 
+    /// An api whose every answer is the `Authorization` it was called with;
+    /// `hang` makes it never answer.
+    fn echo_api(hang: bool) -> crate::ApiLink {
+        let echo = move |headers: axum::http::HeaderMap| async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            let bearer = headers["authorization"].to_str().unwrap().to_owned();
+            axum::Json(json!({"authorization": bearer}))
+        };
+        let router = axum::Router::new().route("/{*path}", axum::routing::post(echo));
+        crate::ApiLink::in_process(router)
+    }
+
+    fn order_status(id: &str) -> serde_json::Value {
+        json!({"type": "command", "id": id, "command": "order.status",
+               "restaurant_id": "6f1c0d2e-0000-4000-8000-000000000001",
+               "order_id": "6f1c0d2e-0000-4000-8000-000000000002", "status": "accepted"})
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn commands_beyond_those_in_flight_are_refused_at_once() {
+        let state = crate::testing::shared_with_api(EdgeSettings::default(), echo_api(true));
+        let mut peer = ws_session(&state, kitchen(HOUR));
+
+        for n in 0..=command::MAX_IN_FLIGHT {
+            peer.send_json(order_status(&format!("c-{n}")));
+        }
+
+        let reply = peer.next_json().await;
+        assert_eq!(reply["id"], format!("c-{}", command::MAX_IN_FLIGHT));
+        assert_eq!(reply["status"], 429);
+        assert_eq!(
+            reply["problem"]["type"],
+            "https://ordercast.dev/problems/too-many-commands"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_refresh_commands_run_with_the_new_token() {
+        let state = crate::testing::shared_with_api(EdgeSettings::default(), echo_api(false));
+        let mut peer = ws_session(&state, kitchen(HOUR));
+        let later = kitchen_token(2 * HOUR);
+
+        peer.send_json(json!({"type": "refresh", "token": later}));
+        assert_eq!(peer.next_json().await["type"], "refreshed");
+        peer.send_json(order_status("c-1"));
+        let reply = peer.next_json().await;
+
+        assert_eq!(reply["ok"], true, "{reply}");
+        assert_eq!(reply["result"]["authorization"], format!("Bearer {later}"));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_bad_message_gets_an_error_frame_and_the_session_goes_on() {
         let state = settings(|_| {});
