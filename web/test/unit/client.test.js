@@ -322,12 +322,18 @@ test('long-poll: an answer with `stale` is stale, the next one without it live',
 const ORDER = 'o-1';
 const ORDER_PATH = `/v1/restaurants/${RID}/orders/${ORDER}/status`;
 
-test('on a live WebSocket a status change goes on the socket and resolves with the written order', async (t) => {
-  const server = new FakeServer();
-  const { rt } = client(server, { transport: 'ws' });
+/** A client live on `transport` with one subscription; closed after the test. */
+async function live(t, server, transport) {
+  const { rt } = client(server, { transport });
   t.after(() => rt.close());
   rt.subscribe(RID, { onEvent() {} });
   await until('live', () => rt.state === 'live');
+  return rt;
+}
+
+test('on a live WebSocket a status change goes on the socket and resolves with the written order', async (t) => {
+  const server = new FakeServer();
+  const rt = await live(t, server, 'ws');
 
   const written = await rt.updateOrderStatus(RID, ORDER, 'accepted', { version: 1 });
 
@@ -346,10 +352,7 @@ test('on a live WebSocket a status change goes on the socket and resolves with t
 
 test('a refused command rejects with the problem: its type, status and the current state', async (t) => {
   const server = new FakeServer();
-  const { rt } = client(server, { transport: 'ws' });
-  t.after(() => rt.close());
-  rt.subscribe(RID, { onEvent() {} });
-  await until('live', () => rt.state === 'live');
+  const rt = await live(t, server, 'ws');
   await rt.updateOrderStatus(RID, ORDER, 'accepted');
 
   const refused = await rt.updateOrderStatus(RID, ORDER, 'accepted').catch((e) => e);
@@ -367,10 +370,7 @@ test('a refused command rejects with the problem: its type, status and the curre
 test('over SSE or long-poll a command is the HTTP call with its id as Idempotency-Key and version as If-Match', async (t) => {
   const server = new FakeServer();
   server.sse = 'ok';
-  const { rt } = client(server, { transport: 'sse' });
-  t.after(() => rt.close());
-  rt.subscribe(RID, { onEvent() {} });
-  await until('live', () => rt.state === 'live');
+  const rt = await live(t, server, 'sse');
 
   const written = await rt.updateOrderStatus(RID, ORDER, 'accepted', { version: 1 });
 
@@ -386,10 +386,7 @@ test('over SSE or long-poll a command is the HTTP call with its id as Idempotenc
 
 test('a command whose socket drops before its reply is sent again over HTTP with the same id, and applied once', async (t) => {
   const server = new FakeServer();
-  const { rt } = client(server, { transport: 'ws' });
-  t.after(() => rt.close());
-  rt.subscribe(RID, { onEvent() {} });
-  await until('live', () => rt.state === 'live');
+  const rt = await live(t, server, 'ws');
   server.holdReplies = true;
 
   const pending = rt.updateOrderStatus(RID, ORDER, 'accepted');

@@ -108,3 +108,53 @@ async fn a_replay_carries_the_location_and_etag_of_the_first_answer() {
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_retries_of_a_status_change_apply_it_once_and_answer_it_alike() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let order = app.order(rid).await;
+    let oid = order["order"]["id"].as_str().unwrap().to_owned();
+    let token = app.token(Role::Kitchen, rid);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (client, base, token) = (app.client.clone(), app.base.clone(), token.clone());
+        let url = format!("{base}/v1/restaurants/{rid}/orders/{oid}/status");
+        tasks.spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "kds-2-accept")
+                .header(header::IF_MATCH, "\"1\"")
+                .json(&serde_json::json!({"status": "accepted"}))
+                .send()
+                .await
+                .unwrap();
+            let replayed = r.headers().contains_key("idempotent-replayed");
+            let etag = r.headers()[header::ETAG].to_str().unwrap().to_owned();
+            (r.status(), etag, replayed, r.json::<Value>().await.unwrap())
+        });
+    }
+    let answers = tasks.join_all().await;
+
+    assert!(
+        answers.iter().all(|(s, ..)| *s == StatusCode::OK),
+        "{answers:?}"
+    );
+    assert!(answers.iter().all(|(_, etag, ..)| etag == "\"2\""));
+    assert!(answers.iter().all(|(.., body)| *body == answers[0].3));
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|(_, _, replayed, _)| !replayed)
+            .count(),
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE restaurant_id = $1", rid)
+            .await,
+        2,
+        "created, accepted: once"
+    );
+}

@@ -24,6 +24,18 @@ fn order_status(rid: RestaurantId, order: &Value, status: &str) -> Value {
            "order_id": order["order"]["id"], "status": status})
 }
 
+/// `reply` refuses its command with `status` and the problem `slug`.
+fn assert_refused(reply: &Value, status: u64, slug: &str) {
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert_eq!(reply["status"], status, "{reply}");
+    assert_eq!(
+        reply["problem"]["type"],
+        format!("{PROBLEMS}{slug}"),
+        "{reply}"
+    );
+    assert_eq!(reply["problem"]["status"], status, "{reply}");
+}
+
 /// The restaurant's events in PostgreSQL.
 async fn events(app: &TestApp, rid: RestaurantId) -> i64 {
     app.count("SELECT count(*) FROM events WHERE restaurant_id = $1", rid)
@@ -103,8 +115,7 @@ async fn an_edge_without_an_api_answers_commands_unavailable_and_says_why() {
         .command("c-1", order_status(rid, &order, "accepted"))
         .await;
 
-    assert_eq!(reply["status"], 503, "{reply}");
-    assert_eq!(reply["problem"]["type"], format!("{PROBLEMS}unavailable"));
+    assert_refused(&reply, 503, "unavailable");
     let detail = reply["problem"]["detail"].as_str().unwrap();
     assert!(detail.contains("ORDERCAST_API_URL"), "{detail}");
     assert_eq!(events(&api, rid).await, 1, "nothing written");
@@ -130,11 +141,7 @@ async fn an_illegal_move_or_a_stale_version_is_refused_with_the_order_as_it_is()
     );
     assert_eq!(illegal["problem"]["current"]["status"], "new");
     // The same answer as the HTTP call's to a stale If-Match.
-    assert_eq!(stale["status"], 409, "{stale}");
-    assert_eq!(
-        stale["problem"]["type"],
-        format!("{PROBLEMS}version-mismatch")
-    );
+    assert_refused(&stale, 409, "version-mismatch");
     assert_eq!(
         stale["problem"]["current"]["version"],
         order["order"]["version"]
@@ -161,10 +168,8 @@ async fn a_guest_or_another_restaurants_screen_cannot_command_and_nothing_is_wri
         .command("c-1", order_status(rid, &order, "accepted"))
         .await;
 
-    assert_eq!(hidden["status"], 404, "{hidden}");
-    assert_eq!(hidden["problem"]["type"], format!("{PROBLEMS}not-found"));
-    assert_eq!(foreign["status"], 403, "{foreign}");
-    assert_eq!(foreign["problem"]["type"], format!("{PROBLEMS}forbidden"));
+    assert_refused(&hidden, 404, "not-found");
+    assert_refused(&foreign, 403, "forbidden");
     assert_eq!(events(&app, rid).await, 1, "nothing written");
 }
 
@@ -199,11 +204,37 @@ async fn a_command_resent_with_its_id_after_a_reconnect_is_applied_once() {
     assert_eq!(again["result"], first["result"]);
     assert_eq!(again["version"], first["version"]);
     assert_eq!(events(&app, rid).await, 3, "applied once");
-    assert_eq!(reused["status"], 422, "{reused}");
-    assert_eq!(
-        reused["problem"]["type"],
-        format!("{PROBLEMS}idempotency-key-reused")
-    );
+    assert_refused(&reused, 422, "idempotency-key-reused");
+}
+
+#[tokio::test]
+async fn a_waiter_acknowledges_a_tables_request_over_the_socket() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let (status, created) = app
+        .post(
+            &format!("/v1/restaurants/{rid}/requests"),
+            &app.token(Role::Owner, rid),
+            json!({"kind": "water", "table": "4"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let waiter = app.token_with(Role::Waiter, rid, |c| {
+        c.waiter_id = Some("ana".parse().unwrap());
+    });
+    let mut ws = Ws::connect(&app.base, &waiter).await;
+
+    let reply = ws
+        .command(
+            "w-1",
+            json!({"command": "request.status", "restaurant_id": rid,
+                   "request_id": created["request"]["id"], "status": "acknowledged"}),
+        )
+        .await;
+
+    assert_eq!(reply["status"], 200, "{reply}");
+    assert_eq!(reply["result"]["request"]["status"], "acknowledged");
+    assert_eq!(reply["result"]["seq"], 2);
 }
 
 #[tokio::test]
@@ -225,11 +256,7 @@ async fn past_the_restaurants_command_rate_a_command_gets_429_with_retry_after()
         .await;
 
     assert_eq!(first["status"], 200, "{first}");
-    assert_eq!(refused["status"], 429, "{refused}");
-    assert_eq!(
-        refused["problem"]["type"],
-        format!("{PROBLEMS}rate-limited")
-    );
+    assert_refused(&refused, 429, "rate-limited");
     let retry_after = refused["retry_after"].as_u64().unwrap();
     assert!((3_000..=3_600).contains(&retry_after), "{refused}");
     assert_eq!(
