@@ -98,8 +98,12 @@ export interface ClientOptions {
 }
 
 export interface SubscribeOptions {
-  /** Resume after this seq (0: from the start of retention). Absent: from now. */
-  since?: number | null;
+  /**
+   * Resume after this seq (0: from the start of retention), or start from
+   * the first event at or after this time (sent as RFC 3339; a time before
+   * retention fails the subscription with `cursor_expired`). Absent: from now.
+   */
+  since?: number | Date | null;
   /** Every event once, in seq order. */
   onEvent?: (event: OrdercastEvent) => void;
   /** Called with the snapshot when `sync` loads one. */
@@ -231,8 +235,12 @@ export declare class Backoff {
 
 /** Per-restaurant cursor with dedupe by seq (exported for tests). */
 export declare class Cursor {
-  constructor(since?: number | null);
+  constructor(since?: number | Date | null);
   seq: number | null;
+  /** The start time (RFC 3339) until a seq is known, else null. */
+  time: string | null;
+  /** What to send as `since`: the seq, else the start time, else null. */
+  param(): number | string | null;
   delivered: number;
   duplicates: number;
   accept(seq: number): boolean;

@@ -73,11 +73,21 @@ export class Backoff {
  * (events the token may not see), so a jump is never treated as a loss.
  */
 export class Cursor {
-  /** @param {number|null} since null: "from now", learnt from the server. */
+  /**
+   * @param {number|Date|null} since null: "from now", learnt from the
+   * server; a Date: from the first event at or after it, until the server
+   * or an event gives a seq.
+   */
   constructor(since = null) {
-    this.seq = since ?? null;
+    this.time = since instanceof Date ? since.toISOString() : null;
+    this.seq = since instanceof Date ? null : (since ?? null);
     this.delivered = 0;
     this.duplicates = 0;
+  }
+
+  /** What to send as `since`: the seq, else the start time (RFC 3339), else null. */
+  param() {
+    return this.seq ?? this.time;
   }
 
   /** True when `seq` is new (and moves the cursor to it); false for a duplicate. */
@@ -87,6 +97,7 @@ export class Cursor {
       return false;
     }
     this.seq = seq;
+    this.time = null;
     this.delivered += 1;
     return true;
   }
@@ -98,6 +109,7 @@ export class Cursor {
   advance(seq) {
     if (!Number.isInteger(seq) || seq < 0) return;
     if (this.seq === null || seq > this.seq) this.seq = seq;
+    this.time = null;
   }
 }
 
@@ -292,7 +304,9 @@ const FATAL_HTTP = new Map([
   [403, 'forbidden'],
   [404, 'not_found'],
 ]);
-const FATAL_FRAME = new Set(['forbidden', 'not_found', 'too_many_subscriptions', 'invalid_message']);
+// cursor_expired: a start time before retention; the app decides (a
+// snapshot, or since 0) rather than silently skipping what it asked for.
+const FATAL_FRAME = new Set(['forbidden', 'not_found', 'too_many_subscriptions', 'invalid_message', 'cursor_expired']);
 
 function joinUrl(base, path) {
   return `${String(base).replace(/\/+$/, '')}${path}`;
@@ -428,7 +442,7 @@ class WsStream {
     if (this.ws?.readyState !== 1 || sub.failed) return;
     // Subscribing again replaces the subscription on the server, which may
     // drop the old one before it answered: wait for the answer to this one.
-    const since = sub.cursor.seq;
+    const since = sub.cursor.param();
     this.subs.set(sub.rid, { gen: sub.gen, since, ready: false });
     const frame = { type: 'subscribe', restaurant_id: sub.rid };
     if (since !== null) frame.since = since;
@@ -458,7 +472,7 @@ class WsStream {
     switch (f.type) {
       case 'subscribed':
         // The answer to an earlier, replaced subscribe starts elsewhere.
-        if (!sub || !st || st.ready || (st.since !== null && f.seq !== st.since)) return;
+        if (!sub || !st || st.ready || (typeof st.since === 'number' && f.seq !== st.since)) return;
         st.ready = true;
         c._advance(sub, f.seq, st.gen);
         this.checkUp();
@@ -612,7 +626,7 @@ class SseFeed {
     this.stream = stream;
     this.sub = sub;
     this.gen = sub.gen;
-    this.since = sub.cursor.seq;
+    this.since = sub.cursor.param();
     this.open = false;
     this.aborted = false;
     this.hint = null;
@@ -636,7 +650,7 @@ class SseFeed {
 
   async run() {
     const c = this.stream.client;
-    const query = this.since === null ? '' : `?since=${this.since}`;
+    const query = this.since === null ? '' : `?since=${encodeURIComponent(this.since)}`;
     const url = joinUrl(c._base, `/v1/restaurants/${encodeURIComponent(this.sub.rid)}/stream${query}`);
     this.watch(c._o.connectTimeout);
     let res;
@@ -764,9 +778,9 @@ class Poller {
     while (!this.stopped) {
       this.restarting = false;
       const gen = sub.gen;
-      const since = sub.cursor.seq;
+      const since = sub.cursor.param();
       const wait = confirmed ? o.pollWait : 0;
-      const query = `?limit=${o.pollLimit}&wait=${wait}${since === null ? '' : `&since=${since}`}`;
+      const query = `?limit=${o.pollLimit}&wait=${wait}${since === null ? '' : `&since=${encodeURIComponent(since)}`}`;
       const url = joinUrl(c._base, `/v1/restaurants/${encodeURIComponent(sub.rid)}/events${query}`);
       const ctrl = new AbortController();
       this.ctrl = ctrl;
@@ -869,13 +883,15 @@ export class OrdercastClient {
 
   /**
    * Starts receiving a restaurant's events. `since`: a seq to resume after
-   * (0: from the start of retention); absent: from now. Returns a function
-   * that unsubscribes this handler.
+   * (0: from the start of retention), or a Date to start from the first
+   * event at or after it; absent: from now. Returns a function that
+   * unsubscribes this handler.
    */
   subscribe(restaurantId, { since, onEvent, onSnapshot, onError } = {}) {
     if (this._closed) throw new Error('client is closed');
-    if (since != null && !(Number.isInteger(since) && since >= 0)) {
-      throw new TypeError('since must be a non-negative integer');
+    const validDate = since instanceof Date && !Number.isNaN(since.getTime());
+    if (since != null && !validDate && !(Number.isInteger(since) && since >= 0)) {
+      throw new TypeError('since must be a non-negative integer or a valid Date');
     }
     const rid = String(restaurantId);
     let sub = this._subs.get(rid);

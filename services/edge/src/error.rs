@@ -1,5 +1,6 @@
 //! What a subscription can fail with.
 
+use chrono::{DateTime, Utc};
 use ordercast_core::Seq;
 use ordercast_http::HttpError;
 use ordercast_store::StoreError;
@@ -11,6 +12,13 @@ pub enum EdgeError {
     NotFound,
     #[error("cursor {0} is beyond the restaurant's last event")]
     CursorAhead(Seq),
+    #[error(
+        "since {at} is before retention's horizon ({horizon}): events from then may be deleted; resume from 0 (the oldest event kept) or a snapshot"
+    )]
+    CursorExpired {
+        at: DateTime<Utc>,
+        horizon: DateTime<Utc>,
+    },
     #[error(transparent)]
     Store(StoreError),
     #[error("the edge is shutting down")]
@@ -31,6 +39,7 @@ impl From<EdgeError> for HttpError {
         match e {
             EdgeError::NotFound => HttpError::NotFound("restaurant"),
             EdgeError::CursorAhead(_) => HttpError::InvalidCursor(e.to_string()),
+            EdgeError::CursorExpired { .. } => HttpError::CursorExpired(e.to_string()),
             EdgeError::Store(e) => HttpError::Store(e),
             EdgeError::Unavailable => HttpError::Unavailable,
         }

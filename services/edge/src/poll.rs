@@ -20,7 +20,7 @@ use ordercast_http::Subscriber;
 use crate::auth::may_watch;
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::state::EdgeState;
-use crate::subscription::{Next, Subscription, parse_cursor};
+use crate::subscription::{Next, Subscription, parse_since};
 
 /// Default and largest `limit`.
 pub(crate) const DEFAULT_LIMIT: usize = 100;
@@ -73,7 +73,7 @@ pub(crate) async fn events(
     Path(rid): Path<RestaurantId>,
     Query(query): Query<PollQuery>,
 ) -> Result<Response, HttpError> {
-    let since = query.since.as_deref().map(parse_cursor).transpose()?;
+    let since = query.since.as_deref().map(parse_since).transpose()?;
     let limit = parse_limit(query.limit.as_deref())?;
     let wait = parse_wait(query.wait.as_deref(), state.settings.max_poll_wait)?;
     let _permit = state.admit(&subscriber.0)?;

@@ -60,6 +60,9 @@ pub struct EdgeSettings {
     /// `None`: commands answer `unavailable` unless the api runs in the
     /// same process. Default none.
     pub api_url: Option<String>,
+    /// How long PostgreSQL keeps events (`ORDERCAST_RETENTION_DAYS`): a
+    /// `since` time older than this is refused. Default 7 days.
+    pub retention: Duration,
 }
 
 impl EdgeSettings {
@@ -85,6 +88,7 @@ impl EdgeSettings {
         peers: Vec::new(),
         region_stale_after: Duration::from_secs(3),
         api_url: None,
+        retention: Duration::from_secs(7 * 24 * 3600),
     };
 }
 

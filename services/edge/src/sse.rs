@@ -24,15 +24,16 @@ use crate::metrics::{ConnectionGuard, Transport};
 use crate::regions::Signal;
 use crate::state::EdgeState;
 use crate::streams::StreamSlot;
-use crate::subscription::{Next, Subscription, parse_cursor};
+use crate::subscription::{Next, Since, Subscription, parse_cursor, parse_since};
 
 #[derive(Deserialize)]
 pub(crate) struct StreamQuery {
     since: Option<String>,
 }
 
-/// Opens the stream: `Last-Event-ID` wins over `?since=`; neither means
-/// "from now", `0` means from the start of retention. The connection
+/// Opens the stream: `Last-Event-ID` (a seq) wins over `?since=` (a seq or
+/// an RFC 3339 time); neither means "from now", `0` means from the start
+/// of retention. The connection
 /// counts as a stream from then on, not as pending (`slot`), and closes
 /// when the stream ends.
 pub(crate) async fn stream(
@@ -46,8 +47,8 @@ pub(crate) async fn stream(
     let permit = state.admit(&subscriber.0)?;
     may_watch(&state, &subscriber.0, rid).await?;
     let since = match headers.get("last-event-id") {
-        Some(v) => Some(parse_cursor(v.to_str().unwrap_or("?"))?),
-        None => query.since.as_deref().map(parse_cursor).transpose()?,
+        Some(v) => Some(Since::Seq(parse_cursor(v.to_str().unwrap_or("?"))?)),
+        None => query.since.as_deref().map(parse_since).transpose()?,
     };
     let sub = Subscription::open(&state, rid, subscriber.0.viewer(), since).await?;
     let valid_for = subscriber.0.valid_for(SystemTime::now());

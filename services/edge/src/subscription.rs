@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use ordercast_core::audience::Scope;
 use ordercast_core::{RestaurantId, Role, Seq, SessionId, Viewer};
 use ordercast_http::HttpError;
@@ -75,13 +77,18 @@ pub(crate) struct Subscription {
 impl Subscription {
     /// Joins the restaurant's hub first, then places the cursor: `since`, or
     /// the head when absent ("from now"). A cursor beyond the restaurant's
-    /// last event is refused.
+    /// last event is refused, and so is a time before retention's horizon.
     pub(crate) async fn open(
         ctx: &Arc<Shared>,
         restaurant: RestaurantId,
         viewer: Viewer,
-        since: Option<Seq>,
+        since: Option<Since>,
     ) -> Result<Subscription, EdgeError> {
+        let since = match since {
+            None => None,
+            Some(Since::Seq(seq)) => Some(seq),
+            Some(Since::Time(at)) => Some(seq_before_time(ctx, restaurant, at).await?),
+        };
         let hub = ctx.hubs.join(restaurant).await?;
         let home = hub.watch_home();
         let mut head = hub.watch_head();
@@ -319,7 +326,46 @@ impl Subscription {
     }
 }
 
-/// A cursor (`since`, `Last-Event-ID`): a non-negative integer seq.
+/// Where a subscription starts (`since`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Since {
+    /// After this seq.
+    Seq(Seq),
+    /// With the first event stamped at or after this time.
+    Time(DateTime<Utc>),
+}
+
+/// A `since`: a seq, or an RFC 3339 time (`2026-12-05T10:42:07Z`, any
+/// offset, fractions allowed).
+pub(crate) fn parse_since(raw: &str) -> Result<Since, HttpError> {
+    if let Ok(seq) = raw.trim().parse::<Seq>() {
+        return Ok(Since::Seq(seq));
+    }
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| Since::Time(t.with_timezone(&Utc)))
+        .map_err(|_| {
+            HttpError::InvalidCursor(format!(
+                "since {raw:?} is neither a sequence number (a non-negative integer) nor an RFC 3339 time"
+            ))
+        })
+}
+
+/// The seq to resume after to start at `at`: refused before retention's
+/// horizon, where events at or after `at` may already be deleted.
+async fn seq_before_time(
+    ctx: &Shared,
+    restaurant: RestaurantId,
+    at: DateTime<Utc>,
+) -> Result<Seq, EdgeError> {
+    let horizon = Utc::now() - ctx.settings.retention;
+    if at < horizon {
+        return Err(EdgeError::CursorExpired { at, horizon });
+    }
+    let store = &ctx.store;
+    Ok(store.within(store.seq_before_time(restaurant, at)).await?)
+}
+
+/// A cursor (`Last-Event-ID`): a non-negative integer seq.
 pub(crate) fn parse_cursor(raw: &str) -> Result<Seq, HttpError> {
     raw.trim().parse::<Seq>().map_err(|_| {
         HttpError::InvalidCursor(format!(

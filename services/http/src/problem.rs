@@ -74,6 +74,10 @@ pub enum HttpError {
     Unavailable,
     #[error("{0}")]
     InvalidCursor(String),
+    /// A `since` time before retention's horizon: events from then may be
+    /// gone, and a silent gap is worse than an error.
+    #[error("{0}")]
+    CursorExpired(String),
     #[error(
         "this process holds as many streaming connections as it may; try another or retry later"
     )]
@@ -161,6 +165,7 @@ impl HttpError {
                 "Idempotency key reused",
             ),
             HttpError::InvalidCursor(_) => (S::BAD_REQUEST, "invalid-cursor", "Invalid cursor"),
+            HttpError::CursorExpired(_) => (S::GONE, "cursor-expired", "Cursor expired"),
             HttpError::TooManyConnections => (
                 S::SERVICE_UNAVAILABLE,
                 "too-many-connections",

@@ -686,6 +686,7 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
     let mut edge = args.edge.settings()?;
     edge.peers = api.regions.peers.iter().map(|(r, _)| r.clone()).collect();
     edge.region_stale_after = *args.regions.region_stale_after;
+    edge.retention = Duration::from_secs(u64::from(args.retention_days) * 24 * 3600);
     anyhow::ensure!(
         !args.handshake_timeout.is_zero()
             && !args.body_timeout.is_zero()

@@ -12,6 +12,7 @@
 //! `group.rs`).
 
 mod chains;
+mod cursors;
 mod error;
 mod events;
 mod group;

@@ -401,4 +401,22 @@ test('a command whose socket drops before its reply is sent again over HTTP with
     ['ws', 'http'],
   );
   assert.equal(server.commands[1].id, server.commands[0].id, 'the same id');
+test('since as a Date goes out as an RFC 3339 time on every transport; a bad one is refused', async (t) => {
+  const at = new Date(Date.UTC(2026, 11, 5, 10, 42, 7, 250));
+  const iso = '2026-12-05T10:42:07.250Z';
+  const ws = new FakeServer();
+  const { rt } = client(ws);
+  t.after(() => rt.close());
+  rt.subscribe(RID, { since: at });
+  await until('the subscribe', () => ws.sockets[0]?.sent.some((f) => f.type === 'subscribe'));
+  assert.equal(ws.sockets[0].sent.find((f) => f.type === 'subscribe').since, iso);
+  for (const transport of ['sse', 'poll']) {
+    const server = new FakeServer();
+    const { rt: other } = client(server, { transport });
+    t.after(() => other.close());
+    other.subscribe(RID, { since: at });
+    await until(`a ${transport} request`, () => server.requests.length > 0);
+    assert.ok(server.requests[0].includes(`since=${encodeURIComponent(iso)}`), server.requests[0]);
+  }
+  assert.throws(() => rt.subscribe('other', { since: new Date('soon') }), TypeError);
 });

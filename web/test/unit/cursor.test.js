@@ -55,3 +55,14 @@ test('two transports overlapping during a handover deliver each seq once', () =>
   }
   assert.deepEqual(out, [101, 102, 103, 104, 105]);
 });
+
+test('a Date cursor is sent as RFC 3339 until the first seq replaces it', () => {
+  const c = new Cursor(new Date(Date.UTC(2026, 11, 5, 10, 42, 7)));
+  assert.equal(c.seq, null);
+  assert.equal(c.param(), '2026-12-05T10:42:07.000Z');
+  c.advance(12);
+  assert.equal(c.param(), 12, 'the server placed it: from now on a seq');
+  const d = new Cursor(new Date(0));
+  assert.equal(d.accept(3), true);
+  assert.equal(d.param(), 3);
+});

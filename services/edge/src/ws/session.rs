@@ -27,6 +27,7 @@ use super::protocol::{ClientMessage, Hello, Limits, ServerMessage, TOKEN_EXPIRED
 use super::subscription::{self, Out, Request};
 use crate::metrics::{ConnectionGuard, Transport};
 use crate::state::EdgeState;
+use crate::subscription::Since;
 
 /// Why the session ended, and what to tell the client.
 struct Ending {
@@ -449,7 +450,7 @@ impl Session {
     fn start(
         &mut self,
         restaurant: RestaurantId,
-        since: Option<Seq>,
+        since: Option<Since>,
         sync: bool,
     ) -> Option<ServerMessage> {
         let limit = self.state.settings.max_subscriptions;
@@ -512,14 +513,20 @@ fn not_subscribed(restaurant: RestaurantId) -> ServerMessage {
     )
 }
 
-/// A `subscribe`'s `since`: absent or `null` (from now), or a seq.
-fn parse_since(since: Option<serde_json::Value>) -> Result<Option<Seq>, String> {
+/// A `subscribe`'s `since`: absent or `null` (from now), a seq, or an
+/// RFC 3339 time as a string.
+fn parse_since(since: Option<serde_json::Value>) -> Result<Option<Since>, String> {
+    let invalid = |v| format!("since must be a non-negative integer or an RFC 3339 time, not {v}");
     match since {
         None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => match crate::subscription::parse_since(&text) {
+            Ok(Since::Time(at)) => Ok(Some(Since::Time(at))),
+            _ => Err(invalid(serde_json::Value::String(text))),
+        },
         Some(v) => v
             .as_u64()
-            .map(|n| Some(Seq(n)))
-            .ok_or_else(|| format!("since must be a non-negative integer, not {v}")),
+            .map(|n| Some(Since::Seq(Seq(n))))
+            .ok_or_else(|| invalid(v)),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::frame::Frame;
 use crate::metrics::Kind;
 use crate::regions::Signal;
 use crate::state::EdgeState;
-use crate::subscription::{Next, Subscription};
+use crate::subscription::{Next, Since, Subscription};
 
 /// A `sync`'s snapshot: the newest open orders, one page.
 const FIRST_PAGE: Page = Page {
@@ -58,7 +58,7 @@ pub(crate) enum Out {
 /// What to subscribe to.
 pub(crate) struct Request {
     pub restaurant: RestaurantId,
-    pub since: Option<Seq>,
+    pub since: Option<Since>,
     /// Send a snapshot first, and `sync_complete` once caught up.
     pub sync: bool,
     /// Tells this subscription from an earlier one of the same restaurant.
@@ -104,7 +104,7 @@ pub(crate) async fn run(
                 if tx.send(snapshot).await.is_err() {
                     return;
                 }
-                Some(seq)
+                Some(Since::Seq(seq))
             }
             Err(e) => return refuse(e).await,
         },

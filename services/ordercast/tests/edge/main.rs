@@ -9,6 +9,7 @@ mod assets;
 mod clients;
 mod cluster;
 mod commands;
+mod cursors;
 mod delivery;
 mod floods;
 mod isolation;
