@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ordercast_http::cors::CorsOrigins;
+
 /// Tuning and limits of the edge role. All but `batch_size`, `ws_queue`
 /// and `max_poll_wait` have a flag and an `ORDERCAST_*` variable (see
 /// docs/operations.md).
@@ -63,6 +65,9 @@ pub struct EdgeSettings {
     /// How long PostgreSQL keeps events (`ORDERCAST_RETENTION_DAYS`): a
     /// `since` time older than this is refused. Default 7 days.
     pub retention: Duration,
+    /// Origins whose pages may open a WebSocket besides the edge's own
+    /// (`ORDERCAST_CORS_ORIGINS`; none: any origin may). Default none.
+    pub cors: CorsOrigins,
 }
 
 impl EdgeSettings {
@@ -89,6 +94,7 @@ impl EdgeSettings {
         region_stale_after: Duration::from_secs(3),
         api_url: None,
         retention: Duration::from_secs(7 * 24 * 3600),
+        cors: CorsOrigins::NONE,
     };
 }
 

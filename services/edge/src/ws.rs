@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use ordercast_http::{HttpError, StreamToken, Subscriber};
@@ -29,8 +30,14 @@ pub(crate) async fn upgrade(
     State(state): State<EdgeState>,
     subscriber: Subscriber,
     token: StreamToken,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
+    if !state.settings.cors.allows_websocket(&headers) {
+        return Err(HttpError::Forbidden(
+            "this page's origin may not open a WebSocket here (ORDERCAST_CORS_ORIGINS)",
+        ));
+    }
     let permit = state.admit(&subscriber.0)?;
     let max = state.settings.ws_max_message;
     let ws = ws.protocols([protocol::PROTOCOL]);

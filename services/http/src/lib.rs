@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod cors;
 pub mod deadline;
 pub mod direct;
 pub mod extract;

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminToken, Health};
 use crate::metrics::ProcessMetrics;
+use ordercast_http::cors::CorsOrigins;
 use ordercast_http::layers::{HttpMetrics, instrument};
 use ordercast_http::server::{self, OnStall, Port, ServerSettings};
 use ordercast_http::{Admission, AdmissionLimits, RefusedConnections};
@@ -70,6 +71,9 @@ pub struct Settings {
     pub admin_token: Option<AdminToken>,
     /// Longest a graceful shutdown may take.
     pub shutdown_grace: Duration,
+    /// Origins allowed to call the public port across origins (none: no
+    /// CORS headers).
+    pub cors: CorsOrigins,
 }
 
 /// Connection limits of the two ports.
@@ -160,7 +164,9 @@ pub struct App {
 
 impl App {
     /// Binds both ports and starts the background tasks.
-    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<App> {
+        // One list for both: the edge checks WebSocket origins against it.
+        settings.edge.cors = settings.cors.clone();
         let registry = Registry::new();
         let store = Store::connect_lazy(&settings.db);
         let streams = Streams::new(&settings.redis).context("invalid Redis settings")?;
@@ -210,6 +216,9 @@ impl App {
             routes = routes.merge(edge.router());
         }
         let router = instrument(routes.fallback(ordercast_http::no_route), http_metrics);
+        // Outermost, so a preflight is answered before the 405/204 of a
+        // route that does not take OPTIONS.
+        let router = settings.cors.apply(router);
         let public = listen(settings.listen, connections.listen_backlog)?;
         let admin = TcpListener::bind(settings.admin_listen)
             .await

@@ -19,6 +19,7 @@ use ordercast_bus::RedisSettings;
 use ordercast_core::Region;
 use ordercast_core::auth::{DEFAULT_AUDIENCE, TokenVerifier};
 use ordercast_edge::EdgeSettings;
+use ordercast_http::cors::CorsOrigins;
 use ordercast_http::{AdmissionLimits, ServerSettings};
 use ordercast_store::{DbSettings, PeerDatabase, PgSslMode};
 
@@ -409,6 +410,10 @@ pub struct ServeArgs {
     /// /debug/* is off (404).
     #[arg(long, env = "ORDERCAST_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// Origins whose pages may call the public port across origins
+    /// (comma-separated, exact scheme://host[:port]); unset, none may.
+    #[arg(long, env = "ORDERCAST_CORS_ORIGINS", default_value = "", value_parser = CorsOrigins::parse)]
+    pub cors_origins: CorsOrigins,
     /// Connections the admin port holds at once; more are refused.
     #[arg(long, env = "ORDERCAST_ADMIN_MAX_CONNECTIONS", default_value_t = ConnectionSettings::DEFAULT_ADMIN_CONNECTIONS)]
     pub admin_max_connections: usize,
@@ -723,6 +728,7 @@ pub fn serve_settings(args: &ServeArgs, role: crate::app::Role) -> anyhow::Resul
         },
         connections: connections.0,
         admin_token: admin_token(args.admin_token.as_ref())?,
+        cors: args.cors_origins.clone(),
         shutdown_grace: *args.shutdown_grace,
     })
 }

@@ -14,6 +14,7 @@ use ordercast_bus::{Keys, RedisSettings, Streams};
 use ordercast_core::auth::{Claims, TokenIssuer, TokenVerifier};
 use ordercast_core::{RestaurantId, Role};
 use ordercast_edge::EdgeSettings;
+use ordercast_http::cors::CorsOrigins;
 use ordercast_http::{AdmissionLimits, ServerSettings};
 use ordercast_store::DbSettings;
 use reqwest::StatusCode;
@@ -145,6 +146,7 @@ impl TestApp {
             },
             admin_token: Some(AdminToken::new(ADMIN_TOKEN)),
             shutdown_grace: Duration::from_secs(5),
+            cors: CorsOrigins::NONE,
         };
         edit(&mut settings);
         let app = App::build(settings).await.expect("build the app");

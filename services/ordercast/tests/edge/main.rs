@@ -9,6 +9,7 @@ mod assets;
 mod clients;
 mod cluster;
 mod commands;
+mod cors;
 mod cursors;
 mod delivery;
 mod floods;
