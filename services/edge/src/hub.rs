@@ -511,6 +511,20 @@ impl Hubs {
         (map.len(), map.values().map(|m| m.hub.ring_len()).sum())
     }
 
+    /// One restaurant's hub, if this edge watches it.
+    pub(crate) fn view(&self, restaurant: RestaurantId) -> Option<serde_json::Value> {
+        let map = self.lock();
+        let member = map.get(&restaurant)?;
+        let head = member.hub.head();
+        Some(serde_json::json!({
+            "head_seq": head,
+            "ring_frames": member.hub.ring_len(),
+            "subscribers": member.subscribers,
+            "degraded": member.following.as_ref().is_some_and(|f| f.degraded().is_set()),
+            "last_event_at": member.hub.event_time(head),
+        }))
+    }
+
     /// Shard readers running and how many of them are degraded.
     pub(crate) fn readers(&self) -> (usize, usize) {
         self.ctx.readers.stats()

@@ -4,6 +4,7 @@
 //! with gap-free resume.
 
 mod api;
+mod activity;
 mod assets;
 mod auth;
 mod error;
@@ -16,8 +17,10 @@ mod regions;
 mod settings;
 mod sse;
 mod state;
+mod streamlog;
 mod streams;
 mod subscription;
+mod watchers;
 mod ws;
 
 use std::sync::Arc;
@@ -90,6 +93,11 @@ impl EdgeService {
             poll_interval: settings.degraded_poll_interval,
             regions,
         });
+        let activity = Arc::new(activity::Activity::new(metrics.clone()));
+        tokio::spawn(activity::run(
+            Arc::downgrade(&activity),
+            settings.activity_every,
+        ));
         let receipts = Arc::new(Receipts::default());
         tokio::spawn(receipts::flush(
             Arc::downgrade(&receipts),
@@ -112,6 +120,8 @@ impl EdgeService {
             sessions: TaskTracker::new(),
             receipts,
             api,
+            activity,
+            watchers: Arc::default(),
         });
         Ok(EdgeService { shared })
     }
@@ -178,6 +188,30 @@ impl EdgeService {
                 "websocket": by(Transport::WebSocket),
                 "long_poll": by(Transport::LongPoll),
             },
+        })
+    }
+}
+
+/// What one restaurant looks like on this edge (`/debug/restaurants/{rid}`).
+impl EdgeService {
+    /// The restaurant's hub (head, ring, degraded, last event time) when
+    /// this edge watches it, and its subscribers by transport and role.
+    pub fn restaurant(&self, restaurant: ordercast_core::RestaurantId) -> serde_json::Value {
+        let hub = self.shared.hubs.view(restaurant);
+        json!({
+            "watched": hub.is_some(),
+            "hub": hub,
+            "subscribers": self.shared.watchers.of(restaurant),
+        })
+    }
+
+    /// Counts over time: the current interval so far and the kept samples
+    /// (`/debug/activity`).
+    pub fn activity(&self) -> serde_json::Value {
+        json!({
+            "every_secs": self.shared.settings.activity_every.as_secs_f64(),
+            "current": self.shared.activity.current(),
+            "samples": self.shared.activity.samples(),
         })
     }
 }

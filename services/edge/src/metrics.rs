@@ -1,12 +1,14 @@
 //! Edge metrics (docs/operations.md). No per-restaurant labels.
 
+pub(crate) use crate::streamlog::{Peer, StreamLog};
+
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
 };
 
 /// A transport, as a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
     // Explicit: the index into `EdgeMetrics::delivered_by`.
     Sse = 0,
@@ -305,10 +307,13 @@ pub struct ConnectionGuard {
     metrics: EdgeMetrics,
     transport: Transport,
     reason: &'static str,
+    log: StreamLog,
 }
 
 impl ConnectionGuard {
-    pub fn new(metrics: &EdgeMetrics, transport: Transport) -> ConnectionGuard {
+    /// Counts a connection of `peer` and logs its opening (see
+    /// [`StreamLog`]).
+    pub(crate) fn new(metrics: &EdgeMetrics, transport: Transport, peer: Peer) -> ConnectionGuard {
         metrics
             .connects
             .with_label_values(&[transport.as_str()])
@@ -321,12 +326,23 @@ impl ConnectionGuard {
             metrics: metrics.clone(),
             transport,
             reason: "client_closed",
+            log: StreamLog::open(transport, peer),
         }
     }
 
     /// Why the connection ends (default `client_closed`).
     pub fn set_reason(&mut self, reason: &'static str) {
         self.reason = reason;
+    }
+
+    /// `n` more events written, for the close line.
+    pub(crate) fn delivered(&mut self, n: usize) {
+        self.log.delivered += n as u64;
+    }
+
+    /// The restaurants a WebSocket watched, for the close line.
+    pub(crate) fn set_restaurants(&mut self, restaurants: String) {
+        self.log.peer.restaurants = restaurants;
     }
 }
 
@@ -338,5 +354,6 @@ impl Drop for ConnectionGuard {
             .disconnects
             .with_label_values(&[t, self.reason])
             .inc();
+        self.log.close(self.transport, self.reason);
     }
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use ordercast_http::Subscriber;
 
 use crate::auth::may_watch;
-use crate::metrics::{ConnectionGuard, Transport};
+use crate::metrics::{ConnectionGuard, Peer, Transport};
 use crate::state::EdgeState;
 use crate::subscription::{Next, Subscription, parse_since};
 
@@ -82,7 +82,11 @@ pub(crate) async fn events(
     // The answer carries the home's state as it is then: only a change
     // while waiting is news.
     sub.home_told();
-    let mut guard = ConnectionGuard::new(&state.metrics, Transport::LongPoll);
+    let peer = Peer::new(&subscriber.0, Some(rid));
+    let mut guard = ConnectionGuard::new(&state.metrics, Transport::LongPoll, peer);
+    let _watching = state
+        .watchers
+        .watch(rid, Transport::LongPoll, subscriber.0.role);
     guard.set_reason("answered");
     // A wait never outlives the token.
     let wait = wait.min(subscriber.0.valid_for(SystemTime::now()));
@@ -115,6 +119,7 @@ pub(crate) async fn events(
     state
         .metrics
         .delivered(Transport::LongPoll, frames.iter().map(|(k, f)| (*k, &**f)));
+    guard.delivered(frames.len());
     if let Some((_, last)) = frames.last() {
         state
             .receipts

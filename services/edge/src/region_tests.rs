@@ -183,7 +183,8 @@ async fn an_sse_screen_gets_named_events_that_leave_its_cursor_alone() {
         .await
         .unwrap();
     let permit = edge.shared.admit(&kitchen(HOUR)).unwrap();
-    let mut stream = SseStream::new(edge.shared.clone(), sub, HOUR, permit);
+    let peer = crate::metrics::Peer::new(&kitchen(HOUR), Some(rid));
+    let mut stream = SseStream::new(edge.shared.clone(), sub, HOUR, permit, peer);
     assert!(chunk(&mut stream).await.ends_with(": subscribed at 0\n\n"));
     assert_eq!(signal(&chunk(&mut stream).await, "live"), live());
 

@@ -68,6 +68,9 @@ pub struct EdgeSettings {
     /// Origins whose pages may open a WebSocket besides the edge's own
     /// (`ORDERCAST_CORS_ORIGINS`; none: any origin may). Default none.
     pub cors: CorsOrigins,
+    /// How often the edge logs and keeps its counts (connections,
+    /// deliveries). Default 1 minute.
+    pub activity_every: Duration,
 }
 
 impl EdgeSettings {
@@ -95,6 +98,7 @@ impl EdgeSettings {
         api_url: None,
         retention: Duration::from_secs(7 * 24 * 3600),
         cors: CorsOrigins::NONE,
+        activity_every: Duration::from_secs(60),
     };
 }
 

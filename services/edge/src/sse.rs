@@ -20,11 +20,12 @@ use ordercast_http::Subscriber;
 
 use crate::auth::may_watch;
 use crate::error::EdgeError;
-use crate::metrics::{ConnectionGuard, Transport};
+use crate::metrics::{ConnectionGuard, Peer, Transport};
 use crate::regions::Signal;
 use crate::state::EdgeState;
 use crate::streams::StreamSlot;
 use crate::subscription::{Next, Since, Subscription, parse_cursor, parse_since};
+use crate::watchers::Watching;
 
 #[derive(Deserialize)]
 pub(crate) struct StreamQuery {
@@ -52,7 +53,10 @@ pub(crate) async fn stream(
     };
     let sub = Subscription::open(&state, rid, subscriber.0.viewer(), since).await?;
     let valid_for = subscriber.0.valid_for(SystemTime::now());
-    let stream = SseStream::new(state, sub, valid_for, permit);
+    let peer = Peer::new(&subscriber.0, Some(rid));
+    let watching = state.watchers.watch(rid, Transport::Sse, subscriber.0.role);
+    let mut stream = SseStream::new(state, sub, valid_for, permit, peer);
+    stream.watching = Some(watching);
     let body = Body::from_stream(futures_util::stream::unfold(stream, |mut s| async move {
         s.next_chunk()
             .await
@@ -114,15 +118,18 @@ pub(crate) struct SseStream<E> {
     done: bool,
     guard: ConnectionGuard,
     _permit: StreamSlot,
+    /// Counted among the restaurant's subscribers while open.
+    watching: Option<Watching>,
 }
 
 impl<E: Events> SseStream<E> {
-    /// A stream of `events` for a token valid for `valid_for` more.
+    /// A stream of `events` for `peer`'s token, valid for `valid_for` more.
     pub(crate) fn new(
         state: EdgeState,
         events: E,
         valid_for: Duration,
         permit: StreamSlot,
+        peer: Peer,
     ) -> Self {
         let heartbeat = state.settings.heartbeat;
         let hello = format!(
@@ -131,12 +138,13 @@ impl<E: Events> SseStream<E> {
             events.cursor()
         );
         SseStream {
-            guard: ConnectionGuard::new(&state.metrics, Transport::Sse),
+            guard: ConnectionGuard::new(&state.metrics, Transport::Sse, peer),
             heartbeat: tokio::time::interval_at(Instant::now() + heartbeat, heartbeat),
             expiry: Box::pin(tokio::time::sleep(valid_for)),
             pending: Some(Bytes::from(hello)),
             done: false,
             _permit: permit,
+            watching: None,
             sub: events,
             state,
         }
@@ -175,6 +183,7 @@ impl<E: Events> SseStream<E> {
                             chunk.extend_from_slice(&frame.sse);
                         }
                         self.state.metrics.delivered(Transport::Sse, batch.frames.iter().map(|f| (batch.kind, &**f)));
+                        self.guard.delivered(batch.frames.len());
                         if let Some(last) = batch.frames.last() {
                             self.state.receipts.delivered(self.sub.restaurant(), self.sub.role(), last.seq);
                         }
@@ -272,9 +281,11 @@ mod tests {
         valid_for: Duration,
     ) -> (SseStream<Scripted>, mpsc::UnboundedSender<Next>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let permit = state.admit(&crate::testing::kitchen(valid_for)).unwrap();
+        let kitchen = crate::testing::kitchen(valid_for);
+        let permit = state.admit(&kitchen).unwrap();
+        let peer = Peer::new(&kitchen, None);
         (
-            SseStream::new(state.clone(), Scripted(rx), valid_for, permit),
+            SseStream::new(state.clone(), Scripted(rx), valid_for, permit, peer),
             tx,
         )
     }

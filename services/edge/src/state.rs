@@ -35,6 +35,10 @@ pub(crate) struct Shared {
     pub connections: streams::Streams,
     /// Where WebSocket commands run.
     pub api: ApiLink,
+    /// Counts over time (`/debug/activity`).
+    pub activity: Arc<crate::activity::Activity>,
+    /// Subscribers per restaurant (`/debug/restaurants/{rid}`).
+    pub watchers: Arc<crate::watchers::Watchers>,
 }
 
 impl Shared {

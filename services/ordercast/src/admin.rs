@@ -1,5 +1,5 @@
 //! The admin port: `/metrics`, `/healthz`, `/readyz`, `/debug/stats`,
-//! `/debug/undelivered`.
+//! `/debug/undelivered`, `/debug/restaurants/{rid}`, `/debug/activity`.
 //!
 //! Probes and Prometheus need no credentials. `/debug/*` shows every
 //! tenant's restaurants and orders and costs PostgreSQL scans, so it exists
@@ -17,9 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use ordercast_bus::Streams;
-use ordercast_core::Region;
 use ordercast_core::auth::AuthError;
+use ordercast_core::{Region, RestaurantId};
 use ordercast_http::HttpError;
+use ordercast_http::extract::Path;
 use ordercast_store::Store;
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::json;
@@ -140,6 +141,8 @@ pub fn router(health: Health, token: Option<AdminToken>) -> Router {
             Router::new()
                 .route("/debug/stats", get(stats))
                 .route("/debug/undelivered", get(undelivered))
+                .route("/debug/restaurants/{rid}", get(restaurant))
+                .route("/debug/activity", get(activity))
                 .route_layer(axum::middleware::from_fn_with_state(token, require_token)),
         ),
         None => open,
@@ -257,6 +260,43 @@ async fn undelivered(State(health): State<Health>) -> impl IntoResponse {
             Json(json!({"error": e.to_string()})),
         ),
     }
+}
+
+/// One restaurant as this process sees it: its PostgreSQL head, its hub
+/// on this edge (head, ring, degraded, last event time), its subscribers
+/// here by transport and role, and its undelivered kitchen events.
+async fn restaurant(
+    State(health): State<Health>,
+    Path(rid): Path<RestaurantId>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    let store = &health.store;
+    let head = store.within(store.head(rid)).await?;
+    let settings = &health.ledger;
+    let undelivered = store.within(store.undelivered(
+        &health.regions.me,
+        settings.undelivered_after,
+        settings.undelivered_within,
+        ordercast_api::ledger::UNDELIVERED_LIMIT,
+    ));
+    let undelivered: Vec<_> = undelivered
+        .await?
+        .into_iter()
+        .filter(|e| e.restaurant_id == rid)
+        .collect();
+    let mut view = json!({
+        "restaurant_id": rid,
+        "head_seq": head,
+        "undelivered_kitchen_events": undelivered,
+    });
+    if let Some(edge) = &health.edge {
+        view["edge"] = edge.restaurant(rid);
+    }
+    Ok(Json(view))
+}
+
+/// Connections and deliveries over time (the edge's samples).
+async fn activity(State(health): State<Health>) -> impl IntoResponse {
+    Json(json!({"edge": health.edge.as_ref().map(|e| e.activity())}))
 }
 
 #[cfg(test)]

@@ -539,6 +539,10 @@ pub struct EdgeArgs {
     /// `unavailable`. `ordercast all` runs them in process.
     #[arg(long, env = "ORDERCAST_API_URL")]
     pub api_url: Option<String>,
+    /// How often the edge logs its counts (connections, deliveries) and
+    /// keeps them for /debug/activity.
+    #[arg(long, env = "ORDERCAST_ACTIVITY_EVERY", default_value_t = EDGE.activity_every.into())]
+    pub activity_every: HumanDuration,
 }
 
 impl EdgeArgs {
@@ -581,6 +585,7 @@ impl EdgeArgs {
                 "ORDERCAST_DEGRADED_POLL_INTERVAL",
                 *self.degraded_poll_interval,
             ),
+            ("ORDERCAST_ACTIVITY_EVERY", *self.activity_every),
         ] {
             anyhow::ensure!(!value.is_zero(), "{name} must be more than zero");
         }
@@ -599,6 +604,7 @@ impl EdgeArgs {
             degraded_poll_interval: *self.degraded_poll_interval,
             drain_window: *self.drain_window,
             api_url: self.api_url.clone(),
+            activity_every: *self.activity_every,
             ..EdgeSettings::DEFAULT
         })
     }

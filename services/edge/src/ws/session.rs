@@ -25,7 +25,7 @@ use super::budget::SyncBudget;
 use super::command::{self, Command};
 use super::protocol::{ClientMessage, Hello, Limits, ServerMessage, TOKEN_EXPIRED, close};
 use super::subscription::{self, Out, Request};
-use crate::metrics::{ConnectionGuard, Transport};
+use crate::metrics::{ConnectionGuard, Peer, Transport};
 use crate::state::EdgeState;
 use crate::subscription::Since;
 
@@ -93,6 +93,8 @@ struct Session {
     token: StreamToken,
     /// Commands awaiting their reply (at most [`command::MAX_IN_FLIGHT`]).
     commands: Arc<Semaphore>,
+    /// Events written, for the close line.
+    delivered: usize,
 }
 
 /// Who opened the socket, and how.
@@ -110,7 +112,8 @@ where
     S: Sink<Message, Error = axum::Error> + Unpin,
     I: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    let mut guard = ConnectionGuard::new(&state.metrics, Transport::WebSocket);
+    let peer = Peer::new(&opened.principal, None);
+    let mut guard = ConnectionGuard::new(&state.metrics, Transport::WebSocket, peer);
     let hello = hello(&state, &opened);
     let mut session = Session::new(state, opened);
     let greeted = sink.send(hello.frame()).await;
@@ -134,6 +137,9 @@ where
             break Ending::quiet("slow_consumer");
         }
     };
+    guard.delivered(session.delivered);
+    let watched: Vec<String> = session.subs.keys().map(ToString::to_string).collect();
+    guard.set_restaurants(watched.join(","));
     for sub in session.subs.into_values() {
         sub.task.abort();
     }
@@ -189,6 +195,7 @@ impl Session {
             inbound_rate: inbound_limiter(settings.ws_rate),
             sync_budget: SyncBudget::new(settings.ws_sync_budget),
             expiry: Box::pin(tokio::time::sleep(principal.valid_for(SystemTime::now()))),
+            delivered: 0,
             tx,
             rx,
             subs: HashMap::new(),
@@ -242,6 +249,7 @@ impl Session {
                     return Step::Nothing; // unsubscribed meanwhile
                 };
                 sub.written = frame.seq;
+                self.delivered += 1;
                 self.state
                     .metrics
                     .delivered(Transport::WebSocket, [(kind, &*frame)]);

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::protocol::ServerMessage;
 use crate::auth::may_watch;
 use crate::frame::Frame;
-use crate::metrics::Kind;
+use crate::metrics::{Kind, Transport};
 use crate::regions::Signal;
 use crate::state::EdgeState;
 use crate::subscription::{Next, Since, Subscription};
@@ -114,6 +114,9 @@ pub(crate) async fn run(
         Ok(sub) => sub,
         Err(e) => return refuse(e.into()).await,
     };
+    let _watching = state
+        .watchers
+        .watch(restaurant, Transport::WebSocket, principal.role);
     deliver(sub, sync, id, &tx).await;
 }
 

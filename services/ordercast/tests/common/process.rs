@@ -74,6 +74,19 @@ impl Process {
         created["id"].as_str().unwrap().parse().unwrap()
     }
 
+    /// An order created through this process with `token`.
+    pub async fn create_order(&self, rid: RestaurantId, token: &str) {
+        let status = reqwest::Client::new()
+            .post(format!("{}/v1/restaurants/{rid}/orders", self.base))
+            .bearer_auth(token)
+            .json(&super::simple_order())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::CREATED);
+    }
+
     /// Everything it logged so far.
     pub fn log(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap()).into_owned()

@@ -11,6 +11,7 @@ mod cluster;
 mod commands;
 mod cors;
 mod cursors;
+mod debug_views;
 mod delivery;
 mod floods;
 mod isolation;
