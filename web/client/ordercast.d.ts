@@ -91,6 +91,12 @@ export interface ClientOptions {
   pollWait?: number;
   /** Long-poll `limit` (1–1000). Default 500. */
   pollLimit?: number;
+  /**
+   * Logs connection state changes, connects, losses and refused
+   * subscriptions with `console.debug` ("[ordercast] …"; never the token).
+   * Default false.
+   */
+  debug?: boolean;
   /** For tests: replacements for the globals and for Math.random. */
   fetch?: typeof fetch;
   WebSocket?: typeof WebSocket;
@@ -135,10 +141,22 @@ export interface RestaurantStats {
 
 export interface ClientStats {
   state: ConnectionState;
+  /** `isConnected()`. */
+  connected: boolean;
+  /** The transport events flow over now; null when none is up. */
   transport: ActiveTransport;
   /** Failed streaming attempts in a row. */
   failures: number;
+  /** Streaming connection attempts. */
   connects: number;
+  /** Streaming connection attempts after the first (automatic or `reconnect()`). */
+  reconnects: number;
+  /** When a stream last came up or polling last started answering (ms since the epoch). */
+  lastConnectedAt: number | null;
+  /** The last sign of life: a heartbeat, a pong, a poll answer (ms since the epoch). */
+  lastHeartbeatAt: number | null;
+  /** When the last new event was delivered (ms since the epoch). */
+  lastEventAt: number | null;
   streamFailures: number;
   pollFailures: number;
   events: number;
@@ -218,6 +236,10 @@ export declare class OrdercastClient {
   /** The restaurant's current `RestaurantState`; null if not subscribed to. */
   restaurantState(restaurantId: string): RestaurantState | null;
   stats(): ClientStats;
+  /** True while events flow (`state` is `live` or `polling`). */
+  isConnected(): boolean;
+  /** Drops the connection and reconnects now, every restaurant resuming from its cursor. */
+  reconnect(): void;
   close(): void;
 }
 

@@ -511,8 +511,11 @@ class WsStream {
         } else this.fail();
         break;
       }
+      case 'pong':
+        c._beat();
+        break;
       default:
-        break; // pong, unsubscribed, snapshot, sync_complete
+        break; // unsubscribed, snapshot, sync_complete
     }
   }
 
@@ -697,6 +700,7 @@ class SseFeed {
     const c = this.stream.client;
     if (m.kind === 'retry') this.hint = m.ms;
     else if (m.kind === 'comment') {
+      c._beat();
       const at = /^subscribed at (\d+)$/.exec(m.text);
       if (at) {
         c._advance(this.sub, Number(at[1]), this.gen);
@@ -812,6 +816,7 @@ class Poller {
         else if (sub.home.state === 'stale') c._home(sub, { type: 'live' });
         this.backoff.reset();
         confirmed = true;
+        c._beat();
         c._pollOk();
       } catch {
         if (this.stopped) return;
@@ -869,7 +874,9 @@ export class OrdercastClient {
     this._pollers = new Map();
     this._timer = null;
     this._closed = false;
-    this._counts = { connects: 0, streamFailures: 0, pollFailures: 0 };
+    this._counts = { connects: 0, reconnects: 0, streamFailures: 0, pollFailures: 0 };
+    // Timestamps (ms since the epoch) for stats().
+    this._times = { lastConnectedAt: null, lastHeartbeatAt: null, lastEventAt: null };
     this._onOnline = () => this._networkUp();
     this._onOffline = () => this._apply('network_down');
     globalThis.addEventListener?.('online', this._onOnline);
@@ -1057,15 +1064,48 @@ export class OrdercastClient {
     else if (this._machine.polling && this._pollers.size > 0) transport = 'poll';
     return {
       state: this.state,
+      connected: this.isConnected(),
       transport,
       failures: this._machine.failures,
       connects: this._counts.connects,
+      reconnects: this._counts.reconnects,
+      ...this._times,
       streamFailures: this._counts.streamFailures,
       pollFailures: this._counts.pollFailures,
       events,
       duplicates,
       restaurants,
     };
+  }
+
+  /**
+   * True while events flow: a stream is up, or long-polls are answered
+   * (`state` is `live` or `polling`).
+   */
+  isConnected() {
+    return this.state === 'live' || this.state === 'polling';
+  }
+
+  /**
+   * Drops the current connection and connects again at once (no backoff),
+   * each restaurant resuming from its cursor: nothing is missed or repeated.
+   * For a screen that knows better than the heartbeat (a network change, a
+   * "reconnect" button).
+   */
+  reconnect() {
+    if (this._closed) throw new Error('client is closed');
+    this._log('reconnect requested');
+    clearTimeout(this._timer);
+    this._timer = null;
+    const stream = this._stream;
+    this._stream = null;
+    stream?.close();
+    for (const p of this._pollers.values()) p.stop();
+    this._pollers.clear();
+    this._backoff.reset();
+    if (this._subs.size === 0) return;
+    if (!this._machine.polling) this._apply('stream_lost');
+    this._run();
   }
 
   /** Closes every connection; the client cannot be used afterwards. */
@@ -1123,7 +1163,9 @@ export class OrdercastClient {
     if (this._closed || this._subs.size === 0) return;
     const kind = this._kinds[this._kindIndex % this._kinds.length];
     this._stream = kind === 'ws' ? new WsStream(this) : new SseStream(this);
+    if (this._counts.connects > 0) this._counts.reconnects += 1;
     this._counts.connects += 1;
+    this._log(`connecting (${kind})`);
     this._stream.start();
   }
 
@@ -1132,12 +1174,16 @@ export class OrdercastClient {
     this._backoff.reset();
     for (const p of this._pollers.values()) p.stop();
     this._pollers.clear();
+    this._times.lastConnectedAt = Date.now();
+    this._times.lastHeartbeatAt = this._times.lastConnectedAt;
+    this._log(`connected (${stream.kind})`);
     this._apply('stream_up');
   }
 
   _streamDown(stream, hint) {
     if (stream !== this._stream) return;
     this._stream = null;
+    this._log(`${stream.kind} ${stream.up ? 'lost' : 'failed'}`, hint === null || hint === undefined ? '' : `(retry hint ${hint} ms)`);
     if (stream.up) {
       this._backoff.reset();
       this._apply('stream_lost');
@@ -1160,7 +1206,18 @@ export class OrdercastClient {
   }
 
   _pollOk() {
+    if (this.state !== 'polling') this._times.lastConnectedAt = Date.now();
     this._apply('poll_ok');
+  }
+
+  /** A sign of life from the server: a heartbeat, a pong, a poll answer. */
+  _beat() {
+    this._times.lastHeartbeatAt = Date.now();
+  }
+
+  /** With the `debug` option: a line on the console (never the token). */
+  _log(...args) {
+    if (this._o.debug) globalThis.console?.debug?.('[ordercast]', ...args);
   }
 
   _pollFailed() {
@@ -1187,6 +1244,7 @@ export class OrdercastClient {
       return;
     }
     if (!sub.cursor.accept(event.seq)) return;
+    this._times.lastEventAt = Date.now();
     for (const h of sub.handlers) this._call(h.onEvent, event);
   }
 
@@ -1228,6 +1286,7 @@ export class OrdercastClient {
   /** A refused subscription: 'fatal' (give up), 'retry' (resubscribe now) or 'transient'. */
   _subError(sub, code, message, status = null) {
     const error = new OrdercastError(code ?? 'error', message ?? code ?? 'error', { status, restaurantId: sub.rid });
+    this._log(`subscription to ${sub.rid} refused: ${error.code}`);
     let verdict = 'transient';
     if (code === 'invalid_cursor') {
       // The restaurant's history is behind our cursor (a restored database):
@@ -1311,7 +1370,10 @@ export class OrdercastClient {
   _apply(input) {
     const before = this._machine.state;
     const after = this._machine.apply(input);
-    if (after !== before) this._emit('state', after);
+    if (after !== before) {
+      this._log(`state ${before} → ${after} (${input})`);
+      this._emit('state', after);
+    }
   }
 
   _emit(name, value) {

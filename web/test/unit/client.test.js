@@ -420,3 +420,65 @@ test('since as a Date goes out as an RFC 3339 time on every transport; a bad one
   }
   assert.throws(() => rt.subscribe('other', { since: new Date('soon') }), TypeError);
 });
+
+test('reconnect() drops the socket and resumes at once from the cursor; stats() tells when and how often', async (t) => {
+  const server = new FakeServer();
+  server.publish(RID);
+  server.publish(RID);
+  const { rt, states } = client(server);
+  t.after(() => rt.close());
+  const seqs = [];
+  assert.equal(rt.isConnected(), false);
+  rt.subscribe(RID, { since: 0, onEvent: (e) => seqs.push(e.seq) });
+  await until('two events', () => seqs.length === 2);
+  assert.equal(rt.isConnected(), true);
+  const first = rt.stats();
+  assert.equal(first.reconnects, 0);
+  assert.ok(first.lastConnectedAt > 0 && first.lastEventAt >= first.lastConnectedAt, JSON.stringify(first));
+  const old = server.sockets[0];
+
+  rt.reconnect();
+  await until('a new socket', () => server.sockets.length === 1 && server.sockets[0] !== old);
+  server.publish(RID);
+  await until('event 3', () => seqs.length === 3);
+  assert.deepEqual(seqs, [1, 2, 3], 'nothing missed, nothing twice');
+  assert.equal(server.sockets[0].sent.find((f) => f.type === 'subscribe').since, 2);
+  assert.deepEqual(states, ['live', 'reconnecting', 'live']);
+  const after = rt.stats();
+  assert.equal(after.reconnects, 1);
+  assert.equal(after.connects, 2);
+  assert.equal(after.transport, 'ws');
+  assert.equal(after.connected, true);
+  assert.ok(after.lastConnectedAt >= first.lastConnectedAt);
+  assert.ok(after.lastHeartbeatAt >= after.lastConnectedAt);
+  rt.close();
+  assert.equal(rt.isConnected(), false);
+});
+
+test('the debug option logs state changes to the console, never the token', async (t) => {
+  const server = new FakeServer();
+  const lines = [];
+  const debug = console.debug;
+  console.debug = (...args) => lines.push(args.join(' '));
+  t.after(() => {
+    console.debug = debug;
+  });
+  const token = 'header.payload.secret-signature';
+  const { rt } = client(server, { debug: true, token });
+  t.after(() => rt.close());
+  rt.subscribe(RID, { onEvent() {} });
+  await until('live', () => rt.state === 'live');
+  server.sockets[0].drop(1006);
+  await until('live again', () => rt.stats().connects === 2 && rt.state === 'live');
+  assert.ok(lines.some((l) => l.includes('state connecting → live')), lines.join('\n'));
+  assert.ok(lines.some((l) => l.includes('ws lost')), lines.join('\n'));
+  assert.ok(lines.every((l) => l.startsWith('[ordercast]') && !l.includes('secret-signature')), lines.join('\n'));
+
+  const quiet = [];
+  console.debug = (...args) => quiet.push(args.join(' '));
+  const { rt: silent } = client(new FakeServer());
+  t.after(() => silent.close());
+  silent.subscribe(RID, { onEvent() {} });
+  await until('live', () => silent.state === 'live');
+  assert.deepEqual(quiet, [], 'off by default');
+});
