@@ -9,6 +9,7 @@ mod assets;
 mod auth;
 mod error;
 mod frame;
+mod gzip;
 mod hub;
 pub mod metrics;
 mod poll;

@@ -71,6 +71,10 @@ pub struct EdgeSettings {
     /// How often the edge logs and keeps its counts (connections,
     /// deliveries). Default 1 minute.
     pub activity_every: Duration,
+    /// gzip SSE streams for clients that send `Accept-Encoding: gzip`.
+    /// Default off: a compressor per connection costs far more memory than
+    /// the connection itself (docs/performance.md).
+    pub sse_gzip: bool,
 }
 
 impl EdgeSettings {
@@ -99,6 +103,7 @@ impl EdgeSettings {
         retention: Duration::from_secs(7 * 24 * 3600),
         cors: CorsOrigins::NONE,
         activity_every: Duration::from_secs(60),
+        sse_gzip: false,
     };
 }
 

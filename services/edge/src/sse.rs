@@ -20,6 +20,7 @@ use ordercast_http::Subscriber;
 
 use crate::auth::may_watch;
 use crate::error::EdgeError;
+use crate::gzip::SseGzip;
 use crate::metrics::{ConnectionGuard, Peer, Transport};
 use crate::regions::Signal;
 use crate::state::EdgeState;
@@ -54,16 +55,25 @@ pub(crate) async fn stream(
     let sub = Subscription::open(&state, rid, subscriber.0.viewer(), since).await?;
     let valid_for = subscriber.0.valid_for(SystemTime::now());
     let peer = Peer::new(&subscriber.0, Some(rid));
+    let state_gzip = state.settings.sse_gzip;
     let watching = state.watchers.watch(rid, Transport::Sse, subscriber.0.role);
     let mut stream = SseStream::new(state, sub, valid_for, permit, peer);
     stream.watching = Some(watching);
-    let body = Body::from_stream(futures_util::stream::unfold(stream, |mut s| async move {
-        s.next_chunk()
-            .await
-            .map(|chunk| (Ok::<_, Infallible>(chunk), s))
-    }));
+    let gzip = state_gzip && ordercast_http::gzip::accepts_gzip(&headers);
+    let body = match gzip {
+        true => gzipped(stream),
+        false => Body::from_stream(futures_util::stream::unfold(stream, |mut s| async move {
+            s.next_chunk()
+                .await
+                .map(|chunk| (Ok::<_, Infallible>(chunk), s))
+        })),
+    };
     let mut response = body.into_response();
     let h = response.headers_mut();
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
@@ -75,6 +85,22 @@ pub(crate) async fn stream(
         slot.promote();
     }
     Ok(response)
+}
+
+/// The stream through one gzip compressor, flushed per chunk and finished
+/// when the stream ends.
+fn gzipped<E: Events>(stream: SseStream<E>) -> Body {
+    let state = (stream, Some(SseGzip::new()));
+    Body::from_stream(futures_util::stream::unfold(
+        state,
+        |(mut s, mut gzip)| async move {
+            let encoded = match s.next_chunk().await {
+                Some(chunk) => gzip.as_mut()?.chunk(&chunk),
+                None => gzip.take()?.finish(),
+            };
+            Some((encoded, (s, gzip)))
+        },
+    ))
 }
 
 /// What an SSE stream writes: a subscription's batches and signals (tests

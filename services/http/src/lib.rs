@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod direct;
 pub mod extract;
 pub mod forwarding;
+pub mod gzip;
 pub mod layers;
 pub mod problem;
 pub mod server;

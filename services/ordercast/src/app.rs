@@ -218,6 +218,7 @@ impl App {
         let router = instrument(routes.fallback(ordercast_http::no_route), http_metrics);
         // Outermost, so a preflight is answered before the 405/204 of a
         // route that does not take OPTIONS.
+        let router = router.layer(axum::middleware::from_fn(ordercast_http::gzip::json));
         let router = settings.cors.apply(router);
         let public = listen(settings.listen, connections.listen_backlog)?;
         let admin = TcpListener::bind(settings.admin_listen)

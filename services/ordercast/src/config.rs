@@ -543,6 +543,10 @@ pub struct EdgeArgs {
     /// keeps them for /debug/activity.
     #[arg(long, env = "ORDERCAST_ACTIVITY_EVERY", default_value_t = EDGE.activity_every.into())]
     pub activity_every: HumanDuration,
+    /// gzip SSE streams for clients that ask (Accept-Encoding: gzip); off
+    /// by default, see docs/performance.md.
+    #[arg(long, env = "ORDERCAST_SSE_GZIP", default_value_t = EDGE.sse_gzip, action = clap::ArgAction::Set)]
+    pub sse_gzip: bool,
 }
 
 impl EdgeArgs {
@@ -605,6 +609,7 @@ impl EdgeArgs {
             drain_window: *self.drain_window,
             api_url: self.api_url.clone(),
             activity_every: *self.activity_every,
+            sse_gzip: self.sse_gzip,
             ..EdgeSettings::DEFAULT
         })
     }

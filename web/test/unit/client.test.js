@@ -19,7 +19,8 @@ function client(server, options = {}) {
   return { rt, states };
 }
 
-test('live over WebSocket with the token in the subprotocol, resuming after a drop without duplicates', async (t) => {
+/** A client live on WebSocket from seq 0, events 1 and 2 delivered. */
+async function liveWithTwo(t) {
   const server = new FakeServer();
   server.publish(RID);
   server.publish(RID);
@@ -28,6 +29,11 @@ test('live over WebSocket with the token in the subprotocol, resuming after a dr
   const seqs = [];
   rt.subscribe(RID, { since: 0, onEvent: (e) => seqs.push(e.seq) });
   await until('two events', () => seqs.length === 2);
+  return { server, rt, states, seqs };
+}
+
+test('live over WebSocket with the token in the subprotocol, resuming after a drop without duplicates', async (t) => {
+  const { server, rt, states, seqs } = await liveWithTwo(t);
   assert.equal(rt.state, 'live');
   assert.deepEqual(server.sockets[0].protocols, ['ordercast.v1', 'ordercast.bearer.jwt']);
   server.sockets[0].drop(1006);
@@ -422,15 +428,10 @@ test('since as a Date goes out as an RFC 3339 time on every transport; a bad one
 });
 
 test('reconnect() drops the socket and resumes at once from the cursor; stats() tells when and how often', async (t) => {
-  const server = new FakeServer();
-  server.publish(RID);
-  server.publish(RID);
-  const { rt, states } = client(server);
-  t.after(() => rt.close());
-  const seqs = [];
-  assert.equal(rt.isConnected(), false);
-  rt.subscribe(RID, { since: 0, onEvent: (e) => seqs.push(e.seq) });
-  await until('two events', () => seqs.length === 2);
+  const idle = client(new FakeServer()).rt;
+  assert.equal(idle.isConnected(), false, 'nothing subscribed: nothing connected');
+  idle.close();
+  const { server, rt, states, seqs } = await liveWithTwo(t);
   assert.equal(rt.isConnected(), true);
   const first = rt.stats();
   assert.equal(first.reconnects, 0);

@@ -9,6 +9,7 @@ mod assets;
 mod clients;
 mod cluster;
 mod commands;
+mod compression;
 mod cors;
 mod cursors;
 mod debug_views;
