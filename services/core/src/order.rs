@@ -151,6 +151,10 @@ pub struct OrderItem {
 pub struct Order {
     pub id: OrderId,
     pub restaurant_id: RestaurantId,
+    /// The number a guest or a cook says out loud: per restaurant, rolling
+    /// 1..=9999 in the order orders were created, then 1 again.
+    #[schema(minimum = 1, maximum = 9999)]
+    pub number: i32,
     pub status: OrderStatus,
     /// Bumped by every change; send it back in `If-Match` to update safely.
     pub version: i32,
@@ -172,6 +176,9 @@ pub struct Order {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// Highest order number; the next order after it is number 1 again.
+pub const MAX_ORDER_NUMBER: i32 = 9_999;
 
 impl Order {
     /// The roles an order's events are for.

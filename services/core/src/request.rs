@@ -19,18 +19,30 @@ pub enum RequestKind {
 
 wire_enum!(RequestKind { CallWaiter => "call_waiter", Bill => "bill", Water => "water", Other => "other" });
 
-/// A request's life cycle: `open → acknowledged → resolved`, or
-/// `cancelled` before it is resolved.
+/// Longest human message a request carries, in characters.
+pub const MAX_REQUEST_MESSAGE_CHARS: usize = 200;
+
+/// A request's life cycle (docs/protocol.md, "Request states"):
+/// `open → acknowledged → in_progress ↔ on_hold`, and `resolved` or
+/// `cancelled` at the end. A waiter may resolve a request at once (the
+/// water is on the table) but starts work only on an acknowledged one, as
+/// a kitchen accepts an order before working on it; work on hold resumes
+/// before it is resolved, so the table sees it move again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Open,
     Acknowledged,
+    InProgress,
+    OnHold,
     Resolved,
     Cancelled,
 }
 
-wire_enum!(RequestStatus { Open => "open", Acknowledged => "acknowledged", Resolved => "resolved", Cancelled => "cancelled" });
+wire_enum!(RequestStatus {
+    Open => "open", Acknowledged => "acknowledged", InProgress => "in_progress",
+    OnHold => "on_hold", Resolved => "resolved", Cancelled => "cancelled",
+});
 
 impl RequestStatus {
     /// Whether `self → to` is a legal transition.
@@ -38,8 +50,17 @@ impl RequestStatus {
         use RequestStatus::*;
         matches!(
             (self, to),
-            (Open, Acknowledged) | (Open | Acknowledged, Resolved | Cancelled)
+            (Open, Acknowledged)
+                | (Acknowledged | OnHold, InProgress)
+                | (InProgress, OnHold)
+                | (Open | Acknowledged | InProgress, Resolved)
+                | (Open | Acknowledged | InProgress | OnHold, Cancelled)
         )
+    }
+
+    /// Not yet resolved or cancelled: a waiter still has it to do.
+    pub fn is_open(self) -> bool {
+        !matches!(self, RequestStatus::Resolved | RequestStatus::Cancelled)
     }
 }
 
@@ -55,6 +76,9 @@ pub struct WaiterRequest {
     /// The waiter serving that session, when one is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiter_id: Option<WaiterId>,
+    /// The latest human message (at most 200 characters): the guest's
+    /// or waiter's at creation, replaced by one given with a status change
+    /// ("coming in 5 minutes").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub status: RequestStatus,
@@ -82,13 +106,39 @@ impl WaiterRequest {
 mod tests {
     use super::RequestStatus::*;
 
+    use super::RequestStatus;
+
+    const ALL: [RequestStatus; 6] = [Open, Acknowledged, InProgress, OnHold, Resolved, Cancelled];
+
     #[test]
-    fn requests_resolve_or_cancel_once() {
-        assert!(Open.can_become(Acknowledged));
-        assert!(Acknowledged.can_become(Resolved));
-        assert!(Open.can_become(Cancelled));
-        assert!(!Resolved.can_become(Open));
-        assert!(!Cancelled.can_become(Resolved));
-        assert!(!Acknowledged.can_become(Acknowledged));
+    fn the_request_workflow_holds() {
+        let legal = [
+            (Open, Acknowledged),
+            (Open, Resolved),
+            (Open, Cancelled),
+            (Acknowledged, InProgress),
+            (Acknowledged, Resolved),
+            (Acknowledged, Cancelled),
+            (InProgress, OnHold),
+            (InProgress, Resolved),
+            (InProgress, Cancelled),
+            (OnHold, InProgress),
+            (OnHold, Cancelled),
+        ];
+        for from in ALL {
+            for to in ALL {
+                assert_eq!(
+                    from.can_become(to),
+                    legal.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_resolved_and_cancelled_requests_are_done() {
+        let open: Vec<_> = ALL.into_iter().filter(|s| s.is_open()).collect();
+        assert_eq!(open, [Open, Acknowledged, InProgress, OnHold]);
     }
 }

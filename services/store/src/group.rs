@@ -31,7 +31,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::events::Stamp;
-use crate::orders::{insert_order, insert_orders};
+use crate::orders::{Inserted, insert_order, insert_orders};
 use crate::{CHECK_IDLE_AFTER, Created, StoreError};
 
 /// Most orders one statement writes.
@@ -52,10 +52,13 @@ impl Job {
         Stamp::at(self.order.restaurant_id, self.trace.as_deref(), self.ts)
     }
 
-    fn answer(self, events: Result<Vec<Envelope>, StoreError>) {
-        let created = events.map(|events| Created {
-            value: self.order,
-            events,
+    fn answer(mut self, inserted: Result<Inserted, StoreError>) {
+        let created = inserted.map(|inserted| {
+            self.order.number = inserted.number;
+            Created {
+                value: self.order,
+                events: inserted.events,
+            }
         });
         // The caller may have given up (its request was cancelled).
         let _ = self.reply.send(created);
@@ -166,19 +169,19 @@ async fn write_batch(conn: &mut WriterConn, jobs: Vec<Job>) {
     let orders: Vec<_> = jobs.iter().map(|j| (&j.order, j.stamp())).collect();
     let written = conn.run(async |c| insert_orders(c, &orders).await).await;
     match written {
-        Ok(events) => {
-            for (job, events) in jobs.into_iter().zip(events) {
-                job.answer(events.ok_or(StoreError::NotFound("restaurant")));
+        Ok(written) => {
+            for (job, inserted) in jobs.into_iter().zip(written) {
+                job.answer(inserted.ok_or(StoreError::NotFound("restaurant")));
             }
         }
         // The database refused the statement, so nothing of it committed:
         // write each order alone, so one bad order fails only itself.
         Err(StoreError::Database(_)) if jobs.len() > 1 => {
             for job in jobs {
-                let events = conn
+                let inserted = conn
                     .run(async |c| insert_order(c, &job.order, job.stamp()).await)
                     .await;
-                job.answer(events);
+                job.answer(inserted);
             }
         }
         // PostgreSQL is unreachable (or the one order failed): every order

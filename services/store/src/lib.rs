@@ -50,7 +50,7 @@ pub use regions::{PeerBacklog, PeerDatabase, PeerSilence, RegionsReport, link_na
 pub use requests::NewRequest;
 pub use restaurants::{NewRestaurant, Restaurant};
 pub use retention::Expiring;
-pub use sessions::Transfer;
+pub use sessions::{GuestTransfer, Transfer};
 pub use snapshots::{OrderCursor, OrdersSnapshot, Page};
 pub use sqlx::postgres::PgSslMode;
 

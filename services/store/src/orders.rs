@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use ordercast_core::event::EventDraft;
-use ordercast_core::order::{Channel, ItemStatus, Order, OrderItem, OrderStatus};
+use ordercast_core::order::{Channel, ItemStatus, MAX_ORDER_NUMBER, Order, OrderItem, OrderStatus};
 use ordercast_core::{Envelope, EventType, ItemId, OrderId, RestaurantId, SessionId, WaiterId};
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -75,9 +75,11 @@ impl Store {
             drop(tx);
             return Ok(Outcome::Replayed(self.replay(&key).await?));
         }
-        let order = build_order(restaurant, new);
+        let mut order = build_order(restaurant, new);
         let stamp = Stamp::now(restaurant, trace);
-        let events = insert_order(&mut tx, &order, stamp).await?;
+        let inserted = insert_order(&mut tx, &order, stamp).await?;
+        order.number = inserted.number;
+        let events = inserted.events;
         Ok(Outcome::Fresh(Pending::new(tx, order, events, Some(key))))
     }
 
@@ -201,6 +203,8 @@ fn build_order(restaurant: RestaurantId, new: NewOrder) -> Order {
     Order {
         id: OrderId::new(),
         restaurant_id: restaurant,
+        // Given by the statement that writes it.
+        number: 0,
         status: OrderStatus::New,
         version: 1,
         table: new.table,
@@ -216,7 +220,7 @@ fn build_order(restaurant: RestaurantId, new: NewOrder) -> Order {
     }
 }
 
-/// Writes new orders, their items, their `order.created` events and outbox
+/// Writes new orders (numbering them: see `Order::number`), their items, their `order.created` events and outbox
 /// rows in one statement, each row stamped with its restaurant's region and
 /// reach (what replication filters on): `b` is one row per order, `i` one per item (with
 /// its order's ordinal). It may take seqs of many restaurants; it locks
@@ -236,24 +240,27 @@ const INSERT_ORDERS: &str = "
     ), locked AS MATERIALIZED (
         SELECT r.id FROM restaurants r JOIN n ON n.restaurant_id = r.id ORDER BY r.id FOR UPDATE OF r
     ), s AS (
-        UPDATE restaurants r SET last_seq = r.last_seq + n.n
+        UPDATE restaurants r SET last_seq = r.last_seq + n.n, orders_created = r.orders_created + n.n
         FROM n, locked WHERE r.id = n.restaurant_id AND locked.id = r.id
-        RETURNING r.id, r.last_seq - n.n AS base, r.region, r.reach
-    ), q AS (
-        SELECT b.*, s.base + row_number() OVER (PARTITION BY b.restaurant_id ORDER BY b.ord) AS seq,
-               s.region, s.reach
+        RETURNING r.id, r.last_seq - n.n AS base, r.orders_created - n.n AS counted, r.region, r.reach
+    ), r AS (
+        SELECT b.*, row_number() OVER (PARTITION BY b.restaurant_id ORDER BY b.ord) AS k,
+               s.base, s.counted, s.region, s.reach
         FROM b JOIN s ON s.id = b.restaurant_id
+    ), q AS (
+        SELECT r.*, base + k AS seq, ((counted + k - 1) % $25 + 1)::integer AS number FROM r
     ), e AS (
         INSERT INTO events (restaurant_id, seq, type, audience, data, trace, created_at, region, reach)
-        SELECT restaurant_id, seq, $1, audience, data, trace, event_at, region, reach FROM q
+        SELECT restaurant_id, seq, $1, audience, jsonb_set(data, '{number}', to_jsonb(number)), trace,
+               event_at, region, reach FROM q
         RETURNING restaurant_id, seq, created_at
     ), o AS (
         INSERT INTO outbox (restaurant_id, seq, created_at) SELECT * FROM e
     ), ins_order AS (
-        INSERT INTO orders (id, restaurant_id, status, version, table_label, session_id,
+        INSERT INTO orders (id, restaurant_id, number, status, version, table_label, session_id,
                             waiter_id, channel, notes, total_cents, created_at, updated_at,
                             region, reach)
-        SELECT id, restaurant_id, $2, 1, table_label, session_id, waiter_id, channel, notes,
+        SELECT id, restaurant_id, number, $2, 1, table_label, session_id, waiter_id, channel, notes,
                total_cents, created_at, created_at, region, reach FROM q
     ), ins_items AS (
         INSERT INTO order_items (order_id, id, position, sku, name, quantity, unit_price_cents,
@@ -265,15 +272,22 @@ const INSERT_ORDERS: &str = "
              AS i(ord, id, position, sku, name, quantity, price, station, notes)
         JOIN q ON q.ord = i.ord
     )
-    SELECT ord, seq FROM q";
+    SELECT ord, seq, number FROM q";
+
+/// An order as [`insert_orders`] wrote it: its number and its events.
+#[derive(Debug)]
+pub(crate) struct Inserted {
+    pub(crate) number: i32,
+    pub(crate) events: Vec<Envelope>,
+}
 
 /// Writes `orders` (each with the stamp of its event) in one statement
-/// ([`INSERT_ORDERS`]); per order, its events, or `None` when its
-/// restaurant does not exist.
+/// ([`INSERT_ORDERS`]); per order, its number and events, or `None` when
+/// its restaurant does not exist.
 pub(crate) async fn insert_orders(
     conn: &mut PgConnection,
     writes: &[(&Order, Stamp<'_>)],
-) -> Result<Vec<Option<Vec<Envelope>>>, StoreError> {
+) -> Result<Vec<Option<Inserted>>, StoreError> {
     static EVENT_TYPE: LazyLock<String> = LazyLock::new(|| EventType::OrderCreated.to_string());
     let orders: Vec<&Order> = writes.iter().map(|w| w.0).collect();
     let drafts: Vec<_> = orders
@@ -288,7 +302,7 @@ pub(crate) async fn insert_orders(
         .collect();
     let item_col =
         |f: fn(&OrderItem) -> Option<&str>| items.iter().map(|i| f(i.2)).collect::<Vec<_>>();
-    let rows: Vec<(i64, i64)> = sqlx::query_as(INSERT_ORDERS)
+    let rows: Vec<(i64, i64, i32)> = sqlx::query_as(INSERT_ORDERS)
         .bind(EVENT_TYPE.as_str())
         .bind(OrderStatus::New.as_str())
         .bind(
@@ -323,26 +337,32 @@ pub(crate) async fn insert_orders(
         )
         .bind(item_col(|i| i.station.as_deref()))
         .bind(item_col(|i| i.notes.as_deref()))
+        .bind(MAX_ORDER_NUMBER)
         .fetch_all(conn)
         .await?;
-    let mut seqs = vec![None; writes.len()];
-    for (ord, seq) in rows {
-        seqs[ord as usize - 1] = Some(seq);
+    let mut written = vec![None; writes.len()];
+    for (ord, seq, number) in rows {
+        written[ord as usize - 1] = Some((seq, number));
     }
     Ok(writes
         .iter()
         .zip(drafts)
-        .zip(seqs)
-        .map(|((write, draft), seq)| seal(write.1, vec![draft], seq).ok())
+        .zip(written)
+        .map(|((write, mut draft), written)| {
+            let (seq, number) = written?;
+            draft.data["number"] = number.into();
+            let events = seal(write.1, vec![draft], Some(seq)).ok()?;
+            Some(Inserted { number, events })
+        })
         .collect())
 }
 
-/// Writes one new order (see [`insert_orders`]) and returns its events.
+/// Writes one new order (see [`insert_orders`]).
 pub(crate) async fn insert_order(
     conn: &mut PgConnection,
     order: &Order,
     stamp: Stamp<'_>,
-) -> Result<Vec<Envelope>, StoreError> {
+) -> Result<Inserted, StoreError> {
     let mut written = insert_orders(conn, &[(order, stamp)]).await?;
     written
         .pop()

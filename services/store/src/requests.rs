@@ -103,13 +103,15 @@ impl Store {
         row.ok_or(StoreError::NotFound("request"))?.into_request()
     }
 
-    /// Moves a request to `to`.
+    /// Moves a request to `to`; a `message` replaces the request's (none
+    /// keeps it).
     #[tracing::instrument(name = "UPDATE waiter_requests", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn set_request_status(
         &self,
         restaurant: RestaurantId,
         id: RequestId,
         to: RequestStatus,
+        message: Option<String>,
         trace: Option<&str>,
     ) -> Result<Pending<WaiterRequest>, StoreError> {
         let mut tx = self.begin().await?;
@@ -130,13 +132,18 @@ impl Store {
         request.status = to;
         request.version += 1;
         request.updated_at = Envelope::now();
+        if message.is_some() {
+            request.message = message;
+        }
         sqlx::query(
-            "UPDATE waiter_requests SET status = $2, version = $3, updated_at = $4 WHERE id = $1",
+            "UPDATE waiter_requests SET status = $2, version = $3, updated_at = $4, message = $5
+             WHERE id = $1",
         )
         .bind(id.as_uuid())
         .bind(to.as_str())
         .bind(request.version)
         .bind(request.updated_at)
+        .bind(&request.message)
         .execute(&mut *tx)
         .await?;
         let mut draft = request_event(&request, EventType::RequestStatusChanged);

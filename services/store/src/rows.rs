@@ -25,6 +25,7 @@ fn label<T: TryFrom<String>>(s: Option<String>) -> Option<T> {
 pub(crate) struct OrderRow {
     pub id: Uuid,
     pub restaurant_id: Uuid,
+    pub number: i32,
     pub status: String,
     pub version: i32,
     pub table_label: Option<String>,
@@ -38,7 +39,7 @@ pub(crate) struct OrderRow {
     pub updated_at: DateTime<Utc>,
 }
 
-pub(crate) const ORDER_COLUMNS: &str = "id, restaurant_id, status, version, table_label, session_id, waiter_id, channel, notes, reason, total_cents, created_at, updated_at";
+pub(crate) const ORDER_COLUMNS: &str = "id, restaurant_id, number, status, version, table_label, session_id, waiter_id, channel, notes, reason, total_cents, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ItemRow {
@@ -73,6 +74,7 @@ impl OrderRow {
         Ok(Order {
             id: self.id.into(),
             restaurant_id: self.restaurant_id.into(),
+            number: self.number,
             status: parse_enum::<OrderStatus>(&self.status)?,
             version: self.version,
             table: self.table_label,

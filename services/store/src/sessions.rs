@@ -17,9 +17,53 @@ pub struct Transfer {
     pub order_ids: Vec<OrderId>,
 }
 
+/// What a table session's guests learn of a transfer: their waiter
+/// changed, and which of their orders moved. It names no other session and
+/// not the waiter who left (staff business): the data of the
+/// `session.transferred` event sent to that session alone.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct GuestTransfer {
+    pub session_id: SessionId,
+    pub to_waiter_id: WaiterId,
+    /// The session's open orders now served by `to_waiter_id`.
+    pub order_ids: Vec<OrderId>,
+}
+
+impl Transfer {
+    /// One event for the staff, then one per session for its guests.
+    fn drafts(&self, moved: &[(uuid::Uuid, Option<String>)]) -> Vec<EventDraft> {
+        // Both waiters must learn of it, so the staff event names neither.
+        let staff = EventDraft::new(
+            EventType::SessionTransferred,
+            Audience::roles(&[Role::Owner, Role::Waiter]),
+            serde_json::to_value(self).expect("transfers serialize"),
+        );
+        let guests = self.session_ids.iter().map(|session| {
+            let guest = GuestTransfer {
+                session_id: session.clone(),
+                to_waiter_id: self.to_waiter_id.clone(),
+                order_ids: moved
+                    .iter()
+                    .filter(|(_, s)| s.as_deref() == Some(session.as_str()))
+                    .map(|(id, _)| (*id).into())
+                    .collect(),
+            };
+            let audience = Audience {
+                roles: vec![Role::Customer],
+                session_id: Some(session.clone()),
+                waiter_id: None,
+            };
+            let data = serde_json::to_value(&guest).expect("transfers serialize");
+            EventDraft::new(EventType::SessionTransferred, audience, data)
+        });
+        std::iter::once(staff).chain(guests).collect()
+    }
+}
+
 impl Store {
     /// Gives `from`'s open orders and open requests (of `sessions` only,
-    /// when given) to `to`.
+    /// when given) to `to`, with a `session.transferred` event for the
+    /// staff and one for each session that changed hands.
     #[tracing::instrument(name = "UPDATE orders waiter_requests", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn transfer_sessions(
         &self,
@@ -48,7 +92,7 @@ impl Store {
         .await?;
         let requests: Vec<Option<String>> = sqlx::query_scalar(
             "UPDATE waiter_requests SET waiter_id = $3, version = version + 1, updated_at = now()
-             WHERE restaurant_id = $1 AND waiter_id = $2 AND status IN ('open', 'acknowledged')
+             WHERE restaurant_id = $1 AND waiter_id = $2 AND status NOT IN ('resolved', 'cancelled')
                AND ($4::text[] IS NULL OR session_id = ANY($4))
              RETURNING session_id",
         )
@@ -71,15 +115,10 @@ impl Store {
             from_waiter_id: from,
             to_waiter_id: to,
             session_ids,
-            order_ids: moved.into_iter().map(|(id, _)| id.into()).collect(),
+            order_ids: moved.iter().map(|(id, _)| (*id).into()).collect(),
         };
-        // Both waiters must learn of it, so the event names neither.
-        let draft = EventDraft::new(
-            EventType::SessionTransferred,
-            Audience::roles(&[Role::Owner, Role::Waiter]),
-            serde_json::to_value(&transfer).expect("transfers serialize"),
-        );
-        let events = append(&mut tx, restaurant, trace, vec![draft]).await?;
+        let drafts = transfer.drafts(&moved);
+        let events = append(&mut tx, restaurant, trace, drafts).await?;
         Ok(Pending::new(tx, transfer, events, None))
     }
 }

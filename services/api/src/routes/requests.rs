@@ -6,7 +6,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ordercast_core::audience::Scope;
 use ordercast_core::policy::Action;
-use ordercast_core::request::{RequestKind, RequestStatus, WaiterRequest};
+use ordercast_core::request::{
+    MAX_REQUEST_MESSAGE_CHARS, RequestKind, RequestStatus, WaiterRequest,
+};
 use ordercast_core::{RequestId, RestaurantId, Role, Seq, SessionId, WaiterId};
 use ordercast_store::{NewRequest, Transfer};
 use serde::{Deserialize, Serialize};
@@ -40,7 +42,7 @@ pub(crate) struct CreateRequest {
     table: String,
     /// Forced to the token's own session for customers.
     session_id: Option<SessionId>,
-    /// At most 200 characters.
+    /// A human message ("no ice, please"), at most 200 characters.
     #[schema(min_length = 1, max_length = 200)]
     message: Option<String>,
 }
@@ -69,7 +71,11 @@ async fn create_request(
     state.authorize(&caller, rid, Action::CreateRequest).await?;
     let mut c = Checks::new();
     c.text("table", &body.table, 32);
-    c.opt_text("message", body.message.as_deref(), 200);
+    c.opt_text(
+        "message",
+        body.message.as_deref(),
+        MAX_REQUEST_MESSAGE_CHARS,
+    );
     c.finish()?;
     if caller.0.role == Role::Customer {
         if body.session_id.is_some() && body.session_id != caller.0.session_id {
@@ -99,9 +105,15 @@ async fn create_request(
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetRequestStatus {
     status: RequestStatus,
+    /// Replaces the request's message ("coming in 5 minutes"); at most 200
+    /// characters. Absent: the message stays.
+    #[schema(min_length = 1, max_length = 200)]
+    message: Option<String>,
 }
 
-/// Acknowledge, resolve or cancel a request (customers: cancel their own).
+/// Move a request along `open → acknowledged → in_progress ↔ on_hold →
+/// resolved | cancelled` (customers: cancel their own). An illegal move is
+/// `409 illegal-transition` with the request as it is.
 /// A retry with the same `Idempotency-Key` gets the first answer.
 #[utoipa::path(post, path = "/v1/restaurants/{rid}/requests/{id}/status", tag = "requests",
     params(("rid" = String, Path, format = Uuid), ("id" = String, Path, format = Uuid),
@@ -119,6 +131,13 @@ async fn set_request_status(
     state
         .authorize(&caller, rid, Action::ChangeRequestStatus)
         .await?;
+    let mut c = Checks::new();
+    c.opt_text(
+        "message",
+        body.message.as_deref(),
+        MAX_REQUEST_MESSAGE_CHARS,
+    );
+    c.finish()?;
     let viewer = caller.0.viewer();
     if viewer.scope() != Scope::Everything {
         // Another waiter's or table's request does not exist for this
@@ -138,7 +157,7 @@ async fn set_request_status(
     let key = key_of(&headers, rid, &path, &body)?;
     let write = state
         .store
-        .set_request_status(rid, id, body.status, trace.as_deref());
+        .set_request_status(rid, id, body.status, body.message, trace.as_deref());
     let written = |request: &WaiterRequest, seq| {
         let request = request.clone();
         serde_json::to_value(RequestWritten { request, seq }).expect("requests serialize")
@@ -165,7 +184,8 @@ pub(crate) struct TransferBody {
     session_ids: Option<Vec<SessionId>>,
 }
 
-/// What moved, with the seq of the `session.transferred` event.
+/// What moved, with the seq of the last `session.transferred` event (one
+/// for the staff, then one for each table session that changed hands).
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct TransferWritten {
     transfer: Transfer,

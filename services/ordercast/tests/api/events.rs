@@ -63,6 +63,7 @@ async fn requests_go_to_the_sessions_waiter_and_transfers_move_them() {
             "order.created",
             "request.created",
             "session.transferred",
+            "session.transferred",
             "request.status_changed"
         ]
     );

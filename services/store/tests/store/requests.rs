@@ -2,8 +2,9 @@
 
 use ordercast_core::order::Order;
 use ordercast_core::request::{RequestKind, RequestStatus};
-use ordercast_core::{EventType, RequestId, RestaurantId};
+use ordercast_core::{EventType, RequestId, RestaurantId, Role};
 use ordercast_store::{NewRequest, Store, StoreError};
+use serde_json::json;
 
 use crate::common::{
     create, create_request, pay, restaurant, session_id, session_order, store, waiter_id,
@@ -43,14 +44,16 @@ async fn a_request_is_acknowledged_then_resolved_and_goes_no_further() {
     let id = create_request(&store, rid, bill(None)).await.id;
 
     for to in [RequestStatus::Acknowledged, RequestStatus::Resolved] {
-        let pending = store.set_request_status(rid, id, to, None).await.unwrap();
+        let pending = store.set_request_status(rid, id, to, None, None);
+        let pending = pending.await.unwrap();
         assert_eq!(pending.events()[0].kind, EventType::RequestStatusChanged);
         pending.commit().await.unwrap();
     }
     let reopened = store
-        .set_request_status(rid, id, RequestStatus::Cancelled, None)
+        .set_request_status(rid, id, RequestStatus::Cancelled, None, None)
         .await;
-    let unknown = store.set_request_status(rid, RequestId::new(), RequestStatus::Resolved, None);
+    let unknown =
+        store.set_request_status(rid, RequestId::new(), RequestStatus::Resolved, None, None);
 
     let Err(StoreError::IllegalTransition { current, .. }) = reopened else {
         panic!("a resolved request cannot be cancelled");
@@ -100,11 +103,23 @@ async fn a_shift_change_hands_over_only_the_waiters_open_orders_and_requests_of_
 
     assert_eq!(transfer.value.order_ids, [open.id]);
     assert_eq!(transfer.value.session_ids, [session_id("s1")]);
-    let [event] = transfer.events.as_slice() else {
-        panic!("one event")
+    let [staff, guests] = transfer.events.as_slice() else {
+        panic!("one event for the staff, one for s1's guests")
     };
-    assert_eq!(event.kind, EventType::SessionTransferred);
-    assert_eq!(event.data, serde_json::to_value(&transfer.value).unwrap());
+    assert_eq!(staff.kind, EventType::SessionTransferred);
+    assert_eq!(staff.data, serde_json::to_value(&transfer.value).unwrap());
+    assert_eq!(guests.kind, EventType::SessionTransferred);
+    assert_eq!(
+        (
+            guests.audience.roles.as_slice(),
+            &guests.audience.session_id
+        ),
+        ([Role::Customer].as_slice(), &Some(session_id("s1")))
+    );
+    assert_eq!(
+        guests.data,
+        json!({"session_id": "s1", "to_waiter_id": "carla", "order_ids": [open.id]})
+    );
     let moved = store.order(rid, open.id).await.unwrap();
     assert_eq!((moved.waiter_id, moved.version), (Some(carla.clone()), 2));
     for kept in others {

@@ -1,0 +1,32 @@
+-- Issue #20: the full request workflow, and order numbers a guest or a cook
+-- can say out loud.
+
+-- Requests: open → acknowledged → in_progress ↔ on_hold → resolved | cancelled.
+-- Existing rows are all in states the new check keeps.
+ALTER TABLE waiter_requests DROP CONSTRAINT waiter_requests_status_check;
+ALTER TABLE waiter_requests ADD CONSTRAINT waiter_requests_status_check CHECK (status IN
+    ('open', 'acknowledged', 'in_progress', 'on_hold', 'resolved', 'cancelled'));
+DROP INDEX waiter_requests_open;
+CREATE INDEX waiter_requests_open ON waiter_requests (restaurant_id, created_at)
+    WHERE status NOT IN ('resolved', 'cancelled');
+
+-- Order numbers are rolling per restaurant: 1, 2, … 9999, then 1 again
+-- (restaurants have no time zone here, so no "daily" reset). The counter
+-- counts every order the restaurant has had; it is bumped in the statement
+-- that takes the seqs, under the same row lock, so concurrent creates on any
+-- number of api replicas get distinct, consecutive numbers.
+ALTER TABLE restaurants ADD COLUMN orders_created bigint NOT NULL DEFAULT 0;
+ALTER TABLE orders ADD COLUMN number integer;
+
+-- Existing orders are numbered in the order they were created, and the
+-- counter continues after them. Events already written keep their data
+-- (no number); the order resource and every later event carry it.
+WITH n AS (
+    SELECT id, row_number() OVER (PARTITION BY restaurant_id ORDER BY created_at, id) AS k
+    FROM orders
+)
+UPDATE orders o SET number = ((n.k - 1) % 9999 + 1)::integer FROM n WHERE n.id = o.id;
+UPDATE restaurants r SET orders_created = c.n
+FROM (SELECT restaurant_id, count(*) AS n FROM orders GROUP BY restaurant_id) c
+WHERE c.restaurant_id = r.id;
+ALTER TABLE orders ALTER COLUMN number SET NOT NULL;
