@@ -15,6 +15,7 @@ mod cursors;
 mod debug_views;
 mod delivery;
 mod floods;
+mod guests;
 mod isolation;
 mod ledger;
 mod logs;
