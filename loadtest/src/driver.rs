@@ -520,7 +520,7 @@ impl Ctx {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        for status in ["acknowledged", "resolved"] {
+        for status in ["acknowledged", "in_progress", "resolved"] {
             self.pause().await;
             if self.traffic_over() {
                 return Ok(());

@@ -93,7 +93,7 @@ pub struct Scenario {
     #[arg(long, default_value_t = 0.05)]
     pub cancel_share: f64,
     /// Share of orders whose table also calls the waiter (request created,
-    /// then acknowledged and resolved).
+    /// then acknowledged, in progress and resolved).
     #[arg(long, default_value_t = 0.2)]
     pub request_share: f64,
     /// Notifications per second, overall (kitchen-wide urgent ones and

@@ -42,6 +42,8 @@ export interface OrderItem {
 export interface Order {
   id: string;
   restaurant_id: string;
+  /** Said out loud: per restaurant, rolling 1–9999, then 1 again. */
+  number: number;
   status: 'new' | 'accepted' | 'in_progress' | 'ready' | 'served' | 'paid' | 'cancelled' | 'rejected';
   version: number;
   table?: string;
@@ -54,6 +56,39 @@ export interface Order {
   total_cents: number;
   created_at: string;
   updated_at: string;
+}
+
+/** A waiter request: the `data` of `request.created` / `request.status_changed`. */
+export interface WaiterRequest {
+  id: string;
+  restaurant_id: string;
+  kind: 'call_waiter' | 'bill' | 'water' | 'other';
+  table: string;
+  session_id?: string;
+  waiter_id?: string;
+  /** The latest human message (1–200 characters); a status change may replace it. */
+  message?: string;
+  /** `open → acknowledged → in_progress ⇄ on_hold → resolved | cancelled` (docs/protocol.md). */
+  status: 'open' | 'acknowledged' | 'in_progress' | 'on_hold' | 'resolved' | 'cancelled';
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** `data` of `session.transferred` for the staff (owner, waiter). */
+export interface StaffTransfer {
+  from_waiter_id: string;
+  to_waiter_id: string;
+  session_ids: string[];
+  order_ids: string[];
+}
+
+/** `data` of `session.transferred` for a table's guests: "your waiter changed". */
+export interface GuestTransfer {
+  session_id: string;
+  to_waiter_id: string;
+  /** The session's own open orders now served by `to_waiter_id`. */
+  order_ids: string[];
 }
 
 /** `GET /v1/restaurants/{rid}/orders?state=open`: the open orders as of `seq`. */

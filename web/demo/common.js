@@ -258,3 +258,22 @@ export function toast(title, message, { urgent = false } = {}) {
   if (!urgent) setTimeout(() => node.remove(), 8000);
   return node;
 }
+
+/**
+ * The order's number as said out loud ("#42"): rolling 1–9999 per
+ * restaurant. Events written before numbers existed have none: then the
+ * id's short form.
+ */
+export function orderNumber(order) {
+  return order.number ? `#${order.number}` : shortId(order.id);
+}
+
+/** How a waiter request's state reads on a screen. */
+export const REQUEST_STATUS_LABEL = {
+  open: 'Sent',
+  acknowledged: 'Seen by your waiter',
+  in_progress: 'On its way',
+  on_hold: 'On hold',
+  resolved: 'Done',
+  cancelled: 'Cancelled',
+};

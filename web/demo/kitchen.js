@@ -1,7 +1,7 @@
 // Kitchen display: tickets by status with items, stations, notes and age
 // timers; start / item ready / bump; urgent notifications; new-ticket sound.
 import {
-  OrderBook, ageEl, api, el, fatal, follow, icon, settings, shortId, tickAges, toast,
+  OrderBook, ageEl, api, el, fatal, follow, icon, orderNumber, settings, shortId, tickAges, toast,
 } from '/demo/common.js';
 
 const cfg = settings();
@@ -57,7 +57,7 @@ function onEvent(event) {
 }
 
 function label(order) {
-  return order.table ? `table ${order.table}` : shortId(order.id);
+  return order.table ? `${orderNumber(order)}, table ${order.table}` : orderNumber(order);
 }
 
 function render(flash) {
@@ -92,9 +92,14 @@ function ticket(order, flash) {
     'data-status': order.status,
   }, [
     el('header', {}, [
-      el('div', { class: 'where' }, [
-        el('strong', {}, order.table ? `Table ${order.table}` : order.channel.toUpperCase()),
-        el('span', { class: 'muted' }, `${shortId(order.id)} · ${order.channel}`),
+      el('div', { class: 'head' }, [
+        el('span', { class: 'order-number', 'data-testid': 'order-number' }, orderNumber(order)),
+        el('div', { class: 'where' }, [
+          el('strong', {}, order.table ? `Table ${order.table}` : order.channel.toUpperCase()),
+          // The number is what the kitchen calls; the id's fragment stays
+          // for looking an order up, without a "#" to mix the two up.
+          el('span', { class: 'muted' }, `${shortId(order.id).replace('#', 'id ')} · ${order.channel}`),
+        ]),
       ]),
       ageEl('span', order.created_at, { class: 'age' }),
     ]),

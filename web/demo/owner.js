@@ -1,6 +1,6 @@
 // Owner dashboard: every open order, waiter requests, recent activity.
 import {
-  OrderBook, STATUS_LABEL, ageEl, api, el, fatal, follow, money, settings, shortId, tickAges, toast,
+  OrderBook, STATUS_LABEL, ageEl, api, el, fatal, follow, money, orderNumber, settings, tickAges, toast,
 } from '/demo/common.js';
 
 const cfg = settings();
@@ -69,7 +69,7 @@ function renderOrders() {
   document.getElementById('orders').replaceChildren(...orders.map((o) => el('tr', {
     'data-testid': 'order-row', 'data-order-id': o.id, 'data-status': o.status,
   }, [
-    el('td', { class: 'mono' }, shortId(o.id)),
+    el('td', { class: 'mono order-number', 'data-testid': 'order-number', title: o.id }, orderNumber(o)),
     el('td', {}, o.table ?? '—'),
     el('td', {}, o.channel),
     el('td', { class: 'items-cell' }, o.items.map((i) => `${i.quantity}× ${i.name}`).join(', ')),
@@ -96,14 +96,29 @@ function renderRequests() {
       el('span', { class: 'muted' }, ` · ${REQUEST_LABEL[r.kind] ?? r.kind}${r.message ? ` — ${r.message}` : ''}`),
     ]),
     el('div', { class: 'request-meta' }, [
-      el('span', { class: `badge badge-${r.status}` }, r.status),
+      el('span', { class: `badge badge-${r.status}`, 'data-testid': 'request-status' }, r.status.replace('_', ' ')),
       ageEl('span', r.created_at, { class: 'age' }),
-      r.status === 'open' ? el('button', { class: 'btn small', onclick: () => setRequest(r, 'acknowledged') }, 'Ack') : null,
-      el('button', { class: 'btn small ghost', onclick: () => setRequest(r, 'resolved') }, 'Done'),
+      ...requestActions(r),
     ]),
   ])));
   document.getElementById('requests-empty').hidden = list.length > 0;
   document.getElementById('kpi-requests').textContent = list.length;
+}
+
+// The moves docs/protocol.md allows from each state ("Request states").
+const REQUEST_MOVES = {
+  open: [['acknowledged', 'Ack'], ['resolved', 'Done']],
+  acknowledged: [['in_progress', 'Start'], ['resolved', 'Done']],
+  in_progress: [['on_hold', 'Hold'], ['resolved', 'Done']],
+  on_hold: [['in_progress', 'Resume'], ['cancelled', 'Cancel']],
+};
+
+function requestActions(request) {
+  return (REQUEST_MOVES[request.status] ?? []).map(([status, text], i) => el('button', {
+    class: `btn small ${i > 0 ? 'ghost' : ''}`,
+    'data-action': `request-${status}`,
+    onclick: () => setRequest(request, status),
+  }, text));
 }
 
 async function setRequest(request, status) {
@@ -124,7 +139,7 @@ function renderFeed() {
 
 function describe(e) {
   const d = e.data ?? {};
-  const where = d.table ? `table ${d.table}` : shortId(d.id ?? '');
+  const where = d.table ? `${orderNumber(d)}, table ${d.table}` : orderNumber(d);
   switch (e.type) {
     case 'order.created': return `New order, ${where} (${money(d.total_cents ?? 0)})`;
     case 'order.status_changed': return `Order ${where}: ${STATUS_LABEL[d.status] ?? d.status}`;
@@ -133,7 +148,8 @@ function describe(e) {
       return `${item ? item.name : 'Item'} ${item ? item.status : ''}, ${where}`;
     }
     case 'request.created': return `${REQUEST_LABEL[d.kind] ?? 'Request'}, table ${d.table}`;
-    case 'request.status_changed': return `Request, table ${d.table}: ${d.status}`;
+    case 'request.status_changed': return `Request, table ${d.table}: ${d.status}${d.message ? ` — ${d.message}` : ''}`;
+    case 'session.transferred': return d.from_waiter_id ? `Tables of ${d.from_waiter_id} now served by ${d.to_waiter_id}` : `Session ${d.session_id}: waiter ${d.to_waiter_id}`;
     case 'notification': return `Alert: ${d.title}`;
     default: return e.type;
   }

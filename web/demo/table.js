@@ -1,5 +1,8 @@
-// Table screen: a customer's own orders (its session only), step by step.
-import { OrderBook, api, claims, el, fatal, follow, money, settings, toast } from '/demo/common.js';
+// Table screen: a customer's own orders (its session only), step by step,
+// with their numbers, and the table's own waiter requests.
+import {
+  OrderBook, REQUEST_STATUS_LABEL, api, claims, el, fatal, follow, money, orderNumber, settings, toast,
+} from '/demo/common.js';
 
 const cfg = settings();
 const book = new OrderBook();
@@ -11,6 +14,10 @@ const STEPS = [
   ['served', 'Served'],
 ];
 const ITEM_LABEL = { queued: 'waiting', cooking: 'cooking', ready: 'ready', served: 'served', cancelled: 'cancelled' };
+const REQUEST_LABEL = { call_waiter: 'Waiter', bill: 'Bill', water: 'Water', other: 'Request' };
+// This session's requests still being handled (the edge sends a guest
+// only its own session's).
+const requests = new Map();
 
 if (!cfg.token || !cfg.restaurant) {
   fatal('No token', 'Open this screen with #token=<customer JWT>&restaurant=<id> in the URL.');
@@ -23,9 +30,11 @@ function start() {
   document.body.dataset.session = session ?? '';
   const screen = follow(cfg, book, {
     onEvent: (event) => {
+      if (event.type.startsWith('request.')) onRequest(event.data);
+      if (event.type === 'session.transferred') toast('Your waiter changed', `${event.data.to_waiter_id} is looking after your table now.`);
       const before = book.orders.get(event.data?.id)?.status;
       const order = book.apply(event);
-      if (order && order.status === 'ready' && before !== 'ready') toast('Your order is ready', '');
+      if (order && order.status === 'ready' && before !== 'ready') toast(`Order ${orderNumber(order)} is ready`, '');
       render();
     },
     render,
@@ -50,6 +59,23 @@ function render() {
   document.getElementById('help').hidden = !table;
   document.getElementById('empty').hidden = orders.length > 0;
   document.getElementById('orders').replaceChildren(...orders.map(card));
+  renderRequests();
+}
+
+function onRequest(request) {
+  if (request.status === 'resolved' || request.status === 'cancelled') requests.delete(request.id);
+  else requests.set(request.id, request);
+}
+
+function renderRequests() {
+  const list = [...requests.values()].sort((a, b) => a.created_at.localeCompare(b.created_at));
+  document.getElementById('requests').replaceChildren(...list.map((r) => el('li', {
+    class: `guest-request request-${r.status}`, 'data-testid': 'guest-request', 'data-status': r.status,
+  }, [
+    el('strong', {}, REQUEST_LABEL[r.kind] ?? r.kind),
+    el('span', {}, REQUEST_STATUS_LABEL[r.status] ?? r.status),
+    r.message ? el('span', { class: 'muted' }, r.message) : null,
+  ])));
 }
 
 function card(order) {
@@ -58,6 +84,7 @@ function card(order) {
   const stepIndex = STEPS.findIndex(([s]) => s === order.status) + (served ? 1 : 0);
   return el('article', { class: 'guest-order', 'data-testid': 'guest-order', 'data-order-id': order.id, 'data-status': order.status }, [
     el('header', {}, [
+      el('span', { class: 'order-number', 'data-testid': 'order-number' }, orderNumber(order)),
       el('h2', {}, served ? 'Served — enjoy!' : order.status === 'ready' ? 'Ready — on its way' : 'Your order'),
       el('span', { class: 'muted' }, new Date(order.created_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })),
     ]),

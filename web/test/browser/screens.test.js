@@ -30,6 +30,9 @@ test('live: an order created through the api appears on the kitchen display, and
   for (const expected of ['Table 4', 'Smash burger', 'grill', 'no onions', 'Birthday']) {
     assert.ok(text.includes(expected), `ticket shows ${expected}: ${text}`);
   }
+  // The number a cook calls out, at the top of the ticket.
+  assert.equal(first.number, 1);
+  assert.equal(await page.textContent(`${ticket(first.id)} [data-testid=order-number]`), '#1');
 
   // Status changes made elsewhere (the api) move the ticket.
   await stack.status(rid, owner, first.id, 'accepted');
@@ -85,7 +88,7 @@ test('cold start: orders created before the page opened are on it after load', a
 test('owner dashboard: every open order and the waiter requests', async () => {
   const { id: rid, owner } = await stack.restaurant('Owner’s Grill');
   const a = await stack.order(rid, owner, { table: '11' });
-  await stack.call(owner, 'POST', `/v1/restaurants/${rid}/requests`, { kind: 'bill', table: '11' });
+  const { request: billRequest } = await stack.call(owner, 'POST', `/v1/restaurants/${rid}/requests`, { kind: 'bill', table: '11' });
   const page = await stack.open('owner', { token: owner, restaurant: rid });
   await waitForState(page, 'live');
   await page.waitForSelector(`[data-testid=order-row][data-order-id="${a.id}"]`, { timeout: 10_000 });
@@ -96,6 +99,19 @@ test('owner dashboard: every open order and the waiter requests', async () => {
   await page.waitForSelector(`[data-testid=order-row][data-order-id="${b.id}"][data-status=accepted]`, { timeout: 10_000 });
   await page.waitForSelector('[data-testid=request] >> text=More bread', { timeout: 10_000 });
   assert.equal(await page.textContent('[data-testid=kpi-open]'), '2');
+  const row = (o) => `[data-testid=order-row][data-order-id="${o.id}"] [data-testid=order-number]`;
+  assert.deepEqual([await page.textContent(row(a)), await page.textContent(row(b))], [`#${a.number}`, `#${b.number}`]);
+  // The request workflow from the dashboard's buttons, and a waiter's message.
+  const bread = page.locator('[data-testid=request]', { hasText: 'More bread' });
+  await bread.locator('[data-action=request-acknowledged]').click();
+  await bread.locator('[data-testid=request-status] >> text=acknowledged').waitFor({ timeout: 10_000 });
+  await bread.locator('[data-action=request-in_progress]').click();
+  await bread.locator('[data-testid=request-status] >> text=in progress').waitFor({ timeout: 10_000 });
+  await bread.locator('[data-action=request-on_hold]').click();
+  await bread.locator('[data-testid=request-status] >> text=on hold').waitFor({ timeout: 10_000 });
+  const bill = page.locator('[data-testid=request]', { hasText: 'Table 11' });
+  await stack.call(owner, 'POST', `/v1/restaurants/${rid}/requests/${billRequest.id}/status`, { status: 'acknowledged', message: 'Card machine coming' });
+  await bill.locator('text=Card machine coming').waitFor({ timeout: 10_000 });
   await stack.screenshot(page, 'owner-dashboard');
   assert.deepEqual(page.errors, []);
 });
@@ -109,6 +125,9 @@ test('isolation: the table screen of session S1 never shows session S2’s order
   const page = await stack.open('table', { token: s1, restaurant: rid }, { width: 480, height: 900 });
   await waitForState(page, 'live');
   await page.waitForSelector(`[data-testid=guest-order][data-order-id="${mine.id}"]`, { timeout: 10_000 });
+  // The number the guest will hear called, and what this screen lists.
+  assert.equal(await page.textContent(`[data-testid=guest-order][data-order-id="${mine.id}"] [data-testid=order-number]`), `#${mine.number}`);
+  assert.match(await page.textContent('[data-testid=scope]'), /Orders placed from this table’s QR session/);
   // Live: S2's change happens first, S1's after; when S1's shows, S2's would have too.
   const theirsLater = await stack.order(rid, s2, { table: '8', session: 'S2' });
   await stack.status(rid, owner, theirs.id, 'accepted');
@@ -121,6 +140,12 @@ test('isolation: the table screen of session S1 never shows session S2’s order
   for (const id of [theirs.id, theirsLater.id]) assert.ok(!html.includes(id), 'no trace of S2’s orders');
   const sessions = await page.evaluate(() => window.ordercastScreen.delivered.length);
   assert.equal(sessions, 2, 'only S1’s two status changes were delivered');
+  // The table's own request, as the waiter moves it and answers.
+  const { request } = await stack.call(s1, 'POST', `/v1/restaurants/${rid}/requests`, { kind: 'water', table: '3' });
+  await stack.call(owner, 'POST', `/v1/restaurants/${rid}/requests/${request.id}/status`, { status: 'acknowledged', message: 'Coming in 5 minutes' });
+  const asked = page.locator('[data-testid=guest-request][data-status=acknowledged]');
+  await asked.waitFor({ timeout: 10_000 });
+  assert.match(await asked.textContent(), /Water.*Seen by your waiter.*Coming in 5 minutes/);
   await stack.screenshot(page, 'table-screen');
 });
 
