@@ -38,6 +38,20 @@ pub fn unique_prefix() -> String {
 /// existing database, usually `postgres`); returns its URL, with the same
 /// query (TLS settings, say).
 pub async fn fresh_database_on(admin_url: &str) -> String {
+    let url = empty_database_on(admin_url).await;
+    let mut conn = PgConnection::connect(&url)
+        .await
+        .expect("connect to the new database");
+    ordercast_store::MIGRATOR
+        .run(&mut conn)
+        .await
+        .expect("migrate the test database");
+    url
+}
+
+/// A new database with no tables on the server behind `admin_url`, for
+/// tests that apply migrations themselves; returns its URL.
+pub async fn empty_database_on(admin_url: &str) -> String {
     let name = format!("oc_test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::connect(admin_url)
         .await
@@ -49,24 +63,21 @@ pub async fn fresh_database_on(admin_url: &str) -> String {
     let (path, query) = admin_url
         .split_once('?')
         .map_or((admin_url, ""), |(path, query)| (path, query));
-    let url = match (path.rsplit_once('/'), query) {
+    match (path.rsplit_once('/'), query) {
         (Some((base, _)), "") => format!("{base}/{name}"),
         (Some((base, _)), query) => format!("{base}/{name}?{query}"),
         (None, _) => panic!("database URL without a path: {admin_url}"),
-    };
-    let mut conn = PgConnection::connect(&url)
-        .await
-        .expect("connect to the new database");
-    ordercast_store::MIGRATOR
-        .run(&mut conn)
-        .await
-        .expect("migrate the test database");
-    url
+    }
 }
 
 /// A new, migrated database on the shared test PostgreSQL.
 pub async fn fresh_database() -> String {
     fresh_database_on(&env("ORDERCAST_TEST_DATABASE_URL")).await
+}
+
+/// A new database with no tables on the shared test PostgreSQL.
+pub async fn empty_database() -> String {
+    empty_database_on(&env("ORDERCAST_TEST_DATABASE_URL")).await
 }
 
 /// Polls `check` until it yields a value or `timeout` passes, then panics

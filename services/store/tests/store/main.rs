@@ -6,6 +6,7 @@ mod common;
 mod events;
 mod idempotency;
 mod ledger;
+mod migrations;
 mod orders;
 mod outbox;
 mod requests;
