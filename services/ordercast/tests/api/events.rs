@@ -231,6 +231,8 @@ async fn the_openapi_document_declares_the_bounds_requests_are_checked_against()
         MAX_INVALIDATION_RESOURCES, MAX_ITEMS, MAX_QUANTITY, MAX_TRANSFER_SESSIONS,
         MAX_UNIT_PRICE_CENTS,
     };
+    use ordercast_core::order::MAX_ORDER_NUMBER;
+    use ordercast_core::request::MAX_REQUEST_MESSAGE_CHARS;
     let app = TestApp::spawn().await;
     let (_, doc) = app.get("/openapi.json", "").await;
     let bound = |schema: &str, field: &str, keyword: &str| {
@@ -253,6 +255,25 @@ async fn the_openapi_document_declares_the_bounds_requests_are_checked_against()
             Some(MAX_UNIT_PRICE_CENTS),
         ),
         ("CreateRequest", "table", "minLength", Some(1)),
+        (
+            "CreateRequest",
+            "message",
+            "maxLength",
+            max(MAX_REQUEST_MESSAGE_CHARS),
+        ),
+        (
+            "SetRequestStatus",
+            "message",
+            "maxLength",
+            max(MAX_REQUEST_MESSAGE_CHARS),
+        ),
+        ("Order", "number", "minimum", Some(1)),
+        (
+            "Order",
+            "number",
+            "maximum",
+            Some(i64::from(MAX_ORDER_NUMBER)),
+        ),
         (
             "TransferBody",
             "session_ids",
