@@ -30,3 +30,16 @@ UPDATE restaurants r SET orders_created = c.n
 FROM (SELECT restaurant_id, count(*) AS n FROM orders GROUP BY restaurant_id) c
 WHERE c.restaurant_id = r.id;
 ALTER TABLE orders ALTER COLUMN number SET NOT NULL;
+
+-- During a rolling upgrade, api replicas of the previous version still
+-- insert orders without a number: number those here, from the same counter
+-- under the same row lock (their statement already holds it). The current
+-- version always sets the number itself, so this never fires for it.
+CREATE FUNCTION number_order() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE restaurants SET orders_created = orders_created + 1 WHERE id = NEW.restaurant_id
+    RETURNING ((orders_created - 1) % 9999 + 1)::integer INTO NEW.number;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER number_order BEFORE INSERT ON orders
+    FOR EACH ROW WHEN (NEW.number IS NULL) EXECUTE FUNCTION number_order();

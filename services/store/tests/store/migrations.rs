@@ -54,11 +54,24 @@ async fn orders_and_requests_from_before_numbers_are_numbered_and_keep_moving() 
             .await
             .unwrap();
     let store = Store::connect_lazy(&DbSettings::from_url(&url).unwrap());
+    let next = create(&store, RestaurantId::from(rid), simple_order()).await;
+    // An api replica of the previous version, mid-upgrade, writes no
+    // number, in a statement that has already updated the restaurant row.
+    let old_style: i32 = sqlx::query_scalar(
+        "WITH s AS (UPDATE restaurants SET last_seq = last_seq + 1 WHERE id = $1 RETURNING id)
+         INSERT INTO orders (id, restaurant_id, status, channel, total_cents, created_at, updated_at)
+         SELECT gen_random_uuid(), s.id, 'new', 'pos', 100, now(), now() FROM s RETURNING number",
+    )
+    .bind(rid)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     let rid = RestaurantId::from(rid);
+    let after = create(&store, rid, simple_order()).await;
     assert_eq!(
-        create(&store, rid, simple_order()).await.number,
-        4,
-        "the next one follows"
+        (next.number, old_style, after.number),
+        (4, 5, 6),
+        "the next ones follow, whichever version writes them"
     );
     let pending = store.set_request_status(
         rid,
