@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::common::{create, simple_order};
 
 /// The migration that added request states and order numbers.
-const NUMBERS: i64 = 20261207000001;
+const NUMBERS: i64 = 20261208000001;
 
 /// Applies the migrations `pick` selects, in order.
 async fn apply(conn: &mut PgConnection, pick: impl Fn(i64) -> bool) {
