@@ -3,8 +3,8 @@
 //! and buffer their events, and SSE, WebSocket and long-poll deliver them
 //! with gap-free resume.
 
-mod api;
 mod activity;
+mod api;
 mod assets;
 mod auth;
 mod error;

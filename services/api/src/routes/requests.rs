@@ -155,9 +155,10 @@ async fn set_request_status(
     let trace = traceparent(&headers);
     let path = format!("POST /v1/restaurants/{rid}/requests/{id}/status");
     let key = key_of(&headers, rid, &path, &body)?;
-    let write = state
-        .store
-        .set_request_status(rid, id, body.status, body.message, trace.as_deref());
+    let write =
+        state
+            .store
+            .set_request_status(rid, id, body.status, body.message, trace.as_deref());
     let written = |request: &WaiterRequest, seq| {
         let request = request.clone();
         serde_json::to_value(RequestWritten { request, seq }).expect("requests serialize")
