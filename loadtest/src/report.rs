@@ -636,15 +636,19 @@ pub fn summary(r: &Report) -> String {
     for p in &r.processes {
         let _ = writeln!(
             o,
-            "\n  process {}: {:.1} CPU s, peak RSS {} KiB (before screens {}, all connected {}, {} after), {} restarts",
+            "\n  process {}: {:.1} CPU s, peak RSS {} KiB (before screens {}, all connected {}{}), {} restarts",
             p.name,
             p.cpu_s,
             p.rss_peak_kib,
             kib(p.rss_before_kib),
             kib(p.rss_connected_kib),
+            // Read only when the run lingered (--linger).
             match p.rss_after_kib {
-                Some(after) => format!("{after} KiB {:.0} s", r.scenario.linger.as_secs_f64()),
-                None => "not read".into(),
+                Some(after) => format!(
+                    ", {after} KiB {:.0} s after",
+                    r.scenario.linger.as_secs_f64()
+                ),
+                None => String::new(),
             },
             p.restarts
         );
