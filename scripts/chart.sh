@@ -26,7 +26,7 @@ fi
 
 if [ -z "${ORDERCAST_BIN:-}" ]; then
   cargo build --quiet --locked -p ordercast
-  ORDERCAST_BIN=$PWD/target/debug/ordercast
+  ORDERCAST_BIN=${CARGO_TARGET_DIR:-$PWD/target}/debug/ordercast
 fi
 echo "==> helm chart: lint and tests"
 HELM=$CHART_VENV/bin/helm PROMTOOL=$(command -v promtool) BUSYBOX=$(command -v busybox) ORDERCAST_BIN=$ORDERCAST_BIN \

@@ -28,8 +28,8 @@ pids=""
 
 if [ -z "${ORDERCAST_BIN:-}" ] || [ -z "${LOADTEST_BIN:-}" ]; then
   cargo build --quiet --locked -p ordercast -p ordercast-loadtest
-  ORDERCAST_BIN=${ORDERCAST_BIN:-$PWD/target/debug/ordercast}
-  LOADTEST_BIN=${LOADTEST_BIN:-$PWD/target/debug/ordercast-loadtest}
+  ORDERCAST_BIN=${ORDERCAST_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/ordercast}
+  LOADTEST_BIN=${LOADTEST_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/ordercast-loadtest}
 fi
 
 pg_port=${ORDERCAST_TEST_DATABASE_URL##*:}

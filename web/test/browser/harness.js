@@ -15,7 +15,9 @@ import { chromium } from 'playwright-core';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const ARTIFACTS = path.join(ROOT, 'target/browser-artifacts');
-const BIN = process.env.ORDERCAST_BIN ?? path.join(ROOT, 'target/debug/ordercast');
+const BIN =
+  process.env.ORDERCAST_BIN ??
+  path.join(process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target'), 'debug/ordercast');
 const SECRET = 'browser-test-secret-0123456789-abcdefghij';
 const CHROMIUM_ARGS = [
   '--no-sandbox',

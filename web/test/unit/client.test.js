@@ -407,6 +407,8 @@ test('a command whose socket drops before its reply is sent again over HTTP with
     ['ws', 'http'],
   );
   assert.equal(server.commands[1].id, server.commands[0].id, 'the same id');
+});
+
 test('since as a Date goes out as an RFC 3339 time on every transport; a bad one is refused', async (t) => {
   const at = new Date(Date.UTC(2026, 11, 5, 10, 42, 7, 250));
   const iso = '2026-12-05T10:42:07.250Z';
