@@ -203,18 +203,14 @@ impl<E: Events> SseStream<E> {
                 next = self.sub.next() => match next {
                     Ok(Next::Batch(batch)) if batch.frames.is_empty() => continue,
                     Ok(Next::Batch(batch)) => {
-                        let len = batch.frames.iter().map(|f| f.sse.len()).sum();
-                        let mut chunk = BytesMut::with_capacity(len);
-                        for frame in &batch.frames {
-                            chunk.extend_from_slice(&frame.sse);
-                        }
+                        let chunk = concat(batch.frames.iter().map(|f| &f.sse));
                         self.state.metrics.delivered(Transport::Sse, batch.frames.iter().map(|f| (batch.kind, &**f)));
                         self.guard.delivered(batch.frames.len());
                         if let Some(last) = batch.frames.last() {
                             self.state.receipts.delivered(self.sub.restaurant(), self.sub.role(), last.seq);
                         }
                         self.heartbeat.reset();
-                        return Some(chunk.freeze());
+                        return Some(chunk);
                     }
                     Ok(Next::Region(signal)) => {
                         self.heartbeat.reset();
@@ -232,6 +228,20 @@ impl<E: Events> SseStream<E> {
             }
         }
     }
+}
+
+/// One chunk of `parts`: the shared bytes themselves when there is one (the
+/// usual batch: every subscriber writes the same allocation), a copy
+/// otherwise.
+fn concat<'a>(mut parts: impl ExactSizeIterator<Item = &'a Bytes> + Clone) -> Bytes {
+    if parts.len() == 1 {
+        return parts.next().expect("one part").clone();
+    }
+    let mut chunk = BytesMut::with_capacity(parts.clone().map(Bytes::len).sum());
+    for part in parts {
+        chunk.extend_from_slice(part);
+    }
+    chunk.freeze()
 }
 
 /// `event: stale` or `event: live` with the signal's JSON and no `id:`:
