@@ -15,6 +15,7 @@ use ordercast::app::Role as ServerRole;
 use ordercast::config::{Cli, Command, serve_settings};
 use ordercast_core::Role;
 use ordercast_core::auth::{Claims, TokenIssuer};
+use ordercast_loadtest::report::Report;
 use ordercast_loadtest::run::run;
 use ordercast_loadtest::scenario::Scenario;
 use tokio::sync::oneshot;
@@ -97,14 +98,8 @@ async fn a_small_scenario_with_cut_connections_passes_with_zero_violations() {
             "--drop-every=700ms",
         ],
     );
-    let report = run(s).await.expect("the run happens");
+    let report = passed(s).await;
     let v = &report.verification;
-    assert!(
-        report.passed,
-        "{}",
-        ordercast_loadtest::report::summary(&report)
-    );
-    assert_eq!(v.violations.total(), 0);
     assert!(v.expected > 200, "too little was checked: {}", v.expected);
     assert_eq!(
         report.writes_lost + report.writes_refused,
@@ -148,14 +143,8 @@ async fn the_publish_lifecycle_delivers_every_custom_event_once_to_every_kitchen
             &format!("--pid-tree={pid}"),
         ],
     );
-    let report = run(s).await.expect("the run happens");
+    let report = passed(s).await;
     let v = &report.verification;
-    assert!(
-        report.passed,
-        "{}",
-        ordercast_loadtest::report::summary(&report)
-    );
-    assert_eq!(v.violations.total(), 0);
     // 40 events/s for 4 s, each read by 3 kitchens.
     assert!(v.expected >= 400, "too little was checked: {}", v.expected);
     assert_eq!(report.writes_lost + report.writes_refused, 0);
@@ -306,4 +295,16 @@ async fn the_verifier_catches_a_tampered_stream_and_fails_the_run() {
         );
     }
     assert!(summary.contains("FAILED"));
+}
+
+/// Runs `s` and checks it passed with no delivery violation.
+async fn passed(s: Scenario) -> Report {
+    let report = run(s).await.expect("the run happens");
+    assert!(
+        report.passed,
+        "{}",
+        ordercast_loadtest::report::summary(&report)
+    );
+    assert_eq!(report.verification.violations.total(), 0);
+    report
 }
