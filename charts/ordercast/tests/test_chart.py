@@ -446,6 +446,27 @@ class Renders(unittest.TestCase):
         _, api = container(m, "api")
         self.assertNotIn("ORDERCAST_API_URL", env_of(api))
 
+    def test_both_roles_read_the_retention_and_the_cors_origins(self):
+        """An edge refuses a time cursor from before the retention, so it
+        must read the api's; cross-origin pages call the api and stream
+        from the edge, so both must list their origins."""
+        m = render(retentionDays=30)
+        for role in ("api", "edge"):
+            env = env_of(container(m, role)[1])
+            self.assertEqual(env["ORDERCAST_RETENTION_DAYS"]["value"], "30", role)
+            self.assertNotIn("ORDERCAST_CORS_ORIGINS", env, f"{role}: no origin by default")
+        origins = values_file({"corsOrigins": ["https://kds.example.com", "http://10.0.0.5:8000"]})
+        m = render(files=[origins])
+        for role in ("api", "edge"):
+            env = env_of(container(m, role)[1])
+            self.assertEqual(
+                env["ORDERCAST_CORS_ORIGINS"]["value"], "https://kds.example.com,http://10.0.0.5:8000", role
+            )
+        bad = values_file({"corsOrigins": ["https://kds.example.com/app"]})
+        code, out = helm("template", "oc", values=REQUIRED, files=[bad])
+        self.assertNotEqual(code, 0, "a path is not an origin")
+        self.assertIn("corsOrigins", out)
+
     def test_a_roles_env_overrides_the_global_env_by_name(self):
         m = render(**{"env.RUST_LOG": "info", "env.OTEL_SERVICE_NAME": "oc", "edge.env.RUST_LOG": "debug"})
         for what, c in processes(m):
