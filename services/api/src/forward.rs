@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ordercast_core::{Region, RestaurantId};
 use ordercast_http::extract::BODY_LIMIT_BYTES;
-use ordercast_http::forwarding::{REQUEST_HEADERS, RESPONSE_HEADERS};
+use ordercast_http::forwarding::{REQUEST_HEADERS, kept_response_headers};
 use ordercast_http::{Caller, HttpError};
 use ordercast_store::{Store, StoreError};
 
@@ -137,12 +137,7 @@ impl Forwarder {
             HttpError::RegionUnavailable(home.to_string())
         })?;
         let status = answer.status();
-        let mut kept = HeaderMap::new();
-        for name in &RESPONSE_HEADERS {
-            for value in answer.headers().get_all(name) {
-                kept.append(name, value.clone());
-            }
-        }
+        let kept = kept_response_headers(answer.headers());
         let body = answer.bytes().await.map_err(|e| {
             tracing::debug!(region = %home, error = %e, "reading a forwarded answer failed");
             HttpError::RegionUnavailable(home.to_string())

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use ordercast_http::extract::BODY_LIMIT_BYTES;
-use ordercast_http::forwarding::RESPONSE_HEADERS;
+use ordercast_http::forwarding::kept_response_headers;
 use tower::ServiceExt;
 
 /// Longest a command may take to be answered by an api over HTTP before its
@@ -89,7 +89,7 @@ impl ApiLink {
                     .map_err(|e| format!("reading the api's answer failed: {e}"))?;
                 Ok(Answer {
                     status: parts.status,
-                    headers: kept(&parts.headers),
+                    headers: kept_response_headers(&parts.headers),
                     body,
                 })
             }
@@ -117,22 +117,11 @@ async fn over_http(
         .await
         .map_err(unreachable)?;
     let status = answer.status();
-    let headers = kept(answer.headers());
+    let headers = kept_response_headers(answer.headers());
     let body = answer.bytes().await.map_err(unreachable)?;
     Ok(Answer {
         status,
         headers,
         body,
     })
-}
-
-/// The answer headers a command's reply may use.
-fn kept(headers: &HeaderMap) -> HeaderMap {
-    let mut kept = HeaderMap::new();
-    for name in &RESPONSE_HEADERS {
-        for value in headers.get_all(name) {
-            kept.append(name, value.clone());
-        }
-    }
-    kept
 }

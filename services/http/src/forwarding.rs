@@ -2,7 +2,7 @@
 //! behalf: an api forwarding a write to its home region, an edge running a
 //! WebSocket command as the api call it stands for.
 
-use axum::http::{HeaderName, header};
+use axum::http::{HeaderMap, HeaderName, header};
 
 /// The request headers that travel with a forwarded request.
 pub const REQUEST_HEADERS: [HeaderName; 7] = [
@@ -25,6 +25,17 @@ pub const RESPONSE_HEADERS: [HeaderName; 6] = [
     header::WWW_AUTHENTICATE,
     IDEMPOTENT_REPLAYED,
 ];
+
+/// The [`RESPONSE_HEADERS`] of an answer, to pass on.
+pub fn kept_response_headers(answer: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    for name in &RESPONSE_HEADERS {
+        for value in answer.get_all(name) {
+            kept.append(name, value.clone());
+        }
+    }
+    kept
+}
 
 /// Set on an answer replayed for an `Idempotency-Key` seen before.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
