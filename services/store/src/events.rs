@@ -6,8 +6,9 @@ use ordercast_core::{Envelope, RestaurantId, Seq, SessionId};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
+use crate::group::GroupWrite;
 use crate::rows::{EVENT_COLUMNS, EventRow};
-use crate::{Store, StoreError};
+use crate::{Created, Store, StoreError};
 
 /// Most events returned by one [`Store::events_after`] call.
 pub const MAX_EVENTS_PER_READ: i64 = 10_000;
@@ -32,6 +33,41 @@ const APPEND: &str = "
         INSERT INTO outbox (restaurant_id, seq, created_at) SELECT * FROM e
     )
     SELECT last_seq FROM s";
+
+/// Free-standing events (see [`crate::Store::publish_event`]) of many
+/// restaurants in one statement: as [`APPEND`], with each restaurant's row
+/// locked in id order (so two such statements cannot deadlock) and its
+/// events numbered in the order given. Returns each event's position in
+/// the input (from 1) and seq; an event of an unknown restaurant gets no
+/// row and is not written.
+const INSERT_EVENTS: &str = "
+    WITH b AS (
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[], $6::uuid[],
+                             $7::text[], $8::timestamptz[])
+            WITH ORDINALITY AS b(restaurant_id, type, audience, data, previous_status, item_id, trace,
+                                 created_at, ord)
+    ), n AS (
+        SELECT restaurant_id, count(*) AS n FROM b GROUP BY restaurant_id
+    ), locked AS MATERIALIZED (
+        SELECT r.id FROM restaurants r JOIN n ON n.restaurant_id = r.id ORDER BY r.id FOR UPDATE OF r
+    ), s AS (
+        UPDATE restaurants r SET last_seq = r.last_seq + n.n
+        FROM n, locked WHERE r.id = n.restaurant_id AND locked.id = r.id
+        RETURNING r.id, r.last_seq - n.n AS base, r.region, r.reach
+    ), q AS (
+        SELECT b.*, s.base + row_number() OVER (PARTITION BY b.restaurant_id ORDER BY b.ord) AS seq,
+               s.region, s.reach
+        FROM b JOIN s ON s.id = b.restaurant_id
+    ), e AS (
+        INSERT INTO events (restaurant_id, seq, type, audience, data, previous_status, item_id, trace,
+                            created_at, region, reach)
+        SELECT restaurant_id, seq, type, audience, data, previous_status, item_id, trace, created_at,
+               region, reach FROM q
+        RETURNING restaurant_id, seq, created_at
+    ), o AS (
+        INSERT INTO outbox (restaurant_id, seq, created_at) SELECT * FROM e
+    )
+    SELECT ord, seq FROM q";
 
 /// What every event of one write shares; the same stamp is bound into the
 /// statement and sealed into the envelopes, so the two cannot disagree.
@@ -116,7 +152,109 @@ pub(crate) async fn append(
     seal(stamp, drafts, last)
 }
 
+/// A free-standing event for the event writer (see the `group` module).
+#[derive(Debug)]
+pub(crate) struct EventWrite {
+    restaurant: RestaurantId,
+    draft: EventDraft,
+    trace: Option<String>,
+    /// When it happened (taken as it was queued).
+    ts: DateTime<Utc>,
+}
+
+impl GroupWrite for EventWrite {
+    /// Its seq.
+    type Row = i64;
+    type Written = Created<()>;
+
+    async fn write_all(
+        conn: &mut PgConnection,
+        writes: &[Self],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let col = |f: fn(&EventWrite) -> Option<&str>| writes.iter().map(f).collect::<Vec<_>>();
+        let rows: Vec<(i64, i64)> = sqlx::query_as(INSERT_EVENTS)
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| w.restaurant.as_uuid())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| w.draft.kind.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| Json(&w.draft.audience))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| Json(&w.draft.data))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(col(|w| w.draft.previous_status.as_deref()))
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| w.draft.item_id.map(|i| i.as_uuid()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(col(|w| w.trace.as_deref()))
+            .bind(writes.iter().map(|w| w.ts).collect::<Vec<_>>())
+            .fetch_all(conn)
+            .await?;
+        let mut seqs = vec![None; writes.len()];
+        for (ord, seq) in rows {
+            seqs[ord as usize - 1] = Some(seq);
+        }
+        Ok(seqs)
+    }
+
+    fn written(self, seq: i64) -> Created<()> {
+        let event = Envelope::seal(
+            self.restaurant,
+            Seq::from_i64(seq),
+            self.ts,
+            self.trace,
+            self.draft,
+        );
+        Created {
+            value: (),
+            events: vec![event],
+        }
+    }
+}
+
 impl Store {
+    /// Appends a free-standing event (notification, cache invalidation,
+    /// integration `x.*` event) that changes no domain row, in one
+    /// autocommit statement shared with the events published at the same
+    /// moment (see the `group` module): when this returns, it is committed.
+    /// Take the publisher's ticket before calling it.
+    #[tracing::instrument(name = "INSERT events", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+    pub async fn publish_event(
+        &self,
+        restaurant: RestaurantId,
+        draft: EventDraft,
+        trace: Option<&str>,
+    ) -> Result<Created<()>, StoreError> {
+        let write = EventWrite {
+            restaurant,
+            draft,
+            trace: trace.map(str::to_owned),
+            ts: Envelope::now(),
+        };
+        self.writers
+            .events(&self.pool, self.timeout)
+            .write(write)
+            .await
+    }
+
     /// Events of `restaurant` with seq in `after+1 ..= after+limit`, in order.
     /// `limit` is capped at [`MAX_EVENTS_PER_READ`].
     pub async fn events_after(

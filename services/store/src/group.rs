@@ -1,132 +1,197 @@
-//! Group commit for new orders.
+//! Group commit for single-statement writes: new orders, and events that
+//! change no row (notifications, invalidations, integrations' `x.*`).
 //!
-//! Creating an order is one autocommit statement, but at a high rate the
+//! Each such write is one autocommit statement, but at a high rate the
 //! database spends most of its time on per-statement and per-commit work
-//! (round trip, parse, lock, WAL flush), not on the rows. So new orders
-//! queue here, and one writer task writes whatever has queued up in one
-//! statement: one commit, one WAL flush. Nothing waits to fill a batch: an
-//! idle writer takes a lone order at once, so it costs one channel hop more
-//! than writing it directly; batches form only while a statement is in
-//! flight, which is exactly when they pay off. (Measured on 2 cores at
-//! 1,500 orders/s: a second writer made batches smaller and cost the
-//! database 20 % more CPU; see docs/performance.md.)
+//! (round trip, parse, lock, WAL flush), not on the rows. So writes of one
+//! kind queue here, and one writer task per kind writes whatever has queued
+//! up in one statement: one commit, one WAL flush. Nothing waits to fill a
+//! batch: an idle writer takes a lone write at once, so it costs one channel
+//! hop more than writing it directly, and saves the pool's checkout and the
+//! checks on returning a connection (two round trips). Batches form only
+//! while a statement is in flight, which is exactly when they pay off.
+//! (Measured on 2 cores at 1,500 orders/s: a second writer made batches
+//! smaller and cost the database 20 % more CPU; see docs/performance.md.)
 //!
-//! The statement is the one every new order is written with
-//! (`orders::insert_orders`); it may take seqs of many restaurants.
+//! A kind ([`GroupWrite`]) brings its statement, which may take seqs of
+//! many restaurants: `orders::insert_orders`, `events::insert_events`.
 //!
-//! The writer keeps one connection of its own, set to reuse the statement's
-//! generic plan. PostgreSQL otherwise plans the statement anew for each
-//! batch (its plan cache judges the generic plan of `unnest` over
+//! Each writer keeps one connection of its own, set to reuse the
+//! statement's generic plan. PostgreSQL otherwise plans the statement anew
+//! for each batch (its plan cache judges the generic plan of `unnest` over
 //! parameters costlier than a custom one), and that planning took 0.5–1 ms
 //! of a ~1.5 ms write; the plan does not depend on the values.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use ordercast_core::Envelope;
-use ordercast_core::order::Order;
 use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::events::Stamp;
-use crate::orders::{Inserted, insert_order, insert_orders};
-use crate::{CHECK_IDLE_AFTER, Created, StoreError};
+use crate::events::EventWrite;
+use crate::orders::OrderWrite;
+use crate::{CHECK_IDLE_AFTER, StoreError};
 
-/// Most orders one statement writes.
+/// Most writes one statement takes.
 const MAX_BATCH: usize = 64;
-/// Orders waiting for the writer; beyond this callers wait to enqueue.
+/// Writes waiting for a writer; beyond this callers wait to enqueue.
 const QUEUE: usize = 4_096;
 
-struct Job {
-    order: Order,
-    trace: Option<String>,
-    ts: DateTime<Utc>,
+/// A kind of write the group writer batches.
+pub(crate) trait GroupWrite: Sized + Send + Sync + 'static {
+    /// What the statement returns for one write.
+    type Row: Send;
+    /// What the caller gets back.
+    type Written: Send + 'static;
+
+    /// Writes `writes` in one autocommit statement; per write, its row, or
+    /// `None` when its restaurant does not exist (and then nothing of it
+    /// was written).
+    fn write_all(
+        conn: &mut PgConnection,
+        writes: &[Self],
+    ) -> impl Future<Output = Result<Vec<Option<Self::Row>>, StoreError>> + Send;
+
+    /// The caller's answer, from the write and its row.
+    fn written(self, row: Self::Row) -> Self::Written;
+}
+
+struct Job<W: GroupWrite> {
+    write: W,
     queued_at: Instant,
-    reply: oneshot::Sender<Result<Created<Order>, StoreError>>,
+    reply: Reply<W>,
 }
 
-impl Job {
-    fn stamp(&self) -> Stamp<'_> {
-        Stamp::at(self.order.restaurant_id, self.trace.as_deref(), self.ts)
-    }
+type Reply<W> = oneshot::Sender<Result<<W as GroupWrite>::Written, StoreError>>;
 
-    fn answer(mut self, inserted: Result<Inserted, StoreError>) {
-        let created = inserted.map(|inserted| {
-            self.order.number = inserted.number;
-            Created {
-                value: self.order,
-                events: inserted.events,
-            }
-        });
-        // The caller may have given up (its request was cancelled).
-        let _ = self.reply.send(created);
-    }
+/// Answers one write; the caller may have given up (its request was
+/// cancelled).
+fn answer<W: GroupWrite>(reply: Reply<W>, write: W, row: Result<Option<W::Row>, StoreError>) {
+    let written = row.and_then(|row| row.ok_or(StoreError::NotFound("restaurant")));
+    let _ = reply.send(written.map(|row| write.written(row)));
 }
 
-/// What the order writer reports.
+/// What a writer reports.
 #[derive(Clone, Debug)]
 pub(crate) struct GroupMetrics {
-    /// `ordercast_order_batch_size`: orders written by one statement.
+    /// `ordercast_order_batch_size`, `ordercast_event_batch_size`: writes
+    /// taken by one statement.
     sizes: Histogram,
-    /// `ordercast_orders_queued`: orders waiting for the writer.
+    /// `ordercast_orders_queued`, `ordercast_events_queued`: writes waiting
+    /// for the writer.
     queued: IntGauge,
 }
 
 impl GroupMetrics {
-    pub(crate) fn new() -> GroupMetrics {
-        let sizes = HistogramOpts::new(
-            "ordercast_order_batch_size",
-            "New orders written by one statement and one commit (group commit).",
-        )
-        .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]);
+    fn new(sizes: (&str, &str), queued: (&str, &str)) -> GroupMetrics {
+        let sizes = HistogramOpts::new(sizes.0, sizes.1)
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]);
         GroupMetrics {
             sizes: Histogram::with_opts(sizes).expect("valid histogram"),
-            queued: IntGauge::new(
-                "ordercast_orders_queued",
-                "New orders waiting for the order writer.",
-            )
-            .expect("valid gauge"),
+            queued: IntGauge::new(queued.0, queued.1).expect("valid gauge"),
         }
     }
 
-    pub(crate) fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+    fn register(&self, registry: &Registry) -> prometheus::Result<()> {
         registry.register(Box::new(self.sizes.clone()))?;
         registry.register(Box::new(self.queued.clone()))
     }
 }
 
-/// The queue in front of the order writer; cheap to clone.
-#[derive(Clone, Debug)]
-pub(crate) struct OrderBatcher {
-    queue: mpsc::Sender<Job>,
+/// One kind's writer, started on its first write (it needs a runtime).
+#[derive(Debug)]
+struct Group<W: GroupWrite> {
+    batcher: OnceLock<Batcher<W>>,
+    metrics: GroupMetrics,
+}
+
+impl<W: GroupWrite> Group<W> {
+    fn new(metrics: GroupMetrics) -> Self {
+        Group {
+            batcher: OnceLock::new(),
+            metrics,
+        }
+    }
+
+    fn batcher(&self, pool: &PgPool, timeout: Duration) -> &Batcher<W> {
+        self.batcher
+            .get_or_init(|| Batcher::start(pool.clone(), timeout, self.metrics.clone()))
+    }
+}
+
+/// The writers of a store: one for new orders, one for free-standing
+/// events.
+#[derive(Debug)]
+pub(crate) struct Writers {
+    orders: Group<OrderWrite>,
+    events: Group<EventWrite>,
+}
+
+impl Writers {
+    pub(crate) fn new() -> Writers {
+        Writers {
+            orders: Group::new(GroupMetrics::new(
+                (
+                    "ordercast_order_batch_size",
+                    "New orders written by one statement and one commit (group commit).",
+                ),
+                (
+                    "ordercast_orders_queued",
+                    "New orders waiting for the order writer.",
+                ),
+            )),
+            events: Group::new(GroupMetrics::new(
+                (
+                    "ordercast_event_batch_size",
+                    "Events that change no order (notifications, invalidations, x.*) written by one statement and one commit (group commit).",
+                ),
+                (
+                    "ordercast_events_queued",
+                    "Events that change no order waiting for the event writer.",
+                ),
+            )),
+        }
+    }
+
+    pub(crate) fn orders(&self, pool: &PgPool, timeout: Duration) -> &Batcher<OrderWrite> {
+        self.orders.batcher(pool, timeout)
+    }
+
+    pub(crate) fn events(&self, pool: &PgPool, timeout: Duration) -> &Batcher<EventWrite> {
+        self.events.batcher(pool, timeout)
+    }
+
+    pub(crate) fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        self.orders.metrics.register(registry)?;
+        self.events.metrics.register(registry)
+    }
+}
+
+/// The queue in front of one writer.
+#[derive(Debug)]
+pub(crate) struct Batcher<W: GroupWrite> {
+    queue: mpsc::Sender<Job<W>>,
     queued: IntGauge,
 }
 
-impl OrderBatcher {
-    /// Starts the writer on the current runtime; it ends when the last
-    /// clone is dropped.
-    /// Each statement gets `timeout` (see [`crate::Store::within`]).
-    pub(crate) fn start(pool: PgPool, timeout: Duration, metrics: GroupMetrics) -> OrderBatcher {
+impl<W: GroupWrite> Batcher<W> {
+    /// Starts the writer on the current runtime; it ends when the batcher
+    /// is dropped. Each statement gets `timeout` (see
+    /// [`crate::Store::within`]).
+    fn start(pool: PgPool, timeout: Duration, metrics: GroupMetrics) -> Batcher<W> {
         let (queue, rx) = mpsc::channel(QUEUE);
         let queued = metrics.queued.clone();
         tokio::spawn(work(WriterConn::new(pool, timeout), rx, metrics));
-        OrderBatcher { queue, queued }
+        Batcher { queue, queued }
     }
 
-    /// Writes `order` and its `order.created` event; committed when this
-    /// returns.
-    pub(crate) async fn write(
-        &self,
-        order: Order,
-        trace: Option<&str>,
-    ) -> Result<Created<Order>, StoreError> {
+    /// Writes `write`; committed when this returns.
+    pub(crate) async fn write(&self, write: W) -> Result<W::Written, StoreError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            order,
-            trace: trace.map(str::to_owned),
-            ts: Envelope::now(),
+            write,
             queued_at: Instant::now(),
             reply,
         };
@@ -144,19 +209,24 @@ fn stopped() -> StoreError {
     StoreError::Unavailable(sqlx::Error::PoolClosed)
 }
 
-async fn work(mut conn: WriterConn, mut rx: mpsc::Receiver<Job>, metrics: GroupMetrics) {
-    // An order waits for the writer no longer than a command waits for a
+async fn work<W: GroupWrite>(
+    mut conn: WriterConn,
+    mut rx: mpsc::Receiver<Job<W>>,
+    metrics: GroupMetrics,
+) {
+    // A write waits for the writer no longer than a command waits for a
     // pooled connection; then it fails unwritten, as that command would.
     let patience = conn.pool.options().get_acquire_timeout();
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    // The next order, and every order queued behind it.
+    // The next write, and every write queued behind it.
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         metrics.queued.sub(jobs.len() as i64);
-        let (late, batch): (Vec<Job>, Vec<Job>) = jobs
+        let (late, batch): (Vec<Job<W>>, Vec<Job<W>>) = jobs
             .drain(..)
             .partition(|job| job.queued_at.elapsed() > patience);
         for job in late {
-            job.answer(Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)));
+            let late = StoreError::Unavailable(sqlx::Error::PoolTimedOut);
+            answer(job.reply, job.write, Err(late));
         }
         if !batch.is_empty() {
             metrics.sizes.observe(batch.len() as f64);
@@ -165,35 +235,33 @@ async fn work(mut conn: WriterConn, mut rx: mpsc::Receiver<Job>, metrics: GroupM
     }
 }
 
-async fn write_batch(conn: &mut WriterConn, jobs: Vec<Job>) {
-    let orders: Vec<_> = jobs.iter().map(|j| (&j.order, j.stamp())).collect();
-    let written = conn.run(async |c| insert_orders(c, &orders).await).await;
+async fn write_batch<W: GroupWrite>(conn: &mut WriterConn, jobs: Vec<Job<W>>) {
+    let (writes, replies): (Vec<W>, Vec<Reply<W>>) =
+        jobs.into_iter().map(|job| (job.write, job.reply)).unzip();
+    let written = conn.run(async |c| W::write_all(c, &writes).await).await;
     match written {
-        Ok(written) => {
-            for (job, inserted) in jobs.into_iter().zip(written) {
-                job.answer(inserted.ok_or(StoreError::NotFound("restaurant")));
+        Ok(rows) => {
+            for ((write, reply), row) in writes.into_iter().zip(replies).zip(rows) {
+                answer(reply, write, Ok(row));
             }
         }
         // The database refused the statement, so nothing of it committed:
-        // write each order alone, so one bad order fails only itself.
-        Err(StoreError::Database(_)) if jobs.len() > 1 => {
-            for job in jobs {
-                let inserted = conn
-                    .run(async |c| insert_order(c, &job.order, job.stamp()).await)
-                    .await;
-                job.answer(inserted);
+        // write each alone, so one bad write fails only itself.
+        Err(StoreError::Database(_)) if writes.len() > 1 => {
+            for (write, reply) in writes.into_iter().zip(replies) {
+                let one = std::slice::from_ref(&write);
+                let row = conn.run(async |c| W::write_all(c, one).await).await;
+                answer(reply, write, row.map(|mut rows| rows.pop().flatten()));
             }
         }
-        // PostgreSQL is unreachable (or the one order failed): every order
+        // PostgreSQL is unreachable (or the one write failed): every write
         // of the statement shares its fate.
         Err(err) => {
             let copy = copier(&err);
-            let mut jobs = jobs.into_iter();
-            if let Some(first) = jobs.next() {
-                first.answer(Err(err));
-            }
-            for job in jobs {
-                job.answer(Err(copy()));
+            let mut errors = std::iter::once(err).chain(std::iter::repeat_with(copy));
+            for (write, reply) in writes.into_iter().zip(replies) {
+                let err = errors.next().expect("an endless supply");
+                answer(reply, write, Err(err));
             }
         }
     }
@@ -223,7 +291,7 @@ impl WriterConn {
     /// Runs `statement` on the connection; one that PostgreSQL could not
     /// be reached on, or that did not answer within the deadline, is
     /// closed (its state is unknown: the statement may yet commit), and
-    /// the next call takes a fresh one. Until the deadline, the orders
+    /// the next call takes a fresh one. Until the deadline, the writes
     /// queued behind this statement wait for it.
     async fn run<T>(
         &mut self,
@@ -270,7 +338,7 @@ impl WriterConn {
     }
 }
 
-/// Makes copies of `err` for the other orders of a failed statement (sqlx
+/// Makes copies of `err` for the other writes of a failed statement (sqlx
 /// errors do not clone): same kind, same message.
 fn copier(err: &StoreError) -> impl Fn() -> StoreError + use<> {
     let unavailable = matches!(err, StoreError::Unavailable(_));

@@ -8,8 +8,8 @@
 //! order) and then commits. A command that only writes (creating an order,
 //! publishing an event) is one autocommit statement, one round trip, and
 //! returns [`Created`]: the caller takes the publisher's ticket before it.
-//! New orders arriving together share one statement (group commit, see
-//! `group.rs`).
+//! New orders, and free-standing events, arriving together share one
+//! statement (group commit, see `group.rs`).
 
 mod chains;
 mod cursors;
@@ -32,7 +32,7 @@ mod snapshots;
 pub use events::MAX_EVENTS_PER_READ;
 pub use snapshots::{SNAPSHOT_LIMIT, SNAPSHOT_MAX_BYTES};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::Registry;
@@ -115,9 +115,8 @@ impl DbSettings {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
-    /// Started on the first new order (it needs a runtime).
-    orders: Arc<OnceLock<group::OrderBatcher>>,
-    group_metrics: group::GroupMetrics,
+    /// The group-commit writers (new orders, free-standing events).
+    writers: Arc<group::Writers>,
     /// [`DbSettings::timeout`].
     timeout: Duration,
 }
@@ -154,8 +153,7 @@ impl Store {
     pub fn from_pool(pool: PgPool) -> Store {
         Store {
             pool,
-            orders: Arc::default(),
-            group_metrics: group::GroupMetrics::new(),
+            writers: Arc::new(group::Writers::new()),
             timeout: DbSettings::DEFAULT_TIMEOUT,
         }
     }
@@ -186,7 +184,7 @@ impl Store {
     /// Registers the store's metrics (once per process, by the service that
     /// writes orders).
     pub fn register_metrics(&self, registry: &Registry) -> prometheus::Result<()> {
-        self.group_metrics.register(registry)
+        self.writers.register(registry)
     }
 
     /// Applies pending migrations.
@@ -206,12 +204,6 @@ impl Store {
     /// The underlying pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    fn order_batcher(&self) -> &group::OrderBatcher {
-        self.orders.get_or_init(|| {
-            group::OrderBatcher::start(self.pool.clone(), self.timeout, self.group_metrics.clone())
-        })
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {

@@ -2,6 +2,7 @@
 
 use std::sync::LazyLock;
 
+use chrono::{DateTime, Utc};
 use ordercast_core::event::EventDraft;
 use ordercast_core::order::{Channel, ItemStatus, MAX_ORDER_NUMBER, Order, OrderItem, OrderStatus};
 use ordercast_core::{Envelope, EventType, ItemId, OrderId, RestaurantId, SessionId, WaiterId};
@@ -9,6 +10,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 
 use crate::events::{Stamp, append, seal};
+use crate::group::GroupWrite;
 use crate::idempotency::{self, IdempotencyKey, Outcome};
 use crate::rows::{ItemRow, ORDER_COLUMNS, OrderRow};
 use crate::{Created, Pending, Store, StoreError};
@@ -55,8 +57,15 @@ impl Store {
         new: NewOrder,
         trace: Option<&str>,
     ) -> Result<Created<Order>, StoreError> {
-        let order = build_order(restaurant, new);
-        self.order_batcher().write(order, trace).await
+        let write = OrderWrite {
+            order: build_order(restaurant, new),
+            trace: trace.map(str::to_owned),
+            ts: Envelope::now(),
+        };
+        self.writers
+            .orders(&self.pool, self.timeout)
+            .write(write)
+            .await
     }
 
     /// [`Store::create_order`] under an idempotency key: claims the key and
@@ -355,6 +364,42 @@ pub(crate) async fn insert_orders(
             Some(Inserted { number, events })
         })
         .collect())
+}
+
+/// A new order for the order writer (see the `group` module).
+#[derive(Debug)]
+pub(crate) struct OrderWrite {
+    order: Order,
+    trace: Option<String>,
+    /// When its event happened (taken as it was queued).
+    ts: DateTime<Utc>,
+}
+
+impl GroupWrite for OrderWrite {
+    type Row = Inserted;
+    type Written = Created<Order>;
+
+    async fn write_all(
+        conn: &mut PgConnection,
+        writes: &[Self],
+    ) -> Result<Vec<Option<Inserted>>, StoreError> {
+        let writes: Vec<_> = writes
+            .iter()
+            .map(|w| {
+                let stamp = Stamp::at(w.order.restaurant_id, w.trace.as_deref(), w.ts);
+                (&w.order, stamp)
+            })
+            .collect();
+        insert_orders(conn, &writes).await
+    }
+
+    fn written(mut self, inserted: Inserted) -> Created<Order> {
+        self.order.number = inserted.number;
+        Created {
+            value: self.order,
+            events: inserted.events,
+        }
+    }
 }
 
 /// Writes one new order (see [`insert_orders`]).

@@ -6,7 +6,7 @@ use ordercast_core::{Envelope, EventType, RequestId, RestaurantId, SessionId, Wa
 
 use crate::events::append;
 use crate::rows::{REQUEST_COLUMNS, RequestRow};
-use crate::{Created, Pending, Store, StoreError};
+use crate::{Pending, Store, StoreError};
 
 /// A request to create (validated by the caller).
 #[derive(Clone, Debug)]
@@ -150,21 +150,5 @@ impl Store {
         draft.previous_status = Some(previous.to_string());
         let events = append(&mut tx, restaurant, trace, vec![draft]).await?;
         Ok(Pending::new(tx, request, events, None))
-    }
-
-    /// Appends a free-standing event (notification, cache invalidation,
-    /// integration `x.*` event) that changes no domain row, in one
-    /// autocommit statement: when this returns, it is committed. Take the
-    /// publisher's ticket before calling it.
-    #[tracing::instrument(name = "INSERT events", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-    pub async fn publish_event(
-        &self,
-        restaurant: RestaurantId,
-        draft: EventDraft,
-        trace: Option<&str>,
-    ) -> Result<Created<()>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let events = append(&mut conn, restaurant, trace, vec![draft]).await?;
-        Ok(Created { value: (), events })
     }
 }

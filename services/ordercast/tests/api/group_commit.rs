@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
+use ordercast_core::event::EventDraft;
 use ordercast_core::order::Channel;
-use ordercast_core::{RestaurantId, Role};
+use ordercast_core::{Audience, EventType, RestaurantId, Role};
 use ordercast_store::{NewItem, NewOrder, Store, StoreError};
 use ordercast_testkit::eventually;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::{Postgres, Transaction};
 
 use crate::common::{TestApp, seqs, simple_order};
@@ -35,65 +36,101 @@ fn gathered(registry: &prometheus::Registry, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::test]
-async fn orders_queued_behind_a_statement_are_written_by_one_and_keep_dense_seqs_per_restaurant() {
+/// One kind of group-committed write, as a client makes it over HTTP.
+struct Kind {
+    /// Under `/v1/restaurants/{rid}/`.
+    path: &'static str,
+    /// The kind's metrics: batch size histogram, queued gauge.
+    batch_size: &'static str,
+    queued: &'static str,
+    /// The `n`th request's body.
+    body: fn(usize) -> Value,
+    /// Whether a stored event is the one written by a request with this
+    /// body and answer.
+    is_own_event: fn(&Value, &Value, &Value) -> bool,
+}
+
+const ORDERS: Kind = Kind {
+    path: "orders",
+    batch_size: "ordercast_order_batch_size",
+    queued: "ordercast_orders_queued",
+    body: |_| simple_order(),
+    is_own_event: |event, _, answer| event["data"] == answer["order"],
+};
+
+const EVENTS: Kind = Kind {
+    path: "events",
+    batch_size: "ordercast_event_batch_size",
+    queued: "ordercast_events_queued",
+    body: |n| json!({"type": "x.loyalty.points", "audience": {"roles": ["kitchen"]}, "data": {"n": n}}),
+    is_own_event: |event, body, _| event["data"] == body["data"],
+};
+
+/// Holds the first of four restaurants locked while its write is in
+/// flight, queues 40 more writes over the four, then lets go: the 40 are
+/// written by one more statement, and each restaurant still gets dense
+/// seqs, each request the seq of its own event, and each stream exactly
+/// what PostgreSQL holds.
+async fn writes_queued_behind_a_statement_are_written_by_one(kind: &Kind) {
     let app = TestApp::spawn().await;
     let mut rids = Vec::new();
     for _ in 0..4 {
         rids.push(app.create_restaurant().await);
     }
-    let post = |rid: RestaurantId| {
+    let metric = |suffix: &str| format!("{}{suffix}", kind.batch_size);
+    let post = |rid: RestaurantId, n: usize| {
         let (client, base, token) = (
             app.client.clone(),
             app.base.clone(),
             app.token(Role::Owner, rid),
         );
+        let (path, body) = (kind.path, (kind.body)(n));
         async move {
             let r = client
-                .post(format!("{base}/v1/restaurants/{rid}/orders"))
+                .post(format!("{base}/v1/restaurants/{rid}/{path}"))
                 .bearer_auth(token)
-                .json(&simple_order())
+                .json(&body)
                 .send()
                 .await
                 .unwrap();
             assert_eq!(r.status(), StatusCode::CREATED);
-            let body: Value = r.json().await.unwrap();
-            (rid, body)
+            let answer: Value = r.json().await.unwrap();
+            (rid, body, answer)
         }
     };
 
     let lock = hold_restaurant(&app, rids[0]).await;
-    let first = tokio::spawn(post(rids[0]));
+    let first = tokio::spawn(post(rids[0], 0));
     eventually(
-        "the writer took the first order",
+        "the writer took the first write",
         Duration::from_secs(10),
-        || async { (app.metric("ordercast_order_batch_size_count").await == 1.0).then_some(()) },
+        || async { (app.metric(&metric("_count")).await == 1.0).then_some(()) },
     )
     .await;
     let mut rest = tokio::task::JoinSet::new();
-    for i in 0..40 {
-        rest.spawn(post(rids[i % 4]));
+    for n in 1..=40 {
+        rest.spawn(post(rids[n % 4], n));
     }
-    eventually("40 orders queued", Duration::from_secs(10), || async {
-        (app.metric("ordercast_orders_queued").await == 40.0).then_some(())
+    eventually("40 writes queued", Duration::from_secs(10), || async {
+        (app.metric(kind.queued).await == 40.0).then_some(())
     })
     .await;
     lock.commit().await.unwrap();
 
     let mut answers = vec![first.await.unwrap()];
     answers.extend(rest.join_all().await);
-    assert_eq!(app.metric("ordercast_order_batch_size_count").await, 2.0);
-    assert_eq!(app.metric("ordercast_order_batch_size_sum").await, 41.0);
+    assert_eq!(app.metric(&metric("_count")).await, 2.0);
+    assert_eq!(app.metric(&metric("_sum")).await, 41.0);
     for (n, rid) in rids.iter().enumerate() {
         let expected = if n == 0 { 11 } else { 10 };
         let stored = app.stored_events(*rid).await;
         assert_eq!(seqs(&stored), (1..=expected).collect::<Vec<_>>());
-        for (_, body) in answers.iter().filter(|(r, _)| r == rid) {
-            let seq = body["seq"].as_u64().unwrap();
+        for (_, body, answer) in answers.iter().filter(|(r, ..)| r == rid) {
+            let seq = answer["seq"].as_u64().unwrap();
             let event = &stored[seq as usize - 1];
-            assert_eq!(
-                event["data"], body["order"],
-                "the answer's seq is its own event"
+            assert!(
+                (kind.is_own_event)(event, body, answer),
+                "the answer's seq {seq} is its own event: {event} for {body}"
             );
         }
         let stream = eventually("every event streamed", Duration::from_secs(10), || async {
@@ -107,6 +144,16 @@ async fn orders_queued_behind_a_statement_are_written_by_one_and_keep_dense_seqs
             "the stream holds exactly what PostgreSQL holds"
         );
     }
+}
+
+#[tokio::test]
+async fn orders_queued_behind_a_statement_are_written_by_one_and_keep_dense_seqs_per_restaurant() {
+    writes_queued_behind_a_statement_are_written_by_one(&ORDERS).await;
+}
+
+#[tokio::test]
+async fn events_queued_behind_a_statement_are_written_by_one_and_keep_dense_seqs_per_restaurant() {
+    writes_queued_behind_a_statement_are_written_by_one(&EVENTS).await;
 }
 
 fn new_order(quantity: i32) -> NewOrder {
@@ -239,4 +286,69 @@ async fn an_order_left_waiting_for_the_writer_past_the_pool_timeout_fails_unwrit
         .await;
     assert_eq!(written, 0, "the late order was not written");
     assert!(app.stored_events(b).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_event_the_database_refuses_or_for_an_unknown_restaurant_in_a_batch_fails_alone() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.create_restaurant().await, app.create_restaurant().await);
+    let store = Store::from_pool(app.db.clone());
+    let registry = prometheus::Registry::new();
+    store.register_metrics(&registry).unwrap();
+    let event = |text: &str| {
+        let audience = Audience::roles(&[Role::Kitchen]);
+        EventDraft::new(
+            EventType::custom("x.note").unwrap(),
+            audience,
+            json!({"text": text}),
+        )
+    };
+
+    let lock = hold_restaurant(&app, a).await;
+    let first = tokio::spawn({
+        let (store, draft) = (store.clone(), event("first"));
+        async move { store.publish_event(a, draft, None).await }
+    });
+    eventually(
+        "the writer took the first event",
+        Duration::from_secs(10),
+        || async { (gathered(&registry, "ordercast_event_batch_size_count") == 1.0).then_some(()) },
+    )
+    .await;
+    // Three good events, one PostgreSQL refuses (jsonb holds no NUL
+    // character), one for a restaurant that does not exist, in one batch.
+    let mut batch = tokio::task::JoinSet::new();
+    for (rid, text) in [
+        (b, "1"),
+        (b, "\u{0}"),
+        (b, "2"),
+        (RestaurantId::new(), "lost"),
+        (b, "3"),
+    ] {
+        let (store, draft) = (store.clone(), event(text));
+        batch.spawn(async move { (text, store.publish_event(rid, draft, None).await) });
+    }
+    eventually("5 events queued", Duration::from_secs(10), || async {
+        (gathered(&registry, "ordercast_events_queued") == 5.0).then_some(())
+    })
+    .await;
+    lock.commit().await.unwrap();
+
+    assert_eq!(first.await.unwrap().unwrap().last_seq().as_i64(), 1);
+    let mut good = Vec::new();
+    for (text, result) in batch.join_all().await {
+        match result {
+            Ok(created) => good.push((created.last_seq().as_i64(), text)),
+            Err(StoreError::Database(_)) => assert_eq!(text, "\u{0}", "only the bad event fails"),
+            Err(StoreError::NotFound("restaurant")) => assert_eq!(text, "lost"),
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    good.sort();
+    let (seqs_answered, texts): (Vec<i64>, Vec<&str>) = good.into_iter().unzip();
+    assert_eq!(seqs_answered, [1, 2, 3], "the refused event took no seq");
+    let stored = app.stored_events(b).await;
+    assert_eq!(seqs(&stored), [1, 2, 3]);
+    let stored_texts: Vec<_> = stored.iter().map(|e| e["data"]["text"].clone()).collect();
+    assert_eq!(stored_texts, texts, "each answer's seq is its own event");
 }
