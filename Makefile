@@ -1,5 +1,5 @@
 # Ordercast — the two commands are `make run` and `make test`.
-.PHONY: run test bench bench-edge bench-fanout bench-regions cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-freeze loadtest-regions chart dashboard-test fmt lint check
+.PHONY: run test bench bench-edge bench-fanout bench-saturation bench-scale bench-regions cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-freeze loadtest-regions chart dashboard-test fmt lint check
 
 run: ## Build, start local PostgreSQL + Redis, migrate, run with a demo restaurant
 	bash scripts/dev.sh
@@ -15,6 +15,12 @@ bench-edge: ## Edge benchmarks (idle connections, latency, mass reconnect) again
 
 bench-fanout: ## Fan-out cost: 2,000 and 5,000 SSE screens, 200 events/s published through the api, `all` and split layouts; see docs/performance.md
 	bash scripts/bench-fanout.sh
+
+bench-scale: ## Scale: 50,000 SSE and WebSocket screens over 4 edges from 4 load testers, 100 events/s; then one edge's RSS under 15,000 screens and 200 events/s beside the chart's limit
+	bash scripts/bench-scale.sh
+
+bench-saturation: ## Saturation: 5,000 SSE screens on one `ordercast all`, the event rate stepped up until publish → read p99 > 50 ms; see docs/performance.md
+	bash scripts/bench-saturation.sh
 
 bench-regions: ## Regions targets on the two-region rig: remote latency, in-region p99 during a partition, catch-up after heal
 	bash scripts/bench-regions.sh
