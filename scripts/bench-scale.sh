@@ -18,9 +18,9 @@
 #            memory limit for the edge, and its RSS MEMORY_LINGER (60s)
 #            after the load.
 #
-# SCALE_STEPS ("screens memory"), SCALE_DURATION (60s), SCALE_RAMP (30s)
-# override. Writes target/bench/scale-*.json and the summary
-# target/bench/scale.json.
+# SCALE_STEPS ("screens memory"), SCALE_DURATION (60s), SCALE_RAMP (30s),
+# SCALE_TRANSPORTS (the screens step's mix, sse=1,ws=1) override. Writes target/bench/scale-<step>-*.json and the summary of the
+# steps there to target/bench/scale.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -33,6 +33,7 @@ RESTAURANTS=${SCALE_RESTAURANTS:-1000}
 RATE=${SCALE_RATE:-100}
 DURATION=${SCALE_DURATION:-60s}
 RAMP=${SCALE_RAMP:-30s}
+TRANSPORTS=${SCALE_TRANSPORTS:-sse=1,ws=1}
 MEMORY_SCREENS=${MEMORY_SCREENS:-15000}
 MEMORY_RATE=${MEMORY_RATE:-200}
 MEMORY_LINGER=${MEMORY_LINGER:-60s}
@@ -167,10 +168,10 @@ run_testers() {
 }
 
 mkdir -p target/bench
-rm -f target/bench/scale-*
 status=0
 for step in $STEPS; do
   stop_servers
+  rm -f target/bench/scale-"$step"-*
   edges=(); admins=()
   start api api; api=$base
   case $step in
@@ -178,13 +179,13 @@ for step in $STEPS; do
       for e in $(seq "$EDGES"); do
         start edge "edge$e"; edges+=("$base"); admins+=("$admin")
       done
-      echo "==> $SCREENS screens (SSE and WebSocket) over $EDGES edges, $TESTERS testers," \
+      echo "==> $SCREENS screens ($TRANSPORTS) over $EDGES edges, $TESTERS testers," \
         "$RESTAURANTS restaurants, $RATE events/s for $DURATION"
       process_flags=""
       for pid in "${pids[@]}"; do process_flags+=" --pid $pid"; done
       run_testers target/bench/scale-screens "$TESTERS" "$process_flags --pid-tree $pg_pid" -- \
         --restaurants $((RESTAURANTS / TESTERS)) --kitchens $((SCREENS / RESTAURANTS)) \
-        --owners 0 --waiters 0 --customers 0 --transports sse=1,ws=1 \
+        --owners 0 --waiters 0 --customers 0 --transports "$TRANSPORTS" \
         --lifecycle publish --payload-bytes 256 \
         --rate "$(python3 -c "print($RATE / $TESTERS)")" --notification-rate 0 \
         --ramp "$RAMP" --warmup 5s --duration "$DURATION" || status=1
