@@ -202,8 +202,14 @@ for step in $STEPS; do
       ;;
     *) echo "unknown step $step (screens, memory)" >&2; exit 1 ;;
   esac
-  for log in "$work"/edge*.log "$work"/api.log; do
-    if grep -q . "$log"; then echo "--- $log"; tail -n 5 "$log"; fi
+  # The servers' logs (warnings and errors only, RUST_LOG=warn) are kept
+  # beside the reports.
+  for name in "${names[@]}"; do
+    cp "$work/$name.log" "target/bench/scale-$step-$name.log"
+    if grep -q . "$work/$name.log"; then
+      echo "--- $name: $(wc -l <"$work/$name.log") lines in target/bench/scale-$step-$name.log; the last:"
+      tail -n 3 "$work/$name.log"
+    fi
   done
 done
 stop_servers
