@@ -19,7 +19,9 @@
 #            after the load.
 #
 # SCALE_STEPS ("screens memory"), SCALE_DURATION (60s), SCALE_RAMP (30s),
-# SCALE_TRANSPORTS (the screens step's mix, sse=1,ws=1) override. Writes target/bench/scale-<step>-*.json and the summary of the
+# SCALE_TRANSPORTS (the screens step's mix, sse=1,ws=1) override;
+# SCALE_TESTER_ARGS adds flags to the screens step's testers (e.g. chaos:
+# "--drop-share 1 --drop-every 15s"). Writes target/bench/scale-<step>-*.json and the summary of the
 # steps there to target/bench/scale.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +36,7 @@ RATE=${SCALE_RATE:-100}
 DURATION=${SCALE_DURATION:-60s}
 RAMP=${SCALE_RAMP:-30s}
 TRANSPORTS=${SCALE_TRANSPORTS:-sse=1,ws=1}
+read -r -a TESTER_ARGS <<<"${SCALE_TESTER_ARGS:-}"
 MEMORY_SCREENS=${MEMORY_SCREENS:-15000}
 MEMORY_RATE=${MEMORY_RATE:-200}
 MEMORY_LINGER=${MEMORY_LINGER:-60s}
@@ -188,7 +191,7 @@ for step in $STEPS; do
         --owners 0 --waiters 0 --customers 0 --transports "$TRANSPORTS" \
         --lifecycle publish --payload-bytes 256 \
         --rate "$(python3 -c "print($RATE / $TESTERS)")" --notification-rate 0 \
-        --ramp "$RAMP" --warmup 5s --duration "$DURATION" || status=1
+        --ramp "$RAMP" --warmup 5s --duration "$DURATION" "${TESTER_ARGS[@]}" || status=1
       ;;
     memory)
       start edge edge; edges=("$base"); admins=("$admin")
