@@ -12,11 +12,11 @@
 #            screens over every edge. A process may open 20,000 files
 #            here, so one tester holds at most ~19,000 screens and one edge
 #            ~17,000 (ORDERCAST_MAX_CONNECTIONS below).
-#   memory   MEMORY_SCREENS (15000) SSE screens on ONE edge of the split
-#            layout (one api, one edge), MEMORY_RATE (200) events/s over
-#            100 restaurants; the edge's peak RSS beside the Helm chart's
-#            memory limit for the edge, and its RSS MEMORY_LINGER (60s)
-#            after the load.
+#   memory   MEMORY_SCREENS (15000) screens (MEMORY_TRANSPORTS, sse=1)
+#            on ONE edge of the split layout (one api, one edge),
+#            MEMORY_RATE (200) events/s over 100 restaurants; the edge's
+#            peak RSS beside the Helm chart's memory limit for the edge,
+#            and its RSS MEMORY_LINGER (60s) after the load.
 #
 # SCALE_STEPS ("screens memory"), SCALE_DURATION (60s), SCALE_RAMP (30s),
 # SCALE_TRANSPORTS (the screens step's mix, sse=1,ws=1) override;
@@ -40,6 +40,7 @@ read -r -a TESTER_ARGS <<<"${SCALE_TESTER_ARGS:-}"
 MEMORY_SCREENS=${MEMORY_SCREENS:-15000}
 MEMORY_RATE=${MEMORY_RATE:-200}
 MEMORY_LINGER=${MEMORY_LINGER:-60s}
+MEMORY_TRANSPORTS=${MEMORY_TRANSPORTS:-sse=1}
 
 if [ $((RESTAURANTS % TESTERS)) -ne 0 ] || [ $((SCREENS % RESTAURANTS)) -ne 0 ]; then
   echo "SCALE_RESTAURANTS must divide by SCALE_TESTERS, SCALE_SCREENS by SCALE_RESTAURANTS" >&2
@@ -195,11 +196,11 @@ for step in $STEPS; do
       ;;
     memory)
       start edge edge; edges=("$base"); admins=("$admin")
-      echo "==> $MEMORY_SCREENS SSE screens on one edge, $MEMORY_RATE events/s over 100" \
+      echo "==> $MEMORY_SCREENS screens ($MEMORY_TRANSPORTS) on one edge, $MEMORY_RATE events/s over 100" \
         "restaurants for $DURATION, RSS $MEMORY_LINGER after (chart limit: $chart_limit)"
       run_testers target/bench/scale-memory 1 "--pid ${pids[0]} --pid ${pids[1]} --pid-tree $pg_pid" -- \
         --restaurants 100 --kitchens $((MEMORY_SCREENS / 100)) \
-        --owners 0 --waiters 0 --customers 0 --transports sse=1 \
+        --owners 0 --waiters 0 --customers 0 --transports "$MEMORY_TRANSPORTS" \
         --lifecycle publish --payload-bytes 256 --rate "$MEMORY_RATE" --notification-rate 0 \
         --ramp "$RAMP" --warmup 5s --duration "$DURATION" --linger "$MEMORY_LINGER" || status=1
       ;;
