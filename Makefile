@@ -1,5 +1,5 @@
 # Ordercast — the two commands are `make run` and `make test`.
-.PHONY: run test bench bench-edge bench-fanout bench-saturation bench-scale bench-regions cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-freeze loadtest-regions chart dashboard-test fmt lint check
+.PHONY: run test bench bench-edge bench-fanout bench-idle bench-saturation bench-scale bench-regions cluster cluster-stop cluster-regions cluster-regions-stop loadtest loadtest-chaos loadtest-freeze loadtest-regions chart dashboard-test fmt lint check
 
 run: ## Build, start local PostgreSQL + Redis, migrate, run with a demo restaurant
 	bash scripts/dev.sh
@@ -15,6 +15,9 @@ bench-edge: ## Edge benchmarks (idle connections, latency, mass reconnect) again
 
 bench-fanout: ## Fan-out cost: 2,000 and 5,000 SSE screens, 200 events/s published through the api, `all` and split layouts; see docs/performance.md
 	bash scripts/bench-fanout.sh
+
+bench-idle: ## Memory per idle connection: 5,000 idle SSE, then WebSocket, screens on one `ordercast all`; see docs/performance.md
+	bash scripts/bench-idle.sh
 
 bench-scale: ## Scale: 50,000 SSE and WebSocket screens over 4 edges from 4 load testers, 100 events/s; then one edge's RSS under 15,000 screens and 200 events/s beside the chart's limit
 	bash scripts/bench-scale.sh

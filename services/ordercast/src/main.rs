@@ -7,7 +7,9 @@ use ordercast::{App, telemetry, token};
 use ordercast_store::Store;
 
 // mimalloc: measured less CPU and far less RSS than glibc malloc under load
-// (docs/performance.md).
+// (docs/performance.md). The `system-allocator` feature leaves it out, for
+// heap profilers that intercept malloc.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
