@@ -30,7 +30,7 @@ use axum::Router;
 use axum::routing::get;
 use ordercast_bus::{ReaderMetrics, RedisSettings, ShardReaders, Streams};
 use ordercast_core::auth::TokenVerifier;
-use ordercast_http::EVENT_STREAM_ROUTE;
+use ordercast_http::{EVENT_STREAM_ROUTE, WEBSOCKET_ROUTE};
 use ordercast_store::Store;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -133,7 +133,7 @@ impl EdgeService {
         Router::new()
             .route(EVENT_STREAM_ROUTE, get(sse::stream))
             .route("/v1/restaurants/{rid}/events", get(poll::events))
-            .route("/v1/ws", get(ws::upgrade))
+            .route(WEBSOCKET_ROUTE, get(ws::upgrade))
             .with_state(self.shared.clone())
             .merge(assets::router())
     }

@@ -15,16 +15,20 @@ mod subscription;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::StreamExt;
+use ordercast_http::upgrade::WebSocketUpgrade;
 use ordercast_http::{HttpError, StreamToken, Subscriber};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::state::EdgeState;
 
 #[cfg(test)]
 pub(crate) use session::{Opened, run as run_session};
+
+/// A socket's read buffer, bytes: also how much one read takes in.
+const READ_BUFFER: usize = 256;
 
 pub(crate) async fn upgrade(
     State(state): State<EdgeState>,
@@ -40,26 +44,28 @@ pub(crate) async fn upgrade(
     }
     let permit = state.admit(&subscriber.0)?;
     let max = state.settings.ws_max_message;
-    let ws = ws.protocols([protocol::PROTOCOL]);
+    let ws = ws.protocol(protocol::PROTOCOL);
     let protocol = ws.selected_protocol().map(|_| protocol::PROTOCOL);
     let opened = session::Opened {
         principal: Arc::new(subscriber.0),
         token,
         protocol,
     };
-    Ok(ws
-        .max_message_size(max)
-        .max_frame_size(max)
-        // Small buffers: thousands of mostly idle sockets per process.
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| {
-            let sessions = state.sessions.clone();
-            sessions.track_future(async move {
-                let _permit = permit;
-                let (sink, inbound) = socket.split();
-                session::run(sink, inbound, state, opened).await;
-            })
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+        // Small buffers: thousands of mostly idle sockets per process. The
+        // read buffer is allocated (and zeroed) whole, and what a client
+        // sends is mostly small (`subscribe`, `ack`, pongs); a larger
+        // message grows it to the message's size.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0);
+    Ok(ws.config(config).on_upgrade(move |socket| {
+        let sessions = state.sessions.clone();
+        sessions.track_future(async move {
+            let _permit = permit;
+            let (sink, inbound) = socket.split();
+            session::run(sink, inbound, state, opened).await;
         })
-        .into_response())
+    }))
 }

@@ -1,14 +1,17 @@
-//! Event streams written without hyper.
+//! Event streams and WebSockets served without hyper.
 //!
 //! hyper keeps two buffers for the whole life of an HTTP/1 connection, one
 //! to read requests and one for response heads (8 KiB each, of which the
 //! first page of each is resident); for an idle SSE client they are most of
 //! what it costs. So the first request of each connection is read here,
-//! with a buffer freed once it is parsed. An event-stream request is
-//! answered by the router like any other request, and its response is
-//! written straight to the socket, after which the connection closes.
-//! Anything else, and anything unusual (a body, an upgrade, a head larger
-//! than [`MAX_HEAD`]), goes to hyper with the bytes already read.
+//! with a buffer freed once it is parsed. An event-stream request, or a
+//! WebSocket handshake on [`WEBSOCKET_ROUTE`], is answered by the router
+//! like any other request. An event stream's response is written straight
+//! to the socket, after which the connection closes; a WebSocket's `101` is
+//! written the same way, and the socket handed to what the handler left in
+//! its [`DirectUpgrade`]. Anything else, and anything unusual (a body, an
+//! upgrade elsewhere, HTTP/1.0 for a WebSocket, a head larger than
+//! [`MAX_HEAD`]), goes to hyper with the bytes already read.
 
 use std::io::{self, Write as _};
 use std::pin::Pin;
@@ -17,11 +20,13 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::{Body, HttpBody as _};
-use axum::http::{HeaderName, HeaderValue, Method, Request, Version, header, response};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Version, header, response};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tower::ServiceExt;
+
+use crate::upgrade::{DirectUpgrade, Io};
 
 /// The largest request head read here; a larger one goes to hyper.
 const MAX_HEAD: usize = 16 * 1024;
@@ -32,6 +37,10 @@ const MAX_HEADERS: usize = 64;
 /// registers its stream handler under this same constant, so renaming the
 /// route cannot silently take streams off this path.
 pub const EVENT_STREAM_ROUTE: &str = "/v1/restaurants/{rid}/stream";
+
+/// The WebSocket route: a handshake on it is read here. The edge registers
+/// its WebSocket handler under this same constant.
+pub const WEBSOCKET_ROUTE: &str = "/v1/ws";
 
 /// Whether `path` is an [`EVENT_STREAM_ROUTE`] (a `{…}` is one non-empty
 /// segment).
@@ -54,14 +63,15 @@ pub fn is_event_stream(path: &str) -> bool {
 
 /// What the first request of a connection turned out to be.
 pub enum First {
-    /// An event-stream request, to serve with [`respond`].
-    Stream(Box<Request<Body>>),
+    /// An event-stream request or a WebSocket handshake, to serve with
+    /// [`respond`].
+    Direct(Box<Request<Body>>),
     /// Anything else: the bytes read so far, for hyper.
     Other(Bytes),
 }
 
 /// Reads the first request head of a connection; stops reading as soon as
-/// it is clearly not an event-stream request.
+/// it is clearly not one to serve here.
 pub async fn read_first<IO: AsyncRead + Unpin>(io: &mut IO) -> io::Result<First> {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
@@ -69,7 +79,7 @@ pub async fn read_first<IO: AsyncRead + Unpin>(io: &mut IO) -> io::Result<First>
             return Ok(First::Other(buf.freeze()));
         }
         match parse(&buf) {
-            Parsed::Stream(request) => return Ok(First::Stream(request)),
+            Parsed::Direct(request) => return Ok(First::Direct(request)),
             Parsed::Partial if buf.len() < MAX_HEAD => {}
             Parsed::Partial | Parsed::Other => return Ok(First::Other(buf.freeze())),
         }
@@ -77,7 +87,7 @@ pub async fn read_first<IO: AsyncRead + Unpin>(io: &mut IO) -> io::Result<First>
 }
 
 enum Parsed {
-    Stream(Box<Request<Body>>),
+    Direct(Box<Request<Body>>),
     Partial,
     Other,
 }
@@ -90,7 +100,7 @@ fn parse(buf: &[u8]) -> Parsed {
     };
     if let Some(target) = head.path {
         let path = target.split_once('?').map_or(target, |(path, _)| path);
-        if head.method != Some("GET") || !is_event_stream(path) {
+        if head.method != Some("GET") || !(is_event_stream(path) || path == WEBSOCKET_ROUTE) {
             return Parsed::Other;
         }
     }
@@ -99,35 +109,46 @@ fn parse(buf: &[u8]) -> Parsed {
         // Bytes after the head (a body, a pipelined request): hyper's job.
         httparse::Status::Complete(len) if len != buf.len() => Parsed::Other,
         httparse::Status::Complete(_) => {
-            request(&head).map_or(Parsed::Other, |r| Parsed::Stream(Box::new(r)))
+            request(&head).map_or(Parsed::Other, |r| Parsed::Direct(Box::new(r)))
         }
     }
 }
 
 /// The parsed head as a request for the router, or `None` when it carries
-/// anything this module leaves to hyper.
+/// anything this module leaves to hyper. A WebSocket handshake (an upgrade
+/// on [`WEBSOCKET_ROUTE`], HTTP/1.1) gets a [`DirectUpgrade`].
 fn request(head: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
+    let target = head.path?;
+    let websocket = target.split_once('?').map_or(target, |(path, _)| path) == WEBSOCKET_ROUTE;
     let version = match head.version? {
-        0 => Version::HTTP_10,
+        0 if !websocket => Version::HTTP_10,
+        0 => return None,
         _ => Version::HTTP_11,
     };
     let mut request = Request::builder()
         .method(Method::GET)
-        .uri(head.path?)
+        .uri(target)
         .version(version)
         .body(Body::empty())
         .ok()?;
     let headers = request.headers_mut();
+    let mut upgrade = false;
     for field in head.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes()).ok()?;
-        let body_or_upgrade = name == header::CONTENT_LENGTH
+        let body = name == header::CONTENT_LENGTH
             || name == header::TRANSFER_ENCODING
-            || name == header::UPGRADE
             || name == header::EXPECT;
-        if body_or_upgrade {
+        upgrade |= name == header::UPGRADE;
+        if body || (upgrade && !websocket) {
             return None;
         }
         headers.append(name, HeaderValue::from_bytes(field.value).ok()?);
+    }
+    if websocket {
+        if !upgrade {
+            return None;
+        }
+        request.extensions_mut().insert(DirectUpgrade::default());
     }
     Some(request)
 }
@@ -135,28 +156,48 @@ fn request(head: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
 /// Answers `request` with `router` and writes the response to `io`:
 /// chunked when its length is unknown (HTTP/1.1), delimited by the close
 /// for HTTP/1.0. The connection is closed afterwards, or as soon as the
-/// client closes it.
-pub async fn respond<IO: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut IO,
+/// client closes it. A WebSocket handshake the handler accepted is answered
+/// `101`, and the socket then runs what the handler left for it.
+pub async fn respond<IO: Io>(
+    mut io: IO,
     router: Router,
     request: Box<Request<Body>>,
 ) -> io::Result<()> {
     let http10 = request.version() == Version::HTTP_10;
-    let response = match router.oneshot(*request).await {
+    let upgrade = request.extensions().get::<DirectUpgrade>().cloned();
+    // Boxed: the router's future is over before the stream starts (see
+    // `server::connection`).
+    let response = match Box::pin(router.oneshot(*request)).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
+    let on_socket = upgrade
+        .filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS)
+        .and_then(|upgrade| upgrade.take());
     let (parts, mut body) = response.into_parts();
+    if let Some(on_socket) = on_socket {
+        let head = head(&parts, None, false, false);
+        drop((parts, body));
+        io.write_all(&head).await?;
+        io.flush().await?;
+        drop(head);
+        on_socket(Box::new(io)).await;
+        return Ok(());
+    }
     let length = body.size_hint().exact();
     let chunked = length.is_none() && !http10;
-    io.write_all(&head(&parts, length, chunked)).await?;
+    let head = head(&parts, length, chunked, true);
+    // Neither is needed while the stream lasts.
+    drop(parts);
+    io.write_all(&head).await?;
+    drop(head);
     io.flush().await?;
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
             // Without this a client gone away would be noticed only at the
             // next write, a heartbeat away.
-            () = closed(io) => return Ok(()),
+            () = closed(&mut io) => return Ok(()),
         };
         let frame = match frame {
             Some(Ok(frame)) => frame,
@@ -195,8 +236,10 @@ async fn closed<IO: AsyncRead + Unpin>(io: &mut IO) {
     while let Ok(1..) = io.read(&mut sink).await {}
 }
 
-/// The status line and header fields of a response.
-fn head(parts: &response::Parts, length: Option<u64>, chunked: bool) -> Vec<u8> {
+/// The status line and header fields of a response, as hyper writes them;
+/// with `close`, ending with `connection: close` (in place of the
+/// response's own `connection`).
+fn head(parts: &response::Parts, length: Option<u64>, chunked: bool, close: bool) -> Vec<u8> {
     let status = parts.status;
     let mut head = Vec::with_capacity(256);
     let _ = write!(
@@ -206,8 +249,13 @@ fn head(parts: &response::Parts, length: Option<u64>, chunked: bool) -> Vec<u8> 
         status.canonical_reason().unwrap_or("")
     );
     let headers = &parts.headers;
-    // Always `connection: close`, written last.
-    for (name, value) in headers.iter().filter(|(n, _)| *n != header::CONNECTION) {
+    // A `101` has no body, so no framing fields (hyper leaves them out too).
+    let framing =
+        |name: &HeaderName| *name == header::CONTENT_LENGTH || *name == header::TRANSFER_ENCODING;
+    let kept = |name: &HeaderName| {
+        !(close && *name == header::CONNECTION || status.is_informational() && framing(name))
+    };
+    for (name, value) in headers.iter().filter(|(n, _)| kept(n)) {
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(value.as_bytes());
@@ -229,7 +277,10 @@ fn head(parts: &response::Parts, length: Option<u64>, chunked: bool) -> Vec<u8> 
     if chunked {
         head.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    head.extend_from_slice(b"connection: close\r\n\r\n");
+    if close {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
     head
 }
 
@@ -323,7 +374,7 @@ mod tests {
     fn a_complete_stream_request_is_served_here_with_its_headers() {
         let raw =
             "GET /v1/restaurants/r1/stream?since=4 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 7\r\n\r\n";
-        let Parsed::Stream(request) = parsed(raw) else {
+        let Parsed::Direct(request) = parsed(raw) else {
             panic!("not served here");
         };
         assert_eq!(request.uri(), "/v1/restaurants/r1/stream?since=4");
@@ -337,7 +388,10 @@ mod tests {
             parsed("POST /v1/restaurants/r1/orders HTTP/1.1\r\n"),
             Parsed::Other
         ));
-        assert!(matches!(parsed("GET /v1/ws HTTP/1.1\r\nHo"), Parsed::Other));
+        assert!(matches!(
+            parsed("GET /v1/wss HTTP/1.1\r\nHo"),
+            Parsed::Other
+        ));
         assert!(matches!(
             parsed("POST /v1/restaurants/r1/stream HTTP/1.1\r\n"),
             Parsed::Other
@@ -357,6 +411,29 @@ mod tests {
                 matches!(parsed(&format!("{base}{extra}")), Parsed::Other),
                 "{extra}"
             );
+        }
+    }
+
+    #[test]
+    fn a_websocket_handshake_is_served_here_with_a_place_for_the_socket() {
+        let raw = "GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\
+                   Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        let Parsed::Direct(request) = parsed(raw) else {
+            panic!("not served here");
+        };
+        assert_eq!(request.headers()["upgrade"], "websocket");
+        assert!(request.extensions().get::<DirectUpgrade>().is_some());
+    }
+
+    #[test]
+    fn a_websocket_route_request_without_an_upgrade_or_in_http_1_0_is_left_to_hyper() {
+        for raw in [
+            "GET /v1/ws HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /v1/ws HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            "GET /v1/ws HTTP/1.1\r\nUpgrade: websocket\r\nContent-Length: 1\r\n\r\nx",
+        ] {
+            assert!(matches!(parsed(raw), Parsed::Other), "{raw}");
         }
     }
 

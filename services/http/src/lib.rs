@@ -16,9 +16,10 @@ pub mod layers;
 pub mod problem;
 pub mod server;
 pub mod trace;
+pub mod upgrade;
 
 pub use admission::{Admission, AdmissionLimits, RefusedConnections, Slot};
 pub use auth::{Caller, HasVerifier, StreamToken, Subscriber, authorize};
-pub use direct::{EVENT_STREAM_ROUTE, is_event_stream};
+pub use direct::{EVENT_STREAM_ROUTE, WEBSOCKET_ROUTE, is_event_stream};
 pub use problem::{FieldError, HttpError, PROBLEM_BASE, PostgresFailure, Problem, no_route};
 pub use server::{OnStall, Port, ServerSettings, serve};

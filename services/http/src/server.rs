@@ -4,8 +4,8 @@
 //! timeout (a client that stops reading is cut instead of pinning buffers),
 //! a header-read timeout (slow or idle handshakes), a body deadline (slow
 //! bodies, see [`crate::deadline`]), upgrades for WebSocket, and a drain
-//! that lets in-flight responses finish. Event streams opened on a fresh
-//! connection skip hyper (see [`crate::direct`]).
+//! that lets in-flight responses finish. Event streams and WebSockets
+//! opened on a fresh connection skip hyper (see [`crate::direct`]).
 
 use std::error::Error as _;
 use std::pin::Pin;
@@ -65,8 +65,9 @@ pub struct Port {
     pub admission: Admission,
     pub on_stall: OnStall,
     /// A connection whose first request is for an
-    /// [`EVENT_STREAM_ROUTE`](direct::EVENT_STREAM_ROUTE) is served by
-    /// [`direct`].
+    /// [`EVENT_STREAM_ROUTE`](direct::EVENT_STREAM_ROUTE), or a WebSocket
+    /// handshake on [`WEBSOCKET_ROUTE`](direct::WEBSOCKET_ROUTE), is served
+    /// by [`direct`].
     pub event_streams: bool,
 }
 
@@ -114,28 +115,36 @@ async fn connection(tcp: TcpStream, slot: Slot, port: Port, stop: CancellationTo
     let mut io = TimeoutStream::new(tcp);
     io.set_write_timeout(Some(settings.write_timeout));
     let mut io = Box::pin(io);
+    // The steps that are soon over are boxed, here and in `direct`: a task
+    // is as large as the largest future it may await, and an idle stream's
+    // task should keep room only for what the stream awaits.
     let first = match port.event_streams {
         true => {
-            let read = direct::read_first(&mut io);
-            tokio::select! {
-                read = tokio::time::timeout(settings.handshake_timeout, read) => match read {
-                    Ok(Ok(first)) => first,
-                    // Too slow, or gone: as hyper would, just close.
-                    Err(_) | Ok(Err(_)) => return,
-                },
-                _ = stop.cancelled() => return,
+            let read = async {
+                tokio::select! {
+                    read = tokio::time::timeout(settings.handshake_timeout, direct::read_first(&mut io)) => {
+                        // Too slow, or gone: as hyper would, just close.
+                        read.ok()?.ok()
+                    }
+                    _ = stop.cancelled() => None,
+                }
+            };
+            match Box::pin(read).await {
+                Some(first) => first,
+                None => return,
             }
         }
         false => First::Other(Bytes::new()),
     };
     let result = match first {
-        First::Stream(mut request) => {
+        First::Direct(mut request) => {
             request.extensions_mut().insert(slot);
-            direct::respond(&mut io, port.router, request).await
+            direct::respond(io, port.router, request).await
         }
+        // Boxed too: hyper's connection is large.
         First::Other(prefix) => {
             let io = Prefixed::new(prefix, io);
-            serve_hyper(io, port.router, slot, settings, stop).await
+            Box::pin(serve_hyper(io, port.router, slot, settings, stop)).await
         }
     };
     if let Err(e) = result {

@@ -424,7 +424,7 @@ impl Session {
                 drop(permit);
                 // The session may have ended meanwhile: the command is done
                 // anyway, and a resend with its id is answered the same.
-                let _ = tx.send(Out::Control(reply)).await;
+                let _ = tx.send(Out::control(reply)).await;
             }
             .instrument(span),
         );

@@ -18,6 +18,7 @@ use crate::metrics::{Kind, Transport};
 use crate::regions::Signal;
 use crate::state::EdgeState;
 use crate::subscription::{Next, Since, Subscription};
+use crate::watchers::Watching;
 
 /// A `sync`'s snapshot: the newest open orders, one page.
 const FIRST_PAGE: Page = Page {
@@ -26,7 +27,9 @@ const FIRST_PAGE: Page = Page {
     max_bytes: SNAPSHOT_MAX_BYTES,
 };
 
-/// What a subscription task hands the socket task.
+/// What a subscription task hands the socket task. Small (the rare big
+/// messages boxed): the queue's first block of 32 is allocated with it,
+/// for every socket.
 pub(crate) enum Out {
     /// An event of subscription `id`.
     Event {
@@ -40,17 +43,17 @@ pub(crate) enum Out {
     Signal {
         restaurant: RestaurantId,
         id: u64,
-        signal: Signal,
+        signal: Box<Signal>,
     },
     /// The `snapshot` of subscription `id` (charged to the socket's sync
     /// budget when sent).
     Snapshot {
         restaurant: RestaurantId,
         id: u64,
-        message: ServerMessage,
+        message: Box<ServerMessage>,
     },
     /// Any other message (`subscribed`, `error`, …).
-    Control(ServerMessage),
+    Control(Box<ServerMessage>),
     /// Subscription `id` ended by itself (refused, or failed).
     Ended { restaurant: RestaurantId, id: u64 },
 }
@@ -65,6 +68,12 @@ pub(crate) struct Request {
     pub id: u64,
 }
 
+impl Out {
+    pub(crate) fn control(message: ServerMessage) -> Out {
+        Out::Control(Box::new(message))
+    }
+}
+
 /// The subscription task.
 #[tracing::instrument(name = "ws_subscription", skip_all, fields(restaurant = %request.restaurant))]
 pub(crate) async fn run(
@@ -73,6 +82,25 @@ pub(crate) async fn run(
     request: Request,
     tx: mpsc::Sender<Out>,
 ) {
+    let (sync, id) = (request.sync, request.id);
+    // Boxed: opening is large (authorization, a snapshot, the hub) and
+    // over at once, and every idle subscription's task would otherwise be
+    // as big as it.
+    let Some((sub, _watching)) = Box::pin(open(&state, &principal, request, &tx)).await else {
+        return;
+    };
+    deliver(sub, sync, id, &tx).await;
+}
+
+/// Authorizes, sends the snapshot when syncing, and opens the
+/// subscription; `None` when refused (the client was told) or the socket
+/// is gone.
+async fn open(
+    state: &EdgeState,
+    principal: &Principal,
+    request: Request,
+    tx: &mpsc::Sender<Out>,
+) -> Option<(Subscription, Watching)> {
     let Request {
         restaurant,
         since,
@@ -86,38 +114,43 @@ pub(crate) async fn run(
         // logged, never sent.
         let frame = ServerMessage::error(code, e.problem().detail, Some(restaurant));
         async move {
-            let _ = tx.send(Out::Control(frame)).await;
+            let _ = tx.send(Out::control(frame)).await;
             let _ = tx.send(Out::Ended { restaurant, id }).await;
         }
     };
-    if let Err(e) = may_watch(&state, &principal, restaurant).await {
-        return refuse(e).await;
+    if let Err(e) = may_watch(state, principal, restaurant).await {
+        refuse(e).await;
+        return None;
     }
     let since = match sync {
-        true => match snapshot(&state, &principal, restaurant).await {
+        true => match snapshot(state, principal, restaurant).await {
             Ok((seq, message)) => {
                 let snapshot = Out::Snapshot {
                     restaurant,
                     id,
-                    message,
+                    message: Box::new(message),
                 };
-                if tx.send(snapshot).await.is_err() {
-                    return;
-                }
+                tx.send(snapshot).await.ok()?;
                 Some(Since::Seq(seq))
             }
-            Err(e) => return refuse(e).await,
+            Err(e) => {
+                refuse(e).await;
+                return None;
+            }
         },
         false => since,
     };
-    let sub = match Subscription::open(&state, restaurant, principal.viewer(), since).await {
+    let sub = match Subscription::open(state, restaurant, principal.viewer(), since).await {
         Ok(sub) => sub,
-        Err(e) => return refuse(e.into()).await,
+        Err(e) => {
+            refuse(e.into()).await;
+            return None;
+        }
     };
-    let _watching = state
+    let watching = state
         .watchers
         .watch(restaurant, Transport::WebSocket, principal.role);
-    deliver(sub, sync, id, &tx).await;
+    Some((sub, watching))
 }
 
 /// Sends `subscribed`, the backlog (then `sync_complete` when syncing) and
@@ -130,7 +163,7 @@ async fn deliver(mut sub: Subscription, sync: bool, id: u64, tx: &mpsc::Sender<O
         seq: sub.cursor(),
         head: sub.head(),
     };
-    if tx.send(Out::Control(subscribed)).await.is_err() {
+    if tx.send(Out::control(subscribed)).await.is_err() {
         return;
     }
     let mut syncing = sync;
@@ -145,7 +178,7 @@ async fn deliver(mut sub: Subscription, sync: bool, id: u64, tx: &mpsc::Sender<O
                         restaurant_id: restaurant,
                         seq: sub.cursor(),
                     };
-                    if tx.send(Out::Control(done)).await.is_err() {
+                    if tx.send(Out::control(done)).await.is_err() {
                         return;
                     }
                     continue;
@@ -173,7 +206,7 @@ async fn deliver(mut sub: Subscription, sync: bool, id: u64, tx: &mpsc::Sender<O
                 let signal = Out::Signal {
                     restaurant,
                     id,
-                    signal,
+                    signal: Box::new(signal),
                 };
                 if tx.send(signal).await.is_err() {
                     return;

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use ordercast::app::Role as ServerRole;
 use ordercast_core::Role;
 use serde_json::json;
@@ -160,7 +161,8 @@ async fn raw_exchange(
         }
         seen.extend_from_slice(&buf[..n]);
     }
-    String::from_utf8(seen).unwrap()
+    // Lossy: WebSocket frames may follow a handshake's answer.
+    String::from_utf8_lossy(&seen).into_owned()
 }
 
 #[tokio::test]
@@ -241,4 +243,133 @@ async fn other_requests_on_a_fresh_connection_keep_http_keep_alive() {
     })
     .await;
     assert_eq!(answer.matches("\"events\":[]").count(), 2, "{answer}");
+}
+
+/// A WebSocket handshake for `token` (in the subprotocol, as browsers send
+/// it), with RFC 6455's sample key.
+fn ws_handshake(token: &str) -> String {
+    format!(
+        "GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: ordercast.v1, ordercast.bearer.{token}\r\n\r\n"
+    )
+}
+
+/// The head of the last response in `answer`, without its `date` field.
+fn last_head(answer: &str) -> String {
+    let head = answer.rsplit_once("HTTP/1.1 ").unwrap().1;
+    let head = head.split_once("\r\n\r\n").unwrap().0;
+    head.lines()
+        .filter(|l| !l.starts_with("date: "))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+async fn next_json(ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>) -> serde_json::Value {
+    let message = tokio::time::timeout(DEADLINE, ws.next()).await.unwrap();
+    let text = message.unwrap().unwrap().into_text().unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn a_websocket_on_a_fresh_connection_is_answered_as_hyper_would_then_delivers() {
+    let app = TestApp::spawn().await;
+    let rid = app.create_restaurant().await;
+    let token = app.token(Role::Kitchen, rid);
+    app.order(rid).await;
+    let handshake = ws_handshake(&token);
+    // The 101's head is complete (frames may follow it).
+    let switched = |s: &str| {
+        s.split_once("101 Switching Protocols")
+            .is_some_and(|(_, rest)| rest.contains("\r\n\r\n"))
+    };
+
+    // After a first request, the connection is hyper's: the reference.
+    let poll = format!(
+        "GET /v1/restaurants/{rid}/events?since=0&wait=0 HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    let by_hyper = raw_exchange(&app, &format!("{poll}{handshake}"), 1024, switched).await;
+    // As the first request of a connection, a head arriving a few bytes at
+    // a time: read without hyper.
+    let addr = app.base.trim_start_matches("http://");
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    for part in handshake.as_bytes().chunks(7) {
+        tcp.write_all(part).await.unwrap();
+    }
+    let mut head = Vec::new();
+    while !switched(&String::from_utf8_lossy(&head)) {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(DEADLINE, tcp.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1, "closed after {:?}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let direct = String::from_utf8(head).unwrap();
+
+    assert_eq!(last_head(&direct), last_head(&by_hyper));
+    let fields = last_head(&direct).to_ascii_lowercase();
+    for field in [
+        "sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=",
+        "sec-websocket-protocol: ordercast.v1",
+        "upgrade: websocket",
+    ] {
+        assert!(fields.contains(field), "{field} missing from {fields}");
+    }
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        tcp,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let hello = next_json(&mut ws).await;
+    assert_eq!(
+        (hello["type"].as_str(), hello["protocol"].as_str()),
+        (Some("hello"), Some("ordercast.v1"))
+    );
+    let subscribe = json!({"type": "subscribe", "restaurant_id": rid, "since": 0});
+    ws.send(subscribe.to_string().into()).await.unwrap();
+    let mut kinds = Vec::new();
+    while kinds.last() != Some(&"event".to_owned()) {
+        let frame = next_json(&mut ws).await;
+        kinds.push(frame["type"].as_str().unwrap().to_owned());
+        if frame["type"] == "event" {
+            assert_eq!(frame["event"]["seq"], 1, "{frame}");
+        }
+    }
+    assert_eq!(kinds, ["subscribed", "event"]);
+}
+
+#[tokio::test]
+async fn a_websocket_refused_on_a_fresh_connection_gets_the_same_problem_then_the_close() {
+    let app = TestApp::spawn().await;
+    let problem_of = |answer: &str| {
+        let (head, body) = answer.rsplit_once("\r\n\r\n").unwrap();
+        let status = head.rsplit_once("HTTP/1.1 ").unwrap().1[..3].to_owned();
+        let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+        (status, problem["type"].as_str().unwrap().to_owned())
+    };
+    let complete = |s: &str| s.ends_with('}');
+    let handshake = ws_handshake("not-a-token");
+
+    let by_hyper = raw_exchange(
+        &app,
+        &format!("GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n{handshake}"),
+        1024,
+        |s| s.matches("HTTP/1.1 ").count() == 2 && complete(s),
+    )
+    .await;
+    // Read to the close: the direct path closes after its answer.
+    let direct = raw_exchange(&app, &handshake, 1024, |_| false).await;
+
+    let (status, kind) = problem_of(&direct);
+    assert_eq!((status.clone(), kind.clone()), problem_of(&by_hyper));
+    assert_eq!(status, "401");
+    assert!(kind.ends_with("unauthorized"), "{kind}");
+    assert!(
+        direct.to_ascii_lowercase().contains("connection: close"),
+        "{direct}"
+    );
 }
