@@ -13,6 +13,7 @@
 //! upgrade elsewhere, HTTP/1.0 for a WebSocket, a head larger than
 //! [`MAX_HEAD`]), goes to hyper with the bytes already read.
 
+use std::future::Future;
 use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -153,45 +154,61 @@ fn request(head: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
     Some(request)
 }
 
-/// Answers `request` with `router` and writes the response to `io`:
-/// chunked when its length is unknown (HTTP/1.1), delimited by the close
-/// for HTTP/1.0. The connection is closed afterwards, or as soon as the
-/// client closes it. A WebSocket handshake the handler accepted is answered
-/// `101`, and the socket then runs what the handler left for it.
-pub async fn respond<IO: Io>(
+/// What follows a response's head on the direct path.
+pub enum Answered<IO> {
+    /// The body, to write as it comes (see [`Answered::serve`]).
+    Body { io: IO, body: Body, chunked: bool },
+    /// A WebSocket: its session, running on the socket.
+    Upgraded(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+/// Answers `request` with `router` and writes the response's head to `io`;
+/// the rest is [`Answered::serve`]'s. A body is chunked when its length is
+/// unknown (HTTP/1.1), delimited by the close for HTTP/1.0. A WebSocket
+/// handshake the handler accepted is answered `101`, and the socket runs
+/// what the handler left for it.
+pub async fn answer<IO: Io>(
     mut io: IO,
     router: Router,
     request: Box<Request<Body>>,
-) -> io::Result<()> {
+) -> io::Result<Answered<IO>> {
     let http10 = request.version() == Version::HTTP_10;
     let upgrade = request.extensions().get::<DirectUpgrade>().cloned();
-    // Boxed: the router's future is over before the stream starts (see
-    // `server::connection`).
-    let response = match Box::pin(router.oneshot(*request)).await {
+    let response = match router.oneshot(*request).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
     let on_socket = upgrade
         .filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS)
         .and_then(|upgrade| upgrade.take());
-    let (parts, mut body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     if let Some(on_socket) = on_socket {
-        let head = head(&parts, None, false, false);
-        drop((parts, body));
-        io.write_all(&head).await?;
+        io.write_all(&head(&parts, None, false, false)).await?;
         io.flush().await?;
-        drop(head);
-        on_socket(Box::new(io)).await;
-        return Ok(());
+        return Ok(Answered::Upgraded(on_socket(Box::new(io))));
     }
     let length = body.size_hint().exact();
     let chunked = length.is_none() && !http10;
-    let head = head(&parts, length, chunked, true);
-    // Neither is needed while the stream lasts.
-    drop(parts);
-    io.write_all(&head).await?;
-    drop(head);
+    io.write_all(&head(&parts, length, chunked, true)).await?;
     io.flush().await?;
+    Ok(Answered::Body { io, body, chunked })
+}
+
+impl<IO: Io> Answered<IO> {
+    /// Writes the body, then closes the connection (or as soon as the
+    /// client closes it); or runs the WebSocket's session.
+    pub async fn serve(self) -> io::Result<()> {
+        match self {
+            Answered::Upgraded(session) => {
+                session.await;
+                Ok(())
+            }
+            Answered::Body { io, body, chunked } => write_body(io, body, chunked).await,
+        }
+    }
+}
+
+async fn write_body<IO: Io>(mut io: IO, mut body: Body, chunked: bool) -> io::Result<()> {
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,

@@ -110,48 +110,60 @@ pub async fn serve(
 /// Serves one admitted connection until it closes; `slot` is given back
 /// then, or earlier if it becomes a stream.
 async fn connection(tcp: TcpStream, slot: Slot, port: Port, stop: CancellationToken) {
+    let on_stall = port.on_stall.clone();
+    // Boxed: a task is as large as the largest future it may await, and
+    // an idle stream's task should keep room only for what the stream
+    // awaits, not for reading a request, the router's call or hyper.
+    let result = match Box::pin(open(tcp, slot, port, stop)).await {
+        Ok(Some(answered)) => answered.serve().await,
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            on_stall();
+        }
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Reads the first request and answers it directly, or serves the whole
+/// connection with hyper; what is left to serve after a direct answer.
+async fn open(
+    tcp: TcpStream,
+    slot: Slot,
+    port: Port,
+    stop: CancellationToken,
+) -> std::io::Result<Option<direct::Answered<Pin<Box<TimeoutStream<TcpStream>>>>>> {
     let _ = tcp.set_nodelay(true);
     let settings = port.settings;
     let mut io = TimeoutStream::new(tcp);
     io.set_write_timeout(Some(settings.write_timeout));
     let mut io = Box::pin(io);
-    // The steps that are soon over are boxed, here and in `direct`: a task
-    // is as large as the largest future it may await, and an idle stream's
-    // task should keep room only for what the stream awaits.
     let first = match port.event_streams {
         true => {
-            let read = async {
-                tokio::select! {
-                    read = tokio::time::timeout(settings.handshake_timeout, direct::read_first(&mut io)) => {
-                        // Too slow, or gone: as hyper would, just close.
-                        read.ok()?.ok()
-                    }
-                    _ = stop.cancelled() => None,
-                }
-            };
-            match Box::pin(read).await {
-                Some(first) => first,
-                None => return,
+            let read = direct::read_first(&mut io);
+            tokio::select! {
+                read = tokio::time::timeout(settings.handshake_timeout, read) => match read {
+                    Ok(Ok(first)) => first,
+                    // Too slow, or gone: as hyper would, just close.
+                    Err(_) | Ok(Err(_)) => return Ok(None),
+                },
+                _ = stop.cancelled() => return Ok(None),
             }
         }
         false => First::Other(Bytes::new()),
     };
-    let result = match first {
+    match first {
         First::Direct(mut request) => {
             request.extensions_mut().insert(slot);
-            direct::respond(io, port.router, request).await
+            direct::answer(io, port.router, request).await.map(Some)
         }
-        // Boxed too: hyper's connection is large.
         First::Other(prefix) => {
             let io = Prefixed::new(prefix, io);
-            Box::pin(serve_hyper(io, port.router, slot, settings, stop)).await
+            serve_hyper(io, port.router, slot, settings, stop).await?;
+            Ok(None)
         }
-    };
-    if let Err(e) = result {
-        if e.kind() == std::io::ErrorKind::TimedOut {
-            (port.on_stall)();
-        }
-        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 
