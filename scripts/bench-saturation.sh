@@ -41,23 +41,7 @@ on_exit cleanup
 
 release_build
 
-pg_port=$(free_port); redis_port=$(free_port)
-postgres_start "$work/pg" "$pg_port"
-createdb_if_missing "$pg_port" ordercast
-postgres_warm_wal "$pg_port" ordercast
-redis_start "$work/redis" "$redis_port"
-pg_pid=$(head -n 1 "$work/pg/postmaster.pid")
-redis_pid=$(cat "$work/redis/redis.pid")
-
-export ORDERCAST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/ordercast"
-export ORDERCAST_REDIS_URL="redis://127.0.0.1:$redis_port"
-export ORDERCAST_JWT_SECRET="bench-secret-0123456789-0123456789-abcdef"
-export RUST_LOG=warn
-# Every benchmark client comes from 127.0.0.1, and one restaurant gets
-# up to 30 events/s from one token: the limits for abuse are not measured.
-export ORDERCAST_MAX_CONNECTIONS_PER_ADDRESS=0
-export ORDERCAST_MAX_CONNECTIONS_PER_PRINCIPAL=0
-export ORDERCAST_RESTAURANT_WRITE_RATE=0
+bench_services "$work"
 target/release/ordercast migrate
 
 # cpu_ticks — the machine's busy and total CPU ticks.

@@ -257,6 +257,32 @@ signal_tree() {
 # tests and the benchmarks (ordercast, ordercast-loadtest, ordercast-link):
 # always the same packages, so that cargo resolves the same features and one
 # build serves them all.
+# bench_services WORK — PostgreSQL (its WAL warmed) and Redis for a
+# benchmark, under WORK; exports the servers' environment and sets $pg_pid
+# (the postmaster) and $redis_pid. Every benchmark client comes from
+# 127.0.0.1 with few tokens, so the limits for abuse (connections per
+# address and per principal, writes per restaurant) are off: they are not
+# what is measured.
+bench_services() {
+  local work=$1 pg_port redis_port
+  pg_port=$(free_port); redis_port=$(free_port)
+  postgres_start "$work/pg" "$pg_port"
+  createdb_if_missing "$pg_port" ordercast
+  postgres_warm_wal "$pg_port" ordercast
+  redis_start "$work/redis" "$redis_port"
+  # shellcheck disable=SC2034 # for the caller
+  pg_pid=$(head -n 1 "$work/pg/postmaster.pid")
+  # shellcheck disable=SC2034 # for the caller
+  redis_pid=$(cat "$work/redis/redis.pid")
+  export ORDERCAST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/ordercast"
+  export ORDERCAST_REDIS_URL="redis://127.0.0.1:$redis_port"
+  export ORDERCAST_JWT_SECRET="bench-secret-0123456789-0123456789-abcdef"
+  export RUST_LOG=warn
+  export ORDERCAST_MAX_CONNECTIONS_PER_ADDRESS=0
+  export ORDERCAST_MAX_CONNECTIONS_PER_PRINCIPAL=0
+  export ORDERCAST_RESTAURANT_WRITE_RATE=0
+}
+
 release_build() {
   echo "==> release build (a first build takes about 7 minutes on 2 cores; later ones seconds)"
   cargo build --release -p ordercast -p ordercast-loadtest -p ordercast-testkit
