@@ -100,7 +100,7 @@ fn parse(buf: &[u8]) -> Parsed {
         return Parsed::Other;
     };
     if let Some(target) = head.path {
-        let path = target.split_once('?').map_or(target, |(path, _)| path);
+        let path = path_of(target);
         if head.method != Some("GET") || !(is_event_stream(path) || path == WEBSOCKET_ROUTE) {
             return Parsed::Other;
         }
@@ -115,12 +115,17 @@ fn parse(buf: &[u8]) -> Parsed {
     }
 }
 
+/// A request target's path, without its query.
+fn path_of(target: &str) -> &str {
+    target.split_once('?').map_or(target, |(path, _)| path)
+}
+
 /// The parsed head as a request for the router, or `None` when it carries
 /// anything this module leaves to hyper. A WebSocket handshake (an upgrade
 /// on [`WEBSOCKET_ROUTE`], HTTP/1.1) gets a [`DirectUpgrade`].
 fn request(head: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
     let target = head.path?;
-    let websocket = target.split_once('?').map_or(target, |(path, _)| path) == WEBSOCKET_ROUTE;
+    let websocket = path_of(target) == WEBSOCKET_ROUTE;
     let version = match head.version? {
         0 if !websocket => Version::HTTP_10,
         0 => return None,
