@@ -258,9 +258,8 @@ async fn write_batch<W: GroupWrite>(conn: &mut WriterConn, jobs: Vec<Job<W>>) {
         // of the statement shares its fate.
         Err(err) => {
             let copy = copier(&err);
-            let mut errors = std::iter::once(err).chain(std::iter::repeat_with(copy));
-            for (write, reply) in writes.into_iter().zip(replies) {
-                let err = errors.next().expect("an endless supply");
+            let errors = std::iter::once(err).chain(std::iter::repeat_with(copy));
+            for ((write, reply), err) in writes.into_iter().zip(replies).zip(errors) {
                 answer(reply, write, Err(err));
             }
         }
